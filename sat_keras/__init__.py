@@ -1,0 +1,17 @@
+"""Show, Attend and Tell (Xu et al., 2015) in Keras 3 on TensorFlow."""
+
+from sat_keras.encoders import SmallCNNEncoder
+from sat_keras.layers.attentive_lstm_cell import AttentiveLSTMCell
+from sat_keras.layers.soft_attention import BahdanauStyleSoftAttention
+from sat_keras.models.show_attend_tell import ShowAttendTell
+from sat_keras.text import Vocabulary
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttentiveLSTMCell",
+    "BahdanauStyleSoftAttention",
+    "ShowAttendTell",
+    "SmallCNNEncoder",
+    "Vocabulary",
+]

@@ -1,0 +1,87 @@
+"""`sat-keras`: command-line flags mapped onto the library's functions."""
+
+import argparse
+import sys
+
+from sat_keras.models.configs import config_names
+
+
+def _demo(args):
+    from sat_keras.demo import run_demo
+
+    run_demo(output_dir=args.output_dir, epochs=args.epochs, num_images=args.num_images,
+             seed=args.seed)
+    return 0
+
+
+def _train(args):
+    from sat_keras.demo import train_synthetic
+
+    train_synthetic(data_dir=args.data_dir, output_dir=args.output_dir,
+                    config_name=args.config, epochs=args.epochs,
+                    batch_size=args.batch_size, learning_rate=args.learning_rate,
+                    num_images=args.num_images, seed=args.seed)
+    return 0
+
+
+def _caption(args):
+    from sat_keras.inference import caption_image_files
+    from sat_keras.training import load_captioner
+
+    model = load_captioner(args.model)
+    outcomes = caption_image_files(model, args.images, max_length=args.max_length)
+    for outcome in outcomes:
+        if outcome.error is None:
+            print(f"{outcome.path}: {outcome.caption}")
+        else:
+            print(f"{outcome.path}: error: {outcome.error}", file=sys.stderr)
+    return 1 if any(outcome.error for outcome in outcomes) else 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="sat-keras", description="Show, Attend and Tell image captioning.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser(
+        "demo", help="generate synthetic data, train on CPU, report test BLEU-4, save")
+    demo.add_argument("--output-dir", default="sat_keras_demo")
+    demo.add_argument("--epochs", type=int, default=None, help="default: the config's")
+    demo.add_argument("--num-images", type=int, default=None, help="default: the config's")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(handler=_demo)
+
+    train = commands.add_parser("train", help="train a captioner")
+    train.add_argument("--dataset", choices=["synthetic"], default="synthetic")
+    train.add_argument("--data-dir", required=True,
+                       help="dataset directory (synthetic: generated there if missing)")
+    train.add_argument("--output-dir", required=True, help="where the model is saved")
+    train.add_argument("--config", choices=config_names(), default="synthetic")
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--batch-size", type=int, default=None)
+    train.add_argument("--learning-rate", type=float, default=None)
+    train.add_argument("--num-images", type=int, default=None,
+                       help="synthetic: images to generate")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(handler=_train)
+
+    caption = commands.add_parser("caption", help="caption image files")
+    caption.add_argument("images", nargs="+", help="image files (JPEG, PNG, GIF, BMP)")
+    caption.add_argument("--model", required=True,
+                         help="directory written by train/demo, or a .keras file")
+    caption.add_argument("--max-length", type=int, default=20)
+    caption.set_defaults(handler=_caption)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"sat-keras {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def run():
+    sys.exit(main())

@@ -1,0 +1,13 @@
+from sat_keras.data.pipeline import make_caption_dataset
+from sat_keras.data.pipeline import make_image_dataset
+from sat_keras.data.records import CaptionRecord
+from sat_keras.data.synthetic import generate_synthetic
+from sat_keras.data.synthetic import read_synthetic
+
+__all__ = [
+    "CaptionRecord",
+    "generate_synthetic",
+    "make_caption_dataset",
+    "make_image_dataset",
+    "read_synthetic",
+]

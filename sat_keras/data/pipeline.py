@@ -1,0 +1,130 @@
+"""Records -> `tf.data.Dataset` of training batches (DESIGN.md batch contract)."""
+
+import numpy as np
+import tensorflow as tf
+
+from sat_keras.data.tokenization import CaptionTokenizer
+
+
+def load_image(path, image_size):
+    """Reads, decodes (JPEG/PNG/GIF/BMP, any channels) and resizes to uint8 RGB."""
+    image = tf.io.decode_image(
+        tf.io.read_file(path), channels=3, expand_animations=False
+    )
+    if image_size is None:
+        return image
+    image = tf.image.resize(image, (image_size, image_size), antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+def default_bucket_boundaries(max_length, width=4):
+    """Boundaries for `bucket_by_sequence_length`: a bucket every `width` tokens.
+
+    Bucket i holds lengths in [boundaries[i-1], boundaries[i]) and, padded to
+    its boundary, gets length boundaries[i] - 1, so the last boundary is
+    `max_length + 1` to make room for the longest sequence.
+    """
+    boundaries = list(range(width + 1, max_length + 1, width))
+    return boundaries + [max_length + 1]
+
+
+def caption_pairs(records):
+    """Flattens records to parallel lists (image paths, captions)."""
+    paths, captions = [], []
+    for record in records:
+        for caption in record.captions:
+            paths.append(record.image_path)
+            captions.append(caption)
+    if not captions:
+        raise ValueError(
+            f"The {len(records)} records given hold no captions; nothing to train on."
+        )
+    return paths, captions
+
+
+def make_caption_dataset(records, vocabulary, batch_size=64, image_size=64,
+                         max_length=24, bucket_boundaries=None, shuffle=True,
+                         seed=None, drop_remainder=False):
+    """One element per (image, caption) pair, bucketed by caption length.
+
+    Args:
+        records: `CaptionRecord`s (usually one split).
+        vocabulary: the `Vocabulary` to encode captions with.
+        batch_size: captions per batch (every bucket).
+        image_size: images are resized to image_size x image_size.
+        max_length: the longest `token_ids` sequence (see `CaptionTokenizer`).
+        bucket_boundaries: `bucket_by_sequence_length` boundaries; by default
+            `default_bucket_boundaries(max_length)`. The last must be
+            `max_length + 1` or more.
+        shuffle: reshuffle the pairs every epoch.
+        seed: shuffle seed.
+        drop_remainder: drop each bucket's last partial batch. Under XLA every
+            new batch shape compiles anew, and partial batches change size
+            from epoch to epoch; reshuffling lets the dropped captions differ
+            each epoch. False: every caption appears exactly once an epoch.
+
+    Returns:
+        A dataset of `({"images": (B, H, W, 3) uint8, "token_ids": (B, T)
+        int32}, target_ids (B, T) int32)`; within a batch T is the bucket's
+        boundary - 1, and padding is 0.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive. Received: {batch_size}")
+    boundaries = bucket_boundaries or default_bucket_boundaries(max_length)
+    if boundaries[-1] <= max_length:
+        raise ValueError(
+            f"The last bucket boundary must exceed max_length so every caption "
+            f"fits a bucket. Received: boundaries={boundaries}, "
+            f"max_length={max_length}"
+        )
+    tokenizer = CaptionTokenizer(vocabulary, max_length)
+    paths, captions = caption_pairs(records)
+    dataset = tf.data.Dataset.from_tensor_slices((paths, captions))
+    if shuffle:
+        dataset = dataset.shuffle(len(captions), seed=seed, reshuffle_each_iteration=True)
+
+    def load(path, caption):
+        token_ids, target_ids = tokenizer(caption)
+        return {"images": load_image(path, image_size), "token_ids": token_ids}, target_ids
+
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.bucket_by_sequence_length(
+        element_length_func=lambda inputs, targets: tf.shape(targets)[0],
+        bucket_boundaries=boundaries,
+        # One more batch size than boundaries: the last bucket is unbounded.
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        pad_to_bucket_boundary=True,
+        drop_remainder=drop_remainder,
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_image_dataset(image_paths, image_size=64, batch_size=64):
+    """Batches of decoded images, in order, for captioning and evaluation."""
+    dataset = tf.data.Dataset.from_tensor_slices(list(image_paths))
+    dataset = dataset.map(lambda path: load_image(path, image_size),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def load_image_files(paths, image_size):
+    """Loads image files one by one, keeping going past bad ones.
+
+    Returns:
+        `(images, loaded_paths, errors)`: uint8 (N, S, S, 3) for the files that
+        decoded, their paths, and a list of `(path, message)` for the others
+        (missing, unreadable, not an image).
+    """
+    images, loaded_paths, errors = [], [], []
+    for path in paths:
+        try:
+            images.append(load_image(tf.constant(path), image_size).numpy())
+            loaded_paths.append(path)
+        except tf.errors.NotFoundError:
+            errors.append((path, "file not found"))
+        except (tf.errors.InvalidArgumentError, tf.errors.OpError) as error:
+            message = error.message.strip().splitlines()[0] if error.message else str(error)
+            errors.append((path, f"not a decodable image ({message})"))
+    if images:
+        return np.stack(images), loaded_paths, errors
+    return np.zeros((0, image_size, image_size, 3), np.uint8), loaded_paths, errors

@@ -1,0 +1,4 @@
+from sat_keras.layers.attentive_lstm_cell import AttentiveLSTMCell
+from sat_keras.layers.soft_attention import BahdanauStyleSoftAttention
+
+__all__ = ["AttentiveLSTMCell", "BahdanauStyleSoftAttention"]

@@ -1,0 +1,223 @@
+"""`AttentiveLSTMCell`: one decoder step of Show, Attend and Tell."""
+
+import keras
+from keras import ops
+
+from sat_keras.layers.soft_attention import BahdanauStyleSoftAttention
+
+GATINGS = ("scalar", "vector", None)
+INITIAL_STATES = ("mean_annotation", "zeros")
+
+
+@keras.saving.register_keras_serializable(package="sat_keras")
+class AttentiveLSTMCell(keras.layers.Layer):
+    """The decoder step: attend, gate, update the LSTM, predict the next word.
+
+    With y_{t-1} the previous word, a the annotations and (h, c) the state:
+
+    1. E y_{t-1}                                    (batch, embedding_dim)
+    2. alpha_t, z_t = attention(h_{t-1}, a)         (batch, L), (batch, D)
+    3. beta_t = sigmoid(W_b h_{t-1} + b_b)          (batch, 1) or (batch, D)
+       z_t <- beta_t * z_t                          (batch, D)
+    4. h_t, c_t = LSTM([E y_{t-1}, z_t], h_{t-1}, c_{t-1})   (batch, units)
+    5. deep output: logits = L_o dropout(tanh(E y_{t-1} + L_h dropout(h_t)
+       + L_z z_t))                                  (batch, vocabulary_size)
+       or, without it, logits = L_o dropout(h_t).
+
+    Steps 1-4 are the recurrence (`recurrent_step`); step 5 (`output_logits`)
+    is applied to whole sequences at once when teacher forcing, so
+    `ShowAttendTell` runs one recurrence for training and decoding alike.
+
+    Args:
+        vocabulary_size: number of words, special tokens included.
+        embedding_dim: size of the word embedding E.
+        units: LSTM units.
+        attention_dim: hidden size of the attention MLP.
+        attention_activation: "tanh" (authors) or "relu" (ports).
+        gating: "scalar" (authors' selector beta), "vector" or None.
+        deep_output: the deep output layer (eq. 7); False: logits from h_t.
+        prev2out: add E y_{t-1} in the deep output.
+        ctx2out: add L_z z_t in the deep output.
+        dropout: dropout rate on h_t and on the deep output (authors: 0.5).
+        initial_state: "mean_annotation" (h_0, c_0 = tanh(MLP(mean_i a_i)),
+            the paper's) or "zeros" (some ports).
+
+    Call arguments:
+        token_ids: previous words y_{t-1}, int (batch,).
+        states: `[h, c]`, each (batch, units).
+        memory: `prepare_memory(annotations)`: the annotations and their
+            attention projection, computed once per image.
+        training: enables dropout.
+
+    Returns:
+        `(logits, new_states, attention_weights)`: (batch, vocabulary_size),
+        `[h_t, c_t]`, alpha_t (batch, num_locations).
+
+    Example:
+    >>> cell = AttentiveLSTMCell(vocabulary_size=12, embedding_dim=8, units=16,
+    ...                          attention_dim=8)
+    >>> annotations = np.ones((2, 4, 8), "float32")
+    >>> memory = cell.prepare_memory(annotations)
+    >>> states = cell.get_initial_state(annotations)
+    >>> logits, states, weights = cell(np.array([1, 1]), states, memory)
+    >>> tuple(logits.shape), tuple(weights.shape)
+    ((2, 12), (2, 4))
+
+    Reference:
+        Xu et al., "Show, Attend and Tell", ICML 2015, eqs. (1)-(7), sec. 4.2.1
+        (gating scalar beta), sec. 3.1.2 (initial state).
+    """
+
+    def __init__(self, vocabulary_size, embedding_dim=512, units=512, attention_dim=512,
+                 attention_activation="tanh", gating="scalar", deep_output=True,
+                 prev2out=True, ctx2out=True, dropout=0.5,
+                 initial_state="mean_annotation", **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("vocabulary_size", vocabulary_size),
+                            ("embedding_dim", embedding_dim), ("units", units),
+                            ("attention_dim", attention_dim)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        if gating not in GATINGS:
+            raise ValueError(f"gating must be one of {GATINGS}. Received: gating={gating!r}")
+        if initial_state not in INITIAL_STATES:
+            raise ValueError(
+                f"initial_state must be one of {INITIAL_STATES}. "
+                f"Received: initial_state={initial_state!r}"
+            )
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
+        self.vocabulary_size = vocabulary_size
+        self.embedding_dim = embedding_dim
+        self.units = units
+        self.attention_dim = attention_dim
+        self.attention_activation = attention_activation
+        self.gating = gating
+        self.deep_output = deep_output
+        self.prev2out = prev2out
+        self.ctx2out = ctx2out
+        self.dropout = dropout
+        self.initial_state = initial_state
+        self.state_size = [units, units]
+
+    def build(self, annotations_shape):
+        annotation_dim = annotations_shape[-1]
+        self.embedding = keras.layers.Embedding(
+            self.vocabulary_size, self.embedding_dim, name="embedding"
+        )
+        self.embedding.build((None,))
+        self.attention = BahdanauStyleSoftAttention(
+            self.attention_dim, activation=self.attention_activation, name="attention"
+        )
+        self.attention.build((None, self.units), annotations_shape)
+        if self.gating is not None:
+            gate_size = 1 if self.gating == "scalar" else annotation_dim
+            self.gate = keras.layers.Dense(gate_size, activation="sigmoid", name="gate")
+            self.gate.build((None, self.units))
+        if self.initial_state == "mean_annotation":
+            self.initial_h = keras.layers.Dense(self.units, activation="tanh", name="initial_h")
+            self.initial_h.build((None, annotation_dim))
+            self.initial_c = keras.layers.Dense(self.units, activation="tanh", name="initial_c")
+            self.initial_c.build((None, annotation_dim))
+        # LSTM weights, gates in the order input, forget, cell, output.
+        self.input_kernel = self.add_weight(
+            shape=(self.embedding_dim, 4 * self.units), initializer="glorot_uniform",
+            name="input_kernel")
+        self.context_kernel = self.add_weight(
+            shape=(annotation_dim, 4 * self.units), initializer="glorot_uniform",
+            name="context_kernel")
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, 4 * self.units), initializer="orthogonal",
+            name="recurrent_kernel")
+        self.lstm_bias = self.add_weight(
+            shape=(4 * self.units,), initializer="zeros", name="lstm_bias")
+        self.output_dropout = keras.layers.Dropout(self.dropout, name="output_dropout")
+        if self.deep_output:
+            self.hidden_to_output = keras.layers.Dense(self.embedding_dim, name="hidden_to_output")
+            self.hidden_to_output.build((None, self.units))
+            if self.ctx2out:
+                self.context_to_output = keras.layers.Dense(
+                    self.embedding_dim, use_bias=False, name="context_to_output")
+                self.context_to_output.build((None, annotation_dim))
+        self.logits = keras.layers.Dense(self.vocabulary_size, name="logits")
+        self.logits.build((None, self.embedding_dim if self.deep_output else self.units))
+
+    def embed(self, token_ids):
+        """E y for ids of any shape -> (..., embedding_dim)."""
+        return self.embedding(token_ids)
+
+    def prepare_memory(self, annotations):
+        """Everything per image that the steps reuse: a and W_a a + b_a."""
+        return {
+            "annotations": annotations,  # (batch, num_locations, annotation_dim)
+            "keys": self.attention.project_annotations(annotations),  # (batch, L, attention_dim)
+        }
+
+    def get_initial_state(self, annotations):
+        """[h_0, c_0] from the annotations (batch, num_locations, annotation_dim)."""
+        if self.initial_state == "zeros":
+            zeros = ops.zeros((ops.shape(annotations)[0], self.units), annotations.dtype)
+            return [zeros, zeros]
+        mean_annotation = ops.mean(annotations, axis=1)  # (batch, annotation_dim)
+        return [self.initial_h(mean_annotation), self.initial_c(mean_annotation)]
+
+    def recurrent_step(self, embedded, states, memory):
+        """Steps 2-4: (h_t, c_t, z_t, alpha_t) from E y_{t-1} (batch, embedding_dim)."""
+        h, c = states
+        context, attention_weights = self.attention(
+            h, memory["annotations"], keys=memory["keys"]
+        )  # (batch, annotation_dim), (batch, num_locations)
+        if self.gating is not None:
+            context = self.gate(h) * context  # (batch, annotation_dim)
+        gates = (
+            ops.matmul(embedded, self.input_kernel)
+            + ops.matmul(context, self.context_kernel)
+            + ops.matmul(h, self.recurrent_kernel)
+            + self.lstm_bias
+        )  # (batch, 4 * units)
+        input_gate, forget_gate, candidate, output_gate = ops.split(gates, 4, axis=-1)
+        c = ops.sigmoid(forget_gate) * c + ops.sigmoid(input_gate) * ops.tanh(candidate)  # (batch, units)
+        h = ops.sigmoid(output_gate) * ops.tanh(c)  # (batch, units)
+        return h, c, context, attention_weights
+
+    def output_logits(self, embedded, h, context, training=None):
+        """Step 5 for any leading shape (...): -> (..., vocabulary_size)."""
+        h = self.output_dropout(h, training=training)  # (..., units)
+        if not self.deep_output:
+            return self.logits(h)  # (..., vocabulary_size)
+        output = self.hidden_to_output(h)  # (..., embedding_dim)
+        if self.prev2out:
+            output = output + embedded  # (..., embedding_dim)
+        if self.ctx2out:
+            output = output + self.context_to_output(context)  # (..., embedding_dim)
+        output = self.output_dropout(ops.tanh(output), training=training)  # (..., embedding_dim)
+        return self.logits(output)  # (..., vocabulary_size)
+
+    def call(self, token_ids, states, memory, training=None):
+        embedded = self.embed(token_ids)  # (batch, embedding_dim)
+        h, c, context, attention_weights = self.recurrent_step(embedded, states, memory)
+        logits = self.output_logits(embedded, h, context, training=training)  # (batch, V)
+        return logits, [h, c], attention_weights
+
+    def compute_output_shape(self, token_ids_shape, states_shape, memory_shape):
+        batch = token_ids_shape[0]
+        num_locations = memory_shape["annotations"][1]
+        return ((batch, self.vocabulary_size), [(batch, self.units)] * 2,
+                (batch, num_locations))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "vocabulary_size": self.vocabulary_size,
+            "embedding_dim": self.embedding_dim,
+            "units": self.units,
+            "attention_dim": self.attention_dim,
+            "attention_activation": self.attention_activation,
+            "gating": self.gating,
+            "deep_output": self.deep_output,
+            "prev2out": self.prev2out,
+            "ctx2out": self.ctx2out,
+            "dropout": self.dropout,
+            "initial_state": self.initial_state,
+        })
+        return config

@@ -1,0 +1,283 @@
+"""`ShowAttendTell`: encoder + attentive LSTM decoder as a `keras.Model`."""
+
+import keras
+import numpy as np
+from keras import ops
+
+from sat_keras import decoding
+from sat_keras.layers.attentive_lstm_cell import AttentiveLSTMCell
+from sat_keras.models import losses
+from sat_keras.text import Vocabulary
+
+ATTENTIONS = ("soft",)
+
+
+def _scan_over_time(function, initial, sequence):
+    """Stacked carries of `carry = function(carry, x_t)` over time-major inputs.
+
+    On TensorFlow this is `tf.scan`, whose while loop carries
+    `maximum_iterations`, so XLA can compile its gradient; the loop of
+    `keras.ops.scan` has none and fails under `jit_compile=True`.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.scan(function, sequence, initializer=initial)
+    _, outputs = ops.scan(lambda carry, x: (function(carry, x),) * 2, initial, sequence)
+    return outputs
+
+
+@keras.saving.register_keras_serializable(package="sat_keras")
+class ShowAttendTell(keras.Model):
+    """Show, Attend and Tell (Xu et al. 2015) with soft attention.
+
+    Teacher forcing (`call`) runs the cell's recurrence over the caption in
+    one scan, then the output layer over all steps at once;
+    decoding (`caption`) runs the same cell one step at a time.
+
+    Loss per caption, averaged over the batch (padding masked everywhere):
+
+        loss = NLL + doubly_stochastic_weight * sum_i (1 - sum_t alpha_ti)^2
+
+    NLL is summed over the caption's tokens with `loss_normalization=
+    "caption"` (the authors' code) or averaged over them with "token"; the
+    penalty (eq. 14) sums over locations i, with alpha masked by the caption
+    mask before the sum over steps t. Both are logged (`nll`,
+    `attention_penalty`) besides the total `loss`.
+
+    Args:
+        vocabulary: the caption vocabulary (`Vocabulary` or its token list);
+            its size sets the output layer and `caption` maps ids to words.
+        encoder: a layer mapping uint8 images (batch, H, W, 3) to annotations
+            (batch, L, D), or None to accept only precomputed features.
+        embedding_dim, units, attention_dim, attention_activation, gating,
+            deep_output, prev2out, ctx2out, dropout, initial_state: see
+            `AttentiveLSTMCell`.
+        attention: "soft" (deterministic attention).
+        image_size: side in pixels that image files are resized to before the
+            encoder (`caption_image_files`, export); None if not fixed.
+        doubly_stochastic_weight: lambda of the penalty (authors: 1.0).
+        loss_normalization: "caption" or "token" (see `losses.masked_nll`).
+
+    Call arguments:
+        inputs: dict with "images" (batch, H, W, 3) uint8 or "features"
+            (batch, L, D), and "token_ids" int (batch, T) starting with
+            `<start>`.
+        training: enables dropout.
+
+    Returns:
+        dict with "logits" (batch, T, vocabulary_size) and
+        "attention_weights" (batch, T, L).
+
+    Example:
+    >>> vocabulary = Vocabulary.build(["a red circle", "a blue square"])
+    >>> model = ShowAttendTell(vocabulary, embedding_dim=8, units=16, attention_dim=8)
+    >>> outputs = model({"features": np.ones((2, 4, 8), "float32"),
+    ...                  "token_ids": np.array([[1, 4, 7], [1, 4, 5]])})
+    >>> tuple(outputs["logits"].shape), tuple(outputs["attention_weights"].shape)
+    ((2, 3, 9), (2, 3, 4))
+
+    Reference:
+        Xu et al., "Show, Attend and Tell: Neural Image Caption Generation
+        with Visual Attention", ICML 2015, arXiv:1502.03044.
+    """
+
+    def __init__(self, vocabulary, encoder=None, embedding_dim=512, units=512,
+                 attention_dim=512, attention_activation="tanh", gating="scalar",
+                 deep_output=True, prev2out=True, ctx2out=True, dropout=0.5,
+                 initial_state="mean_annotation", attention="soft", image_size=None,
+                 doubly_stochastic_weight=1.0, loss_normalization="caption", **kwargs):
+        super().__init__(**kwargs)
+        if attention not in ATTENTIONS:
+            raise ValueError(
+                f"attention must be one of {ATTENTIONS}. Received: attention={attention!r}"
+            )
+        if loss_normalization not in losses.NORMALIZATIONS:
+            raise ValueError(
+                f"loss_normalization must be one of {losses.NORMALIZATIONS}. "
+                f"Received: loss_normalization={loss_normalization!r}"
+            )
+        if doubly_stochastic_weight < 0:
+            raise ValueError(
+                "doubly_stochastic_weight must be >= 0. "
+                f"Received: doubly_stochastic_weight={doubly_stochastic_weight!r}"
+            )
+        if not isinstance(vocabulary, Vocabulary):
+            vocabulary = Vocabulary(vocabulary)
+        self.vocabulary = vocabulary
+        self.encoder = encoder
+        self.embedding_dim = embedding_dim
+        self.units = units
+        self.attention_dim = attention_dim
+        self.attention_activation = attention_activation
+        self.gating = gating
+        self.deep_output = deep_output
+        self.prev2out = prev2out
+        self.ctx2out = ctx2out
+        self.dropout = dropout
+        self.initial_state = initial_state
+        self.attention = attention
+        self.image_size = image_size
+        self.doubly_stochastic_weight = doubly_stochastic_weight
+        self.loss_normalization = loss_normalization
+        self.cell = AttentiveLSTMCell(
+            len(vocabulary), embedding_dim=embedding_dim, units=units,
+            attention_dim=attention_dim, attention_activation=attention_activation,
+            gating=gating, deep_output=deep_output, prev2out=prev2out, ctx2out=ctx2out,
+            dropout=dropout, initial_state=initial_state, name="decoder_cell")
+        self.nll_tracker = keras.metrics.Mean(name="nll")
+        self.penalty_tracker = keras.metrics.Mean(name="attention_penalty")
+        self._decode_settings = None
+        self._built_input_shape = None
+
+    # -- building -----------------------------------------------------------
+
+    def build(self, input_shape):
+        self._built_input_shape = {
+            name: [None if size is None else int(size) for size in shape]
+            for name, shape in input_shape.items() if name in ("features", "images")}
+        if "features" in input_shape:
+            annotations_shape = tuple(input_shape["features"])
+        elif "images" in input_shape:
+            self._require_encoder()
+            if not self.encoder.built:
+                self.encoder.build(tuple(input_shape["images"]))
+            annotations_shape = self.encoder.compute_output_shape(tuple(input_shape["images"]))
+        else:
+            raise ValueError(
+                'inputs must hold "images" or "features". '
+                f"Received keys: {sorted(input_shape)}"
+            )
+        self.cell.build(annotations_shape)
+
+    def get_build_config(self):
+        return {"input_shape": self._built_input_shape}
+
+    def build_from_config(self, config):
+        if config and config.get("input_shape"):
+            self.build(config["input_shape"])
+
+    def _require_encoder(self):
+        if self.encoder is None:
+            raise ValueError(
+                'This model has no encoder, so it takes "features", not "images". '
+                "Pass encoder=... when creating it, or give precomputed features."
+            )
+
+    # -- the step contract --------------------------------------------------
+
+    def encode(self, inputs, training=None):
+        """Annotations (batch, L, D) from {"images": ...} or {"features": ...}."""
+        if "features" in inputs:
+            return ops.convert_to_tensor(inputs["features"], self.compute_dtype)
+        self._require_encoder()
+        return self.encoder(inputs["images"], training=training)  # (batch, L, D)
+
+    def start(self, annotations):
+        """(initial_state, memory) for decoding from annotations (batch, L, D)."""
+        return self.cell.get_initial_state(annotations), self.cell.prepare_memory(annotations)
+
+    def step(self, token_ids, state, memory, training=False):
+        """The step contract: -> (logits (batch, V), state, attention (batch, L))."""
+        return self.cell(token_ids, state, memory, training=training)
+
+    # -- teacher forcing and the loss ----------------------------------------
+
+    def call(self, inputs, training=None):
+        annotations = self.encode(inputs, training=training)  # (batch, L, D)
+        state, memory = self.start(annotations)
+        token_ids = ops.convert_to_tensor(inputs["token_ids"], "int32")  # (batch, T)
+        embedded = self.cell.embed(token_ids)  # (batch, T, embedding_dim)
+        batch_size, num_locations = ops.shape(annotations)[0], ops.shape(annotations)[1]
+
+        def recurrence(carry, embedded_t):
+            return tuple(self.cell.recurrent_step(embedded_t, list(carry[:2]), memory))
+
+        initial = (
+            state[0], state[1],
+            ops.zeros((batch_size, ops.shape(annotations)[2]), annotations.dtype),
+            ops.zeros((batch_size, num_locations), annotations.dtype),
+        )
+        hidden, _, contexts, attention_weights = _scan_over_time(
+            recurrence, initial, ops.transpose(embedded, (1, 0, 2)))  # time-major
+        hidden = ops.transpose(hidden, (1, 0, 2))  # (batch, T, units)
+        contexts = ops.transpose(contexts, (1, 0, 2))  # (batch, T, D)
+        attention_weights = ops.transpose(attention_weights, (1, 0, 2))  # (batch, T, L)
+        logits = self.cell.output_logits(embedded, hidden, contexts, training=training)
+        return {"logits": logits, "attention_weights": attention_weights}  # (batch, T, V)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        nll = losses.masked_nll(y, y_pred["logits"], self.loss_normalization)  # (batch,)
+        penalty = losses.doubly_stochastic_penalty(y_pred["attention_weights"], y)  # (batch,)
+        self.nll_tracker.update_state(nll)
+        self.penalty_tracker.update_state(penalty)
+        total = nll + self.doubly_stochastic_weight * penalty  # (batch,)
+        if sample_weight is not None:
+            total = total * ops.cast(sample_weight, total.dtype)
+        return ops.mean(total) + ops.cast(ops.sum(self.losses), "float32")
+
+    # -- decoding ------------------------------------------------------------
+
+    def predict_step(self, data):
+        inputs = data[0] if isinstance(data, tuple) else data
+        annotations = self.encode(inputs, training=False)  # (batch, L, D)
+        state, memory = self.start(annotations)
+        return decoding.greedy_search(
+            self.step, state, memory, num_locations=ops.shape(annotations)[1],
+            max_length=self._decode_settings["max_length"])
+
+    def caption(self, images=None, features=None, max_length=20, batch_size=64):
+        """Captions images (uint8, batch first) or features, greedily.
+
+        Returns:
+            dict: "captions" list of str; "token_ids" (N, max_length) int32
+            with `<end>` then padding; "scores" (N,) summed log-probabilities;
+            "attention_weights" (N, max_length, L), zero after `<end>`.
+        """
+        if (images is None) == (features is None):
+            raise ValueError("Pass exactly one of images= or features=.")
+        if not isinstance(max_length, int) or max_length < 1:
+            raise ValueError(f"max_length must be a positive integer. Received: {max_length!r}")
+        settings = {"max_length": max_length}
+        if settings != self._decode_settings:
+            self._decode_settings = settings
+            self.predict_function = None  # retrace with the new settings
+        inputs = {"images": images} if features is None else {"features": features}
+        if not self.built:
+            self.build({name: (None,) + tuple(value.shape[1:]) for name, value in inputs.items()})
+        outputs = self.predict(inputs, batch_size=batch_size, verbose=0)
+        outputs = {name: np.asarray(value) for name, value in outputs.items()}
+        outputs["captions"] = [self.vocabulary.decode(ids) for ids in outputs["token_ids"]]
+        return outputs
+
+    # -- saving --------------------------------------------------------------
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "vocabulary": self.vocabulary.tokens,
+            "encoder": None if self.encoder is None
+            else keras.saving.serialize_keras_object(self.encoder),
+            "embedding_dim": self.embedding_dim,
+            "units": self.units,
+            "attention_dim": self.attention_dim,
+            "attention_activation": self.attention_activation,
+            "gating": self.gating,
+            "deep_output": self.deep_output,
+            "prev2out": self.prev2out,
+            "ctx2out": self.ctx2out,
+            "dropout": self.dropout,
+            "initial_state": self.initial_state,
+            "attention": self.attention,
+            "image_size": self.image_size,
+            "doubly_stochastic_weight": self.doubly_stochastic_weight,
+            "loss_normalization": self.loss_normalization,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("encoder") is not None:
+            config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        return cls(**config)

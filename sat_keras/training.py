@@ -1,0 +1,110 @@
+"""Building, training, evaluating and saving a captioner (used by CLI and demo)."""
+
+import math
+import os
+
+import keras
+
+from sat_keras import metrics
+from sat_keras.data.pipeline import caption_pairs
+from sat_keras.data.pipeline import default_bucket_boundaries
+from sat_keras.data.pipeline import make_caption_dataset
+from sat_keras.data.pipeline import make_image_dataset
+from sat_keras.encoders import SmallCNNEncoder
+from sat_keras.models.show_attend_tell import ShowAttendTell
+from sat_keras.text import Vocabulary
+
+MODEL_FILE = "model.keras"
+VOCABULARY_FILE = "vocabulary.json"
+
+
+def build_model(vocabulary, config):
+    """A `ShowAttendTell` with a `SmallCNNEncoder`, from a `configs` set."""
+    return ShowAttendTell(
+        vocabulary,
+        encoder=SmallCNNEncoder(filters=tuple(config["encoder"]["filters"])),
+        image_size=config["training"]["image_size"],
+        **config["model"],
+    )
+
+
+def estimated_steps_per_epoch(num_captions, batch_size, num_buckets):
+    """Upper bound on batches per epoch (one partial batch per bucket)."""
+    return math.ceil(num_captions / batch_size) + num_buckets
+
+
+def train(model, train_records, val_records, batch_size, learning_rate, epochs,
+          max_length, image_size, seed=0, callbacks=(), verbose="auto", jit_compile=False):
+    """Compiles (Adam with cosine decay) and fits on bucketed caption batches.
+
+    Training batches drop each bucket's partial batch (see
+    `make_caption_dataset`), so that with `jit_compile=True` XLA compiles
+    one program per bucket. XLA is off by default: at the "synthetic" config
+    size a training step ran slower with it on this 2-core CPU (116 ms
+    against 85 ms at batch 64, 12 tokens).
+
+    Returns:
+        The Keras `History`.
+    """
+    vocabulary = model.vocabulary
+    datasets = {
+        name: make_caption_dataset(records, vocabulary, batch_size=batch_size,
+                                   image_size=image_size, max_length=max_length,
+                                   shuffle=name == "train", seed=seed,
+                                   drop_remainder=name == "train")
+        for name, records in (("train", train_records), ("val", val_records))
+    }
+    num_captions = len(caption_pairs(train_records)[1])
+    total_steps = epochs * estimated_steps_per_epoch(
+        num_captions, batch_size, len(default_bucket_boundaries(max_length)) + 1)
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps, alpha=0.05)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=jit_compile)
+    return model.fit(datasets["train"], validation_data=datasets["val"], epochs=epochs,
+                     callbacks=list(callbacks), verbose=verbose)
+
+
+def caption_records(model, records, max_length, batch_size=64):
+    """Greedy captions for each record's image, in order."""
+    images = make_image_dataset([r.image_path for r in records], model.image_size,
+                                batch_size=batch_size)
+    captions = []
+    for batch in images:
+        captions.extend(model.caption(images=batch, max_length=max_length,
+                                      batch_size=batch_size)["captions"])
+    return captions
+
+
+def evaluate_bleu(model, records, max_length, batch_size=64):
+    """Corpus BLEU-1..4 of free-running greedy captions against the references."""
+    hypotheses = caption_records(model, records, max_length, batch_size)
+    references = [record.captions for record in records]
+    scores = {f"bleu_{n}": metrics.corpus_bleu(references, hypotheses, max_order=n)
+              for n in range(1, 5)}
+    return scores, hypotheses
+
+
+def save_captioner(model, directory):
+    """Writes `model.keras` and `vocabulary.json` into `directory`."""
+    if not model.built:
+        raise ValueError("The model has no weights yet: train it or call it once before saving.")
+    os.makedirs(directory, exist_ok=True)
+    model.save(os.path.join(directory, MODEL_FILE))
+    model.vocabulary.save(os.path.join(directory, VOCABULARY_FILE))
+    return directory
+
+
+def load_captioner(path):
+    """Loads a model from a directory written by `save_captioner` or a .keras file."""
+    model_path = os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
+    if not os.path.exists(model_path):
+        raise FileNotFoundError(
+            f"No model at {model_path}. Expected a directory holding {MODEL_FILE} "
+            f"(written by `sat-keras train`) or a .keras file."
+        )
+    model = keras.models.load_model(model_path)
+    vocabulary_path = os.path.join(os.path.dirname(model_path), VOCABULARY_FILE)
+    if os.path.exists(vocabulary_path) and Vocabulary.load(vocabulary_path) != model.vocabulary:
+        raise ValueError(
+            f"{vocabulary_path} differs from the vocabulary saved inside {model_path}."
+        )
+    return model

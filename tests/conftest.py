@@ -1,0 +1,43 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from sat_keras import ShowAttendTell  # noqa: E402
+from sat_keras import SmallCNNEncoder  # noqa: E402
+from sat_keras import Vocabulary  # noqa: E402
+
+CAPTIONS = ["a red circle", "a blue square to the left of a red circle",
+            "a small green triangle", "there is a blue square"]
+
+
+@pytest.fixture
+def vocabulary():
+    return Vocabulary.build(CAPTIONS)  # 4 special tokens + 14 words
+
+
+@pytest.fixture
+def make_model(vocabulary):
+    """A tiny seeded model; features (B, L=4, D=8) or 32x32 images."""
+
+    def make(with_encoder=False, **overrides):
+        keras.utils.set_random_seed(0)
+        settings = dict(embedding_dim=8, units=12, attention_dim=8, dropout=0.0, image_size=32)
+        settings.update(overrides)
+        encoder = SmallCNNEncoder(filters=(4, 8)) if with_encoder else None
+        return ShowAttendTell(vocabulary, encoder=encoder, **settings)
+
+    return make
+
+
+@pytest.fixture
+def batch():
+    """Features (B=2, L=4, D=8), token_ids and targets (T=5) with padding."""
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(2, 4, 8)).astype("float32")
+    token_ids = np.array([[1, 4, 7, 5, 6], [1, 4, 8, 0, 0]], "int32")
+    target_ids = np.array([[4, 7, 5, 6, 2], [4, 8, 2, 0, 0]], "int32")
+    return {"features": features, "token_ids": token_ids}, target_ids

@@ -1,0 +1,93 @@
+import keras
+import numpy as np
+import pytest
+
+from sat_keras.layers.attentive_lstm_cell import AttentiveLSTMCell
+
+
+def _cell(**overrides):
+    keras.utils.set_random_seed(0)
+    settings = dict(vocabulary_size=12, embedding_dim=8, units=10, attention_dim=6, dropout=0.0)
+    settings.update(overrides)
+    cell = AttentiveLSTMCell(**settings)
+    cell.build((None, 4, 8))
+    return cell
+
+
+def _annotations():
+    return np.random.default_rng(1).normal(size=(2, 4, 8)).astype("float32")
+
+
+def _step(cell, token_ids=(1, 5), training=False):
+    annotations = _annotations()
+    memory = cell.prepare_memory(annotations)
+    states = cell.get_initial_state(annotations)
+    return cell(np.array(token_ids), states, memory, training=training), annotations
+
+
+@pytest.mark.parametrize("overrides", [
+    {}, {"gating": "vector"}, {"gating": None}, {"deep_output": False},
+    {"prev2out": False, "ctx2out": False}, {"initial_state": "zeros"},
+    {"attention_activation": "relu"},
+])
+def test_one_step_shapes_and_attention_sums_to_one(overrides):
+    (logits, states, weights), _ = _step(_cell(**overrides))
+    assert tuple(logits.shape) == (2, 12)
+    assert [tuple(s.shape) for s in states] == [(2, 10), (2, 10)]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(weights).sum(-1), 1.0, rtol=1e-6)
+
+
+def test_initial_state_is_tanh_of_a_dense_layer_over_the_mean_annotation():
+    cell = _cell()
+    annotations = _annotations()
+    h0, c0 = cell.get_initial_state(annotations)
+    kernel, bias = [v.numpy() for v in cell.initial_h.weights]
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(h0), np.tanh(annotations.mean(1) @ kernel + bias), rtol=1e-5)
+    assert np.abs(keras.ops.convert_to_numpy(c0)).max() > 0
+    zeros = _cell(initial_state="zeros").get_initial_state(annotations)
+    assert not np.any(keras.ops.convert_to_numpy(zeros[0]))
+
+
+def test_scalar_gate_scales_the_context():
+    cell = _cell()
+    annotations = _annotations()
+    states = cell.get_initial_state(annotations)
+    memory = cell.prepare_memory(annotations)
+    _, _, context, weights = cell.recurrent_step(cell.embed(np.array([1, 1])), states, memory)
+    weights = keras.ops.convert_to_numpy(weights)
+    kernel, bias = [v.numpy() for v in cell.gate.weights]
+    beta = 1 / (1 + np.exp(-(keras.ops.convert_to_numpy(states[0]) @ kernel + bias)))
+    assert beta.shape == (2, 1)
+    expected = beta * np.einsum("bl,bld->bd", weights, annotations)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(context), expected, rtol=1e-5)
+
+
+def test_dropout_only_in_training():
+    cell = _cell(dropout=0.5)
+    (logits_a, _, _), _ = _step(cell)
+    (logits_b, _, _), _ = _step(cell)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(logits_a),
+                                  keras.ops.convert_to_numpy(logits_b))
+    (logits_c, _, _), _ = _step(cell, training=True)
+    assert not np.allclose(keras.ops.convert_to_numpy(logits_a),
+                           keras.ops.convert_to_numpy(logits_c))
+
+
+def test_config_round_trip():
+    cell = _cell(gating="vector", deep_output=False, dropout=0.3, initial_state="zeros")
+    restored = AttentiveLSTMCell.from_config(cell.get_config())
+    assert restored.get_config() == cell.get_config()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"units": 0}, "units must be a positive integer"),
+    ({"gating": "matrix"}, "gating must be one of"),
+    ({"initial_state": "random"}, "initial_state must be one of"),
+    ({"dropout": 1.0}, "dropout must be in"),
+])
+def test_invalid_arguments(overrides, message):
+    settings = dict(vocabulary_size=12)
+    settings.update(overrides)
+    with pytest.raises(ValueError, match=message):
+        AttentiveLSTMCell(**settings)

@@ -1,0 +1,150 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from sat_keras import ShowAttendTell
+from sat_keras.models import losses
+
+
+def _numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def _as_json(config):
+    return json.loads(json.dumps(config))  # tuples and lists compare equal
+
+
+def _loss(model, inputs, targets):
+    return float(_numpy(model.compute_loss(y=targets, y_pred=model(inputs), training=False)))
+
+
+def test_teacher_forced_outputs(make_model, batch):
+    inputs, _ = batch
+    outputs = make_model()(inputs)
+    assert tuple(outputs["logits"].shape) == (2, 5, 18)
+    np.testing.assert_allclose(_numpy(outputs["attention_weights"]).sum(-1), 1.0, rtol=1e-5)
+
+
+def test_images_go_through_the_encoder(make_model):
+    model = make_model(with_encoder=True)
+    images = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)).astype("uint8")
+    outputs = model({"images": images, "token_ids": np.array([[1, 4], [1, 5]])})
+    assert tuple(outputs["attention_weights"].shape) == (2, 2, 64)  # 8x8 grid
+
+
+def test_features_only_model_rejects_images(make_model):
+    with pytest.raises(ValueError, match="no encoder"):
+        make_model()({"images": np.zeros((1, 32, 32, 3), "uint8"),
+                      "token_ids": np.array([[1]])})
+
+
+def test_stepwise_decoding_fed_the_teacher_tokens_reproduces_teacher_forcing(make_model, batch):
+    inputs, _ = batch
+    model = make_model(dropout=0.5)  # dropout must be off outside training
+    teacher = _numpy(model(inputs)["logits"])
+    teacher_attention = _numpy(model(inputs)["attention_weights"])
+    state, memory = model.start(model.encode(inputs))
+    for t in range(inputs["token_ids"].shape[1]):
+        logits, state, attention = model.step(inputs["token_ids"][:, t], state, memory)
+        np.testing.assert_allclose(_numpy(logits), teacher[:, t], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(_numpy(attention), teacher_attention[:, t], rtol=1e-5,
+                                   atol=1e-6)
+
+
+def test_padding_does_not_change_the_loss(make_model, batch):
+    inputs, targets = batch
+    model = make_model()
+    padded_inputs = dict(inputs, token_ids=np.pad(inputs["token_ids"], ((0, 0), (0, 3))))
+    padded_targets = np.pad(targets, ((0, 0), (0, 3)))
+    np.testing.assert_allclose(_loss(model, padded_inputs, padded_targets),
+                               _loss(model, inputs, targets), rtol=1e-6)
+
+
+def test_loss_is_nll_plus_weighted_penalty(make_model, batch):
+    inputs, targets = batch
+    model = make_model(doubly_stochastic_weight=0.3)
+    outputs = model(inputs)
+    nll = _numpy(losses.masked_nll(targets, outputs["logits"]))
+    penalty = _numpy(losses.doubly_stochastic_penalty(outputs["attention_weights"], targets))
+    np.testing.assert_allclose(_loss(model, inputs, targets), np.mean(nll + 0.3 * penalty),
+                               rtol=1e-5)
+
+
+def test_loss_falls_when_fitting_a_tiny_batch(make_model, batch):
+    inputs, targets = batch
+    model = make_model()
+    model.compile(optimizer=keras.optimizers.Adam(0.01))
+    history = model.fit(inputs, targets, epochs=30, batch_size=2, verbose=0)
+    losses_seen = history.history["loss"]
+    assert losses_seen[-1] < 0.5 * losses_seen[0]
+    assert {"nll", "attention_penalty"} <= set(history.history)
+
+
+def test_fit_with_xla(make_model, batch):
+    inputs, targets = batch
+    model = make_model()
+    model.compile(optimizer="adam", jit_compile=True)
+    history = model.fit(inputs, targets, epochs=2, batch_size=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+def test_caption_returns_words_padding_and_attention(make_model, batch):
+    inputs, _ = batch
+    model = make_model()
+    result = model.caption(features=inputs["features"], max_length=6)
+    assert len(result["captions"]) == 2
+    assert result["token_ids"].shape == (2, 6)
+    assert result["attention_weights"].shape == (2, 6, 4)
+    for ids, caption, attention in zip(result["token_ids"], result["captions"],
+                                       result["attention_weights"]):
+        assert caption == model.vocabulary.decode(ids)
+        ends = np.flatnonzero(ids == 2)
+        if ends.size:
+            assert not ids[ends[0] + 1:].any() and not attention[ends[0] + 1:].any()
+    # Greedy decoding equals the argmax of the teacher-forced logits fed its own tokens.
+    first = result["token_ids"][:, :3]
+    token_ids = np.concatenate([np.ones((2, 1), "int32"), first[:, :2]], axis=1)
+    logits = _numpy(model(dict(inputs, token_ids=token_ids))["logits"])
+    np.testing.assert_array_equal(logits.argmax(-1)[first[:, 1] != 2], first[first[:, 1] != 2])
+
+
+def test_keras_file_round_trip_gives_identical_outputs(make_model, batch, tmp_path):
+    inputs, _ = batch
+    model = make_model(with_encoder=True, gating="vector")
+    images = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)).astype("uint8")
+    image_inputs = {"images": images, "token_ids": inputs["token_ids"]}
+    expected = _numpy(model(image_inputs)["logits"])
+    path = tmp_path / "model.keras"
+    model.save(path)
+    restored = keras.models.load_model(path)
+    np.testing.assert_allclose(_numpy(restored(image_inputs)["logits"]), expected, rtol=1e-6)
+    assert restored.vocabulary == model.vocabulary
+    assert _as_json(restored.get_config()) == _as_json(model.get_config())
+    np.testing.assert_array_equal(restored.caption(images=images)["token_ids"],
+                                  model.caption(images=images)["token_ids"])
+
+
+def test_config_round_trip(make_model):
+    model = make_model(with_encoder=True, loss_normalization="token", deep_output=False)
+    restored = ShowAttendTell.from_config(model.get_config())
+    assert restored.get_config() == model.get_config()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"attention": "hard"}, "attention must be one of"),
+    ({"loss_normalization": "batch"}, "loss_normalization must be one of"),
+    ({"doubly_stochastic_weight": -1.0}, "doubly_stochastic_weight must be >= 0"),
+])
+def test_invalid_arguments(make_model, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        make_model(**overrides)
+
+
+def test_caption_argument_checks(make_model, batch):
+    model = make_model()
+    with pytest.raises(ValueError, match="exactly one of"):
+        model.caption()
+    with pytest.raises(ValueError, match="max_length"):
+        model.caption(features=batch[0]["features"], max_length=0)

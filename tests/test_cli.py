@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sat_keras import cli
+from sat_keras.training import load_captioner
+from sat_keras.training import save_captioner
+
+
+@pytest.fixture
+def model_dir(make_model, tmp_path):
+    model = make_model(with_encoder=True)
+    model.build({"images": (None, 32, 32, 3)})
+    return save_captioner(model, str(tmp_path / "model"))
+
+
+@pytest.fixture
+def good_image(tmp_path):
+    image = np.random.default_rng(0).integers(0, 255, (40, 50, 3)).astype("uint8")
+    path = tmp_path / "good.png"
+    path.write_bytes(tf.io.encode_png(image).numpy())
+    return str(path)
+
+
+def test_caption_prints_one_line_per_image(model_dir, good_image, capsys):
+    assert cli.main(["caption", good_image, good_image, "--model", model_dir]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"{good_image}: ")
+
+
+def test_caption_reports_bad_files_captions_the_rest_and_fails(model_dir, good_image,
+                                                              tmp_path, capsys):
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
+    missing = str(tmp_path / "missing.png")
+    code = cli.main(["caption", str(corrupt), good_image, missing, "--model", model_dir])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.out.splitlines()[0].startswith(f"{good_image}: ")
+    errors = captured.err.splitlines()
+    assert len(errors) == 2
+    assert errors[0].startswith(f"{corrupt}: error: not a decodable image")
+    assert errors[1] == f"{missing}: error: file not found"
+
+
+def test_caption_with_a_missing_model_says_so(tmp_path, good_image, capsys):
+    assert cli.main(["caption", good_image, "--model", str(tmp_path / "none")]) == 2
+    assert "No model at" in capsys.readouterr().err
+
+
+def test_train_on_synthetic_data_saves_a_loadable_model(tmp_path, capsys):
+    output_dir = tmp_path / "model"
+    code = cli.main(["train", "--dataset", "synthetic", "--data-dir", str(tmp_path / "data"),
+                     "--output-dir", str(output_dir), "--num-images", "40", "--epochs", "1"])
+    assert code == 0
+    assert "BLEU-4" in capsys.readouterr().out
+    model = load_captioner(str(output_dir))
+    assert (output_dir / "vocabulary.json").exists()
+    assert model.image_size == 64
+
+
+def test_load_captioner_detects_a_mismatched_vocabulary(model_dir):
+    import json
+    import os
+
+    path = os.path.join(model_dir, "vocabulary.json")
+    data = json.load(open(path))
+    data["tokens"].append("extra")
+    json.dump(data, open(path, "w"))
+    with pytest.raises(ValueError, match="differs"):
+        load_captioner(model_dir)

@@ -1,0 +1,27 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sat_keras.inference import caption_image_files
+
+
+def test_captions_follow_input_order_with_errors_in_place(make_model, tmp_path):
+    model = make_model(with_encoder=True)
+    image = np.full((20, 30, 3), 200, "uint8")
+    good = tmp_path / "good.bmp"
+    good.write_bytes(tf.io.encode_png(image).numpy())  # the extension does not matter
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    outcomes = caption_image_files(model, [str(empty), str(good)], max_length=5)
+    assert [o.path for o in outcomes] == [str(empty), str(good)]
+    assert outcomes[0].caption is None and "not a decodable image" in outcomes[0].error
+    expected = model.caption(images=np.asarray(
+        tf.image.resize(image[None], (32, 32), antialias=True) + 0.5, "uint8"),
+        max_length=5)["captions"][0]
+    assert outcomes[1].error is None and outcomes[1].caption == expected
+
+
+def test_a_model_without_image_size_cannot_caption_files(make_model):
+    model = make_model(with_encoder=True, image_size=None)
+    with pytest.raises(ValueError, match="no image_size"):
+        caption_image_files(model, ["x.png"])
