@@ -74,3 +74,156 @@ def greedy_search(step, initial_state, memory, num_locations, max_length,
     )
     token_ids, scores, attention_weights = outputs[4:]
     return {"token_ids": token_ids, "scores": scores, "attention_weights": attention_weights}
+
+
+NEGATIVE_INFINITY = -1.0e9
+
+
+def length_normalizer(length, length_penalty):
+    """((5 + length) / 6) ** length_penalty (Wu et al. 2016); 1 when the penalty is 0."""
+    return ops.power((5.0 + ops.cast(length, "float32")) / 6.0, length_penalty)
+
+
+def _tile_beams(tensor, beam_size):
+    """(batch, ...) -> (batch * beam_size, ...), each row repeated beam_size times."""
+    return ops.repeat(tensor, beam_size, axis=0)
+
+
+def _gather_beams(tensor, beam_indices, batch_size, beam_size):
+    """tensor (batch * old_beams, ...) rows picked by beam_indices (batch, new_beams)."""
+    old_beams = ops.shape(tensor)[0] // batch_size
+    offsets = ops.expand_dims(ops.arange(batch_size, dtype="int32") * old_beams, 1)  # (batch, 1)
+    flat_indices = ops.reshape(beam_indices + offsets, (-1,))  # (batch * new_beams,)
+    return ops.take(tensor, flat_indices, axis=0)  # (batch * new_beams, ...)
+
+
+def _flatten_beams(tensor):
+    """(batch, beams, ...) -> (batch * beams, ...)."""
+    return ops.reshape(tensor, (-1,) + tuple(tensor.shape[2:]))
+
+
+def _unflatten_beams(tensor, batch_size):
+    """(batch * beams, ...) -> (batch, beams, ...)."""
+    return ops.reshape(tensor, (batch_size, -1) + tuple(tensor.shape[1:]))
+
+
+def beam_search(step, initial_state, memory, num_locations, max_length, beam_size=3,
+                length_penalty=0.0, start_id=START_ID, end_id=END_ID):
+    """Batched beam search: `beam_size` hypotheses for every image at once.
+
+    At each step every live hypothesis is extended by every word; of the
+    best 2k extensions, those among the best k that end are kept aside
+    (scored by their log-probability divided by `length_normalizer`), and
+    the best k that do not end go on. The search stops when no live hypothesis can beat the finished ones,
+    or at max_length; an image with no finished hypothesis then gets its best
+    live one, so every image gets a caption.
+
+    Args:
+        step, initial_state, memory, num_locations, max_length, start_id,
+            end_id: as in `greedy_search`.
+        beam_size: k, hypotheses kept per image; 1 gives the greedy result.
+        length_penalty: exponent of `length_normalizer`; 0 ranks by summed
+            log-probability.
+
+    Returns:
+        The best hypothesis per image, as `greedy_search` returns it;
+        "scores" are the length-normalised log-probabilities.
+    """
+    if not isinstance(beam_size, int) or beam_size < 1:
+        raise ValueError(f"beam_size must be a positive integer. Received: {beam_size!r}")
+    batch_size = _batch_size(memory)
+    k = beam_size
+    state = tree.map_structure(lambda x: _tile_beams(x, k), initial_state)
+    memory = tree.map_structure(lambda x: _tile_beams(x, k), memory)
+    # Only the first beam is live at the start, so the k beams do not repeat.
+    first_beam = ops.cast(ops.equal(ops.arange(k), 0), "float32")  # (k,)
+    live_scores = ops.tile(ops.expand_dims((1.0 - first_beam) * NEGATIVE_INFINITY, 0),
+                           (batch_size, 1))  # (batch, k)
+    live_tokens = ops.zeros((batch_size * k, max_length), "int32")  # (batch * k, T)
+    live_attention = ops.zeros((batch_size * k, max_length, num_locations))  # (batch * k, T, L)
+    finished_scores = ops.full((batch_size, k), NEGATIVE_INFINITY)  # (batch, k)
+    finished_tokens = ops.zeros((batch_size * k, max_length), "int32")  # (batch * k, T)
+    finished_attention = ops.zeros((batch_size * k, max_length, num_locations))  # (b*k, T, L)
+    previous = ops.full((batch_size * k,), start_id, "int32")  # (batch * k,)
+
+    def keep_going(t, previous, state, live_scores, live_tokens, live_attention,
+                   finished_scores, finished_tokens, finished_attention):
+        # Log-probabilities only fall, so a live hypothesis can at best keep its
+        # score; with a length penalty its best is the score at max_length.
+        best_live = live_scores[:, 0] / ops.maximum(
+            length_normalizer(max_length, length_penalty), 1.0)  # (batch,)
+        worst_finished = ops.min(finished_scores, axis=1)  # (batch,)
+        undecided = ops.any(best_live > worst_finished)
+        return ops.logical_and(t < max_length, undecided)
+
+    def one_step(t, previous, state, live_scores, live_tokens, live_attention,
+                 finished_scores, finished_tokens, finished_attention):
+        logits, state, alpha = step(previous, state, memory)  # (b*k, V), ., (b*k, L)
+        vocabulary_size = ops.shape(logits)[-1]
+        log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)  # (b*k, V)
+        candidates = ops.expand_dims(live_scores, -1) + _unflatten_beams(
+            log_probs, batch_size)  # (batch, k, V)
+        top_scores, top_indices = ops.top_k(
+            ops.reshape(candidates, (batch_size, -1)), 2 * k)  # (batch, 2k)
+        parents = top_indices // vocabulary_size  # (batch, 2k)
+        words = ops.cast(top_indices % vocabulary_size, "int32")  # (batch, 2k)
+        tokens = _write_column(_gather_beams(live_tokens, parents, batch_size, k), t,
+                               ops.reshape(words, (-1,)))  # (batch * 2k, T)
+        attention = _write_column(
+            _gather_beams(live_attention, parents, batch_size, k), t,
+            _gather_beams(ops.cast(alpha, "float32"), parents, batch_size, k))  # (b*2k, T, L)
+        ended = ops.equal(words, end_id)  # (batch, 2k)
+
+        # The k best extensions that do not end stay live.
+        live_scores, live_picks = ops.top_k(
+            ops.where(ended, NEGATIVE_INFINITY, top_scores), k)  # (batch, k)
+        live_parents = ops.take_along_axis(parents, live_picks, axis=1)  # (batch, k)
+        state = tree.map_structure(
+            lambda x: _gather_beams(x, live_parents, batch_size, k), state)
+        live_tokens = _gather_beams(tokens, live_picks, batch_size, k)  # (batch * k, T)
+        live_attention = _gather_beams(attention, live_picks, batch_size, k)  # (b*k, T, L)
+        previous = ops.reshape(ops.take_along_axis(words, live_picks, axis=1), (-1,))  # (b*k,)
+
+        # Extensions that end within the k best join the finished ones (as in
+        # Hugging Face's search: so beam size 1 is exactly greedy search).
+        ended_in_top_k = ops.logical_and(
+            ended, ops.expand_dims(ops.arange(2 * k) < k, 0))  # (batch, 2k)
+        new_finished = ops.where(
+            ended_in_top_k, top_scores / length_normalizer(t + 1, length_penalty),
+            NEGATIVE_INFINITY)  # (batch, 2k)
+        all_scores = ops.concatenate([finished_scores, new_finished], axis=1)  # (batch, 3k)
+        finished_scores, picks = ops.top_k(all_scores, k)  # (batch, k)
+        all_tokens = ops.concatenate(
+            [_unflatten_beams(finished_tokens, batch_size), _unflatten_beams(tokens, batch_size)],
+            axis=1)  # (batch, 3k, T)
+        all_attention = ops.concatenate(
+            [_unflatten_beams(finished_attention, batch_size),
+             _unflatten_beams(attention, batch_size)], axis=1)  # (batch, 3k, T, L)
+        finished_tokens = _gather_beams(_flatten_beams(all_tokens), picks, batch_size, 3 * k)
+        finished_attention = _gather_beams(_flatten_beams(all_attention), picks, batch_size,
+                                           3 * k)  # (batch * k, T, L)
+        return (t + 1, previous, state, live_scores, live_tokens, live_attention,
+                finished_scores, finished_tokens, finished_attention)
+
+    outputs = ops.while_loop(
+        keep_going, one_step,
+        (0, previous, state, live_scores, live_tokens, live_attention,
+         finished_scores, finished_tokens, finished_attention),
+        maximum_iterations=max_length,
+    )
+    (_, _, _, live_scores, live_tokens, live_attention,
+     finished_scores, finished_tokens, finished_attention) = outputs
+    # Best finished hypothesis per image, or the best live one if none ended.
+    has_finished = finished_scores[:, 0] > NEGATIVE_INFINITY / 2  # (batch,)
+    best_live_score = live_scores[:, 0] / length_normalizer(max_length, length_penalty)
+    first = ops.zeros((batch_size, 1), "int32")  # (batch, 1)
+    finished_best = _gather_beams(finished_tokens, first, batch_size, k)  # (batch, T)
+    live_best = _gather_beams(live_tokens, first, batch_size, k)  # (batch, T)
+    return {
+        "token_ids": ops.where(ops.expand_dims(has_finished, 1), finished_best, live_best),
+        "scores": ops.where(has_finished, finished_scores[:, 0], best_live_score),
+        "attention_weights": ops.where(
+            ops.reshape(has_finished, (-1, 1, 1)),
+            _gather_beams(finished_attention, first, batch_size, k),
+            _gather_beams(live_attention, first, batch_size, k)),  # (batch, T, L)
+    }

@@ -1,13 +1,11 @@
 """Building, training, evaluating and saving a captioner (used by CLI and demo)."""
 
-import math
 import os
 
 import keras
 
 from sat_keras import metrics
-from sat_keras.data.pipeline import caption_pairs
-from sat_keras.data.pipeline import default_bucket_boundaries
+from sat_keras.data.pipeline import count_batches
 from sat_keras.data.pipeline import make_caption_dataset
 from sat_keras.data.pipeline import make_image_dataset
 from sat_keras.encoders import SmallCNNEncoder
@@ -26,11 +24,6 @@ def build_model(vocabulary, config):
         image_size=config["training"]["image_size"],
         **config["model"],
     )
-
-
-def estimated_steps_per_epoch(num_captions, batch_size, num_buckets):
-    """Upper bound on batches per epoch (one partial batch per bucket)."""
-    return math.ceil(num_captions / batch_size) + num_buckets
 
 
 def train(model, train_records, val_records, batch_size, learning_rate, epochs,
@@ -54,12 +47,18 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
                                    drop_remainder=name == "train")
         for name, records in (("train", train_records), ("val", val_records))
     }
-    num_captions = len(caption_pairs(train_records)[1])
-    total_steps = epochs * estimated_steps_per_epoch(
-        num_captions, batch_size, len(default_bucket_boundaries(max_length)) + 1)
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, total_steps, alpha=0.05)
+    steps_per_epoch = count_batches(train_records, batch_size, max_length,
+                                    drop_remainder=True)
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"The training split yields no full batch of {batch_size} captions. "
+            f"Use a smaller batch size or more data."
+        )
+    schedule = keras.optimizers.schedules.CosineDecay(
+        learning_rate, epochs * steps_per_epoch, alpha=0.05)
     model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=jit_compile)
-    return model.fit(datasets["train"], validation_data=datasets["val"], epochs=epochs,
+    return model.fit(datasets["train"].repeat(), steps_per_epoch=steps_per_epoch,
+                     validation_data=datasets["val"], epochs=epochs,
                      callbacks=list(callbacks), verbose=verbose)
 
 

@@ -51,7 +51,8 @@ def test_caption_with_a_missing_model_says_so(tmp_path, good_image, capsys):
 def test_train_on_synthetic_data_saves_a_loadable_model(tmp_path, capsys):
     output_dir = tmp_path / "model"
     code = cli.main(["train", "--dataset", "synthetic", "--data-dir", str(tmp_path / "data"),
-                     "--output-dir", str(output_dir), "--num-images", "40", "--epochs", "1"])
+                     "--output-dir", str(output_dir), "--num-images", "40", "--epochs", "1",
+                     "--batch-size", "8"])
     assert code == 0
     assert "BLEU-4" in capsys.readouterr().out
     model = load_captioner(str(output_dir))

@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 from keras import ops
 
+from sat_keras.decoding import beam_search
 from sat_keras.decoding import greedy_search
 
 VOCABULARY_SIZE = 8
@@ -45,3 +47,96 @@ def test_greedy_follows_the_script_and_pads_after_end():
 def test_greedy_stops_at_max_length_without_end():
     out = _search([[5, 6, 7, 4], [4, 4, 4, 4]], max_length=3)
     np.testing.assert_array_equal(out["token_ids"], [[5, 6, 7], [4, 4, 4]])
+
+
+def table_step(tables):
+    """A fake decoder whose next-word log-probabilities depend on the last word.
+
+    tables[b] maps the previous token to a probability vector over V words.
+    """
+    tables = np.array(tables, "float32")  # (batch, V, V)
+
+    def step(token_ids, state, memory):
+        rows = ops.take(ops.convert_to_tensor(tables.reshape(-1, VOCABULARY_SIZE)),
+                        state["row"] * VOCABULARY_SIZE + token_ids, axis=0)  # (b, V)
+        attention = ops.one_hot(ops.zeros_like(token_ids), 3)
+        return ops.log(rows), state, attention
+
+    return step
+
+
+def _beam(tables, beam_size, max_length=4, length_penalty=0.0):
+    batch = len(tables)
+    state = {"row": ops.convert_to_tensor(np.arange(batch, dtype="int32"))}
+    memory = np.zeros((batch, 3, 2), "float32")
+    return {k: ops.convert_to_numpy(v) for k, v in beam_search(
+        table_step(tables), state, memory, num_locations=3, max_length=max_length,
+        beam_size=beam_size, length_penalty=length_penalty).items()}
+
+
+def _table(transitions):
+    """transitions: {previous: {next: probability}}; the rest spread evenly."""
+    table = np.full((VOCABULARY_SIZE, VOCABULARY_SIZE), 1e-6, "float32")
+    for previous, row in transitions.items():
+        for word, probability in row.items():
+            table[previous, word] = probability
+    return table / table.sum(-1, keepdims=True)
+
+
+# Greedy picks 4 (0.6) then must take 6 -> <end> (0.3 * 1.0 = 0.18 in all), while
+# 5 (0.4) -> <end> (0.9) gives 0.36: beam 2 finds the better caption.
+GARDEN_PATH = _table({1: {4: 0.6, 5: 0.4}, 4: {6: 0.3, 7: 0.3, 2: 0.4 - 1e-3},
+                      5: {2: 0.9, 7: 0.1}, 6: {2: 1.0}, 7: {2: 1.0}})
+
+
+def test_beam_finds_the_caption_greedy_misses():
+    out = _beam([GARDEN_PATH], beam_size=2)
+    np.testing.assert_array_equal(out["token_ids"], [[5, 2, 0, 0]])
+    np.testing.assert_allclose(out["scores"], [np.log(0.4 * 0.9)], rtol=1e-3)
+    greedy = greedy_search(table_step([GARDEN_PATH]), {"row": ops.convert_to_tensor([0])},
+                           np.zeros((1, 3, 2), "float32"), num_locations=3, max_length=4)
+    np.testing.assert_array_equal(ops.convert_to_numpy(greedy["token_ids"]), [[4, 2, 0, 0]])
+
+
+def test_beam_size_one_equals_greedy():
+    rng = np.random.default_rng(0)
+    tables = rng.dirichlet(np.ones(VOCABULARY_SIZE) * 0.3, size=(3, VOCABULARY_SIZE))
+    state = {"row": ops.convert_to_tensor(np.arange(3, dtype="int32"))}
+    memory = np.zeros((3, 3, 2), "float32")
+    greedy = greedy_search(table_step(tables), state, memory, num_locations=3, max_length=6)
+    beam = _beam(tables, beam_size=1, max_length=6)
+    np.testing.assert_array_equal(beam["token_ids"], ops.convert_to_numpy(greedy["token_ids"]))
+    np.testing.assert_allclose(beam["scores"], ops.convert_to_numpy(greedy["scores"]),
+                               rtol=1e-5)
+
+
+def test_beam_returns_a_caption_when_nothing_ends():
+    never_ends = _table({w: {4: 0.5, 5: 0.5} for w in range(VOCABULARY_SIZE)})
+    never_ends[:, 2] = 0.0
+    out = _beam([never_ends, GARDEN_PATH], beam_size=3, max_length=3)
+    assert (out["token_ids"][0] > 3).all()  # three words, no <end>, no padding
+    assert np.isfinite(out["scores"]).all()
+    np.testing.assert_array_equal(out["token_ids"][1], [5, 2, 0])
+
+
+def test_tokens_after_end_are_padding_and_attention_is_zero_there():
+    out = _beam([GARDEN_PATH], beam_size=3, max_length=5)
+    ids = out["token_ids"][0]
+    end = int(np.flatnonzero(ids == 2)[0])
+    assert not ids[end + 1:].any()
+    assert not out["attention_weights"][0, end + 1:].any()
+    assert out["attention_weights"][0, :end + 1].sum() == pytest.approx(end + 1)
+
+
+def test_length_penalty_prefers_longer_captions():
+    # 4 -> <end>: 0.5 * 0.5 = 0.25 (2 tokens); 5 6 <end>: 0.5 * 0.45 * 1.0 = 0.225 (3 tokens).
+    table = _table({1: {4: 0.5, 5: 0.5}, 4: {2: 0.5, 7: 0.5}, 5: {6: 0.45, 7: 0.55},
+                    6: {2: 1.0}, 7: {7: 1.0}})
+    assert list(_beam([table], beam_size=4, max_length=4)["token_ids"][0][:2]) == [4, 2]
+    longer = _beam([table], beam_size=4, max_length=4, length_penalty=2.0)
+    assert list(longer["token_ids"][0][:3]) == [5, 6, 2]
+
+
+def test_invalid_beam_size():
+    with pytest.raises(ValueError, match="beam_size"):
+        _beam([GARDEN_PATH], beam_size=0)

@@ -1,9 +1,13 @@
 """Records -> `tf.data.Dataset` of training batches (DESIGN.md batch contract)."""
 
+import bisect
+import collections
+
 import numpy as np
 import tensorflow as tf
 
 from sat_keras.data.tokenization import CaptionTokenizer
+from sat_keras.text import normalize_caption
 
 
 def load_image(path, image_size):
@@ -26,6 +30,24 @@ def default_bucket_boundaries(max_length, width=4):
     """
     boundaries = list(range(width + 1, max_length + 1, width))
     return boundaries + [max_length + 1]
+
+
+def count_batches(records, batch_size, max_length, bucket_boundaries=None,
+                  drop_remainder=False):
+    """Batches per epoch of `make_caption_dataset` with the same arguments.
+
+    Bucketing depends on caption lengths only, not on the shuffle, so the
+    count is exact; `model.fit(dataset.repeat(), steps_per_epoch=...)` then
+    shows complete progress bars from the first epoch.
+    """
+    boundaries = bucket_boundaries or default_bucket_boundaries(max_length)
+    bucket_sizes = collections.Counter()
+    for caption in caption_pairs(records)[1]:
+        length = min(len(normalize_caption(caption)), max_length - 1) + 1
+        bucket_sizes[bisect.bisect_right(boundaries, length)] += 1
+    rounding = (lambda n: n // batch_size) if drop_remainder else (
+        lambda n: -(-n // batch_size))
+    return sum(rounding(n) for n in bucket_sizes.values())
 
 
 def caption_pairs(records):
@@ -87,9 +109,12 @@ def make_caption_dataset(records, vocabulary, batch_size=64, image_size=64,
         token_ids, target_ids = tokenizer(caption)
         return {"images": load_image(path, image_size), "token_ids": token_ids}, target_ids
 
+    def caption_length(inputs, target_ids):
+        return tf.shape(target_ids)[0]
+
     dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.bucket_by_sequence_length(
-        element_length_func=lambda inputs, targets: tf.shape(targets)[0],
+        element_length_func=caption_length,
         bucket_boundaries=boundaries,
         # One more batch size than boundaries: the last bucket is unbounded.
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),

@@ -10,10 +10,10 @@ _CONFIGS = {
     # The built-in synthetic data on a laptop CPU: `sat-keras demo`.
     "synthetic": {
         "model": {"embedding_dim": 64, "units": 128, "attention_dim": 64,
-                  "dropout": 0.1, "doubly_stochastic_weight": 0.1},
+                  "dropout": 0.1, "doubly_stochastic_weight": 1.0},
         "encoder": {"filters": [16, 32, 64]},
-        "training": {"batch_size": 64, "learning_rate": 3e-3, "epochs": 12,
-                     "image_size": 64, "max_length": 20, "num_images": 3000},
+        "training": {"batch_size": 64, "learning_rate": 3e-3, "epochs": 9,
+                     "image_size": 64, "max_length": 20, "num_images": 8000},
     },
     # The authors' Flickr8k settings (arctic-captions evaluate_flickr8k.py):
     # word embedding 512, LSTM 1800, 512-d annotations, lambda 1, gating

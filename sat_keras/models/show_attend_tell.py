@@ -222,12 +222,22 @@ class ShowAttendTell(keras.Model):
         inputs = data[0] if isinstance(data, tuple) else data
         annotations = self.encode(inputs, training=False)  # (batch, L, D)
         state, memory = self.start(annotations)
-        return decoding.greedy_search(
+        settings = self._decode_settings
+        if settings["beam_size"] == 1:
+            return decoding.greedy_search(
+                self.step, state, memory, num_locations=ops.shape(annotations)[1],
+                max_length=settings["max_length"])
+        return decoding.beam_search(
             self.step, state, memory, num_locations=ops.shape(annotations)[1],
-            max_length=self._decode_settings["max_length"])
+            max_length=settings["max_length"], beam_size=settings["beam_size"],
+            length_penalty=settings["length_penalty"])
 
-    def caption(self, images=None, features=None, max_length=20, batch_size=64):
-        """Captions images (uint8, batch first) or features, greedily.
+    def caption(self, images=None, features=None, max_length=20, beam_size=1,
+                length_penalty=0.0, batch_size=64):
+        """Captions images (uint8, batch first) or features.
+
+        `beam_size=1` is greedy search; larger sizes run the batched beam
+        search of `decoding.beam_search` with `length_penalty`.
 
         Returns:
             dict: "captions" list of str; "token_ids" (N, max_length) int32
@@ -238,7 +248,10 @@ class ShowAttendTell(keras.Model):
             raise ValueError("Pass exactly one of images= or features=.")
         if not isinstance(max_length, int) or max_length < 1:
             raise ValueError(f"max_length must be a positive integer. Received: {max_length!r}")
-        settings = {"max_length": max_length}
+        if not isinstance(beam_size, int) or beam_size < 1:
+            raise ValueError(f"beam_size must be a positive integer. Received: {beam_size!r}")
+        settings = {"max_length": max_length, "beam_size": beam_size,
+                    "length_penalty": float(length_penalty)}
         if settings != self._decode_settings:
             self._decode_settings = settings
             self.predict_function = None  # retrace with the new settings

@@ -3,6 +3,7 @@ import collections
 import numpy as np
 import pytest
 
+from sat_keras.data.pipeline import count_batches
 from sat_keras.data.pipeline import default_bucket_boundaries
 from sat_keras.data.pipeline import load_image_files
 from sat_keras.data.pipeline import make_caption_dataset
@@ -65,6 +66,15 @@ def test_drop_remainder_keeps_full_batches_only(records, vocabulary):
                                    seed=0, drop_remainder=True)
     sizes = {targets.shape[0] for _, targets in dataset}
     assert sizes == {7}
+
+
+@pytest.mark.parametrize("drop_remainder", [False, True])
+@pytest.mark.parametrize("max_length", [20, 8])
+def test_count_batches_is_exact(records, vocabulary, drop_remainder, max_length):
+    dataset = make_caption_dataset(records, vocabulary, batch_size=7, max_length=max_length,
+                                   seed=0, drop_remainder=drop_remainder)
+    assert count_batches(records, 7, max_length, drop_remainder=drop_remainder) == \
+        sum(1 for _ in dataset)
 
 
 def test_a_boundary_too_small_for_max_length_is_rejected(records, vocabulary):
