@@ -2,6 +2,7 @@
 
 import bisect
 import collections
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -132,6 +133,13 @@ def make_image_dataset(image_paths, image_size=64, batch_size=64):
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def _op_error_text(error):
+    """TensorFlow's message without its op and function-node decorations."""
+    text = (error.message or str(error)).strip().splitlines()[0]
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text)
+    return re.sub(r"\s*\[Op:.*$", "", text).strip()
+
+
 def load_image_files(paths, image_size):
     """Loads image files one by one, keeping going past bad ones.
 
@@ -147,9 +155,8 @@ def load_image_files(paths, image_size):
             loaded_paths.append(path)
         except tf.errors.NotFoundError:
             errors.append((path, "file not found"))
-        except (tf.errors.InvalidArgumentError, tf.errors.OpError) as error:
-            message = error.message.strip().splitlines()[0] if error.message else str(error)
-            errors.append((path, f"not a decodable image ({message})"))
+        except tf.errors.OpError as error:
+            errors.append((path, f"not a decodable image ({_op_error_text(error)})"))
     if images:
         return np.stack(images), loaded_paths, errors
     return np.zeros((0, image_size, image_size, 3), np.uint8), loaded_paths, errors
