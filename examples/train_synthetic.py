@@ -11,9 +11,10 @@ from sat_keras import ShowAttendTell
 from sat_keras import SmallCNNEncoder
 from sat_keras import Vocabulary
 from sat_keras.data import generate_synthetic
+from sat_keras.data import load_image_files
 from sat_keras.data import make_caption_dataset
 from sat_keras.data.records import select_split
-from sat_keras.metrics import corpus_bleu
+from sat_keras.metrics import caption_metrics
 
 
 def main():
@@ -37,11 +38,11 @@ def main():
               epochs=args.epochs)
 
     test_records = select_split(records, "test")
-    images = keras.ops.convert_to_numpy(keras.ops.stack([
-        keras.utils.img_to_array(keras.utils.load_img(r.image_path), dtype="uint8")
-        for r in test_records]))
-    captions = model.caption(images=images, max_length=20)["captions"]
-    print("test BLEU-4:", corpus_bleu([r.captions for r in test_records], captions))
+    images, _, _ = load_image_files([r.image_path for r in test_records], image_size=64)
+    captions = model.caption(images=images, max_length=20, beam_size=3)["captions"]
+    scores = caption_metrics([r.captions for r in test_records], captions, with_meteor=False)
+    print("test split, beam 3:", {name: round(value, 4) for name, value in scores.items()
+                                  if value is not None})
     model.save(f"{args.output_dir}/shapes.keras")
 
 

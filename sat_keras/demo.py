@@ -27,7 +27,8 @@ def train_synthetic(data_dir, output_dir, config_name="synthetic", epochs=None,
         print_fn: where the report lines go.
 
     Returns:
-        dict with "bleu_1".."bleu_4" (test split, free-running greedy),
+        dict with "bleu_1".."bleu_4", "rouge_l", "cider_d" (test split,
+        free-running greedy, `metrics.caption_metrics` without METEOR),
         "model", "model_dir", "train_seconds", "test_records", "captions".
     """
     config = get_config(config_name)
@@ -53,9 +54,10 @@ def train_synthetic(data_dir, output_dir, config_name="synthetic", epochs=None,
     train_seconds = time.perf_counter() - started
     print_fn(f"Trained for {settings['epochs']} epochs in {train_seconds:.0f} s")
     test_records = select_split(records, "test")
-    scores, captions = training.evaluate_bleu(model, test_records, settings["max_length"])
+    scores, captions = training.evaluate_captions(model, test_records, settings["max_length"])
     print_fn(f"Test split ({len(test_records)} images), free-running greedy captions: "
-             + ", ".join(f"BLEU-{n} {scores[f'bleu_{n}']:.4f}" for n in range(1, 5)))
+             + ", ".join(f"BLEU-{n} {scores[f'bleu_{n}']:.4f}" for n in range(1, 5))
+             + f", ROUGE-L {scores['rouge_l']:.4f}, CIDEr-D {scores['cider_d']:.4f}")
     model_dir = training.save_captioner(model, output_dir)
     print_fn(f"Model saved to {model_dir}")
     return {**scores, "model": model, "model_dir": model_dir,

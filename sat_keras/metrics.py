@@ -1,21 +1,24 @@
-"""Caption metrics on normalised words (see `text.normalize_caption`)."""
+"""Caption metrics as captioning papers report them (coco-caption conventions).
 
-from nltk.translate import bleu_score
+Captions are compared as normalised words (`text.normalize_caption`).
+BLEU-1..4, ROUGE-L and CIDEr-D are computed here, following coco-caption's
+scorers line for line (tests hold them to `pycocoevalcap` within 1e-6);
+METEOR runs the METEOR 1.5 jar that `pycocoevalcap` ships, when that package
+and Java are installed, and is reported as None (unavailable) otherwise.
+"""
+
+import collections
+import math
+import shutil
 
 from sat_keras.text import normalize_caption
 
+ROUGE_BETA = 1.2  # coco-caption's beta for ROUGE-L's F-measure
+CIDER_SIGMA = 6.0  # CIDEr-D's length-penalty width
+CIDER_MAX_ORDER = 4
 
-def corpus_bleu(references, hypotheses, max_order=4):
-    """Corpus BLEU-n (nltk, uniform weights, no smoothing).
 
-    Args:
-        references: per image, a list of reference caption strings.
-        hypotheses: per image, one generated caption string.
-        max_order: n of BLEU-n.
-
-    Returns:
-        A float in [0, 1].
-    """
+def _check(references, hypotheses):
     if len(references) != len(hypotheses):
         raise ValueError(
             f"references and hypotheses must have the same length. Received: "
@@ -23,8 +26,159 @@ def corpus_bleu(references, hypotheses, max_order=4):
         )
     if not hypotheses:
         raise ValueError("No captions to score.")
-    tokenized_references = [[normalize_caption(r) for r in refs] for refs in references]
-    tokenized_hypotheses = [normalize_caption(h) for h in hypotheses]
-    weights = (1.0 / max_order,) * max_order
-    return float(bleu_score.corpus_bleu(tokenized_references, tokenized_hypotheses,
-                                        weights=weights))
+    for index, refs in enumerate(references):
+        if isinstance(refs, str) or not refs:
+            raise ValueError(
+                f"references[{index}] must be a non-empty list of captions. Received: {refs!r}"
+            )
+
+
+def _tokenize(references, hypotheses):
+    _check(references, hypotheses)
+    return ([[normalize_caption(r) for r in refs] for refs in references],
+            [normalize_caption(h) for h in hypotheses])
+
+
+def _ngrams(words, n):
+    return collections.Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+
+
+def corpus_bleu_scores(references, hypotheses, max_order=4):
+    """Corpus BLEU-1..max_order as coco-caption computes it.
+
+    Clipped n-gram counts summed over the corpus, the brevity penalty from the
+    reference length closest to each hypothesis (ties to the shorter), and
+    coco-caption's 1e-15 / 1e-9 guards against zero counts.
+
+    Returns:
+        A list [BLEU-1, ..., BLEU-max_order].
+    """
+    tokenized_references, tokenized_hypotheses = _tokenize(references, hypotheses)
+    correct = [0] * max_order
+    guessed = [0] * max_order
+    hypothesis_length = reference_length = 0
+    for refs, hypothesis in zip(tokenized_references, tokenized_hypotheses):
+        length = len(hypothesis)
+        hypothesis_length += length
+        reference_length += min((abs(len(r) - length), len(r)) for r in refs)[1]
+        for n in range(1, max_order + 1):
+            counts = _ngrams(hypothesis, n)
+            max_reference_counts = collections.Counter()
+            for reference in refs:
+                max_reference_counts |= _ngrams(reference, n)
+            correct[n - 1] += sum(min(c, max_reference_counts[g]) for g, c in counts.items())
+            guessed[n - 1] += max(length - n + 1, 0)
+    tiny, small = 1e-15, 1e-9
+    scores, product = [], 1.0
+    for n in range(max_order):
+        product *= (correct[n] + tiny) / (guessed[n] + small)
+        scores.append(product ** (1.0 / (n + 1)))
+    ratio = (hypothesis_length + tiny) / (reference_length + small)
+    if ratio < 1:
+        scores = [score * math.exp(1 - 1 / ratio) for score in scores]
+    return scores
+
+
+def _longest_common_subsequence(a, b):
+    previous = [0] * (len(b) + 1)
+    for word in a:
+        current = [0]
+        for j, other in enumerate(b):
+            current.append(previous[j] + 1 if word == other else max(previous[j + 1], current[j]))
+        previous = current
+    return previous[-1]
+
+
+def rouge_l(references, hypotheses):
+    """Mean ROUGE-L F-measure (beta 1.2) of each hypothesis against its best reference."""
+    tokenized_references, tokenized_hypotheses = _tokenize(references, hypotheses)
+    scores = []
+    for refs, hypothesis in zip(tokenized_references, tokenized_hypotheses):
+        precisions, recalls = [], []
+        for reference in refs:
+            common = _longest_common_subsequence(reference, hypothesis)
+            precisions.append(common / len(hypothesis) if hypothesis else 0.0)
+            recalls.append(common / len(reference) if reference else 0.0)
+        precision, recall = max(precisions), max(recalls)
+        if precision and recall:
+            scores.append((1 + ROUGE_BETA ** 2) * precision * recall
+                          / (recall + ROUGE_BETA ** 2 * precision))
+        else:
+            scores.append(0.0)
+    return sum(scores) / len(scores)
+
+
+def cider_d(references, hypotheses):
+    """CIDEr-D: document frequencies from the references of the evaluated set.
+
+    TF-IDF n-gram vectors (n = 1..4), the hypothesis counts clipped by the
+    reference's, a Gaussian penalty on the length difference (sigma 6), the
+    mean over references, times 10, averaged over images (coco-caption's
+    `Cider`, which is CIDEr-D).
+    """
+    tokenized_references, tokenized_hypotheses = _tokenize(references, hypotheses)
+    orders = range(1, CIDER_MAX_ORDER + 1)
+    document_frequency = collections.Counter()
+    for refs in tokenized_references:
+        document_frequency.update({g for r in refs for n in orders for g in _ngrams(r, n)})
+    log_num_images = math.log(float(len(tokenized_references)))
+
+    def vectorize(words):
+        vectors = [dict() for _ in orders]
+        norms = [0.0 for _ in orders]
+        for n in orders:
+            for ngram, count in _ngrams(words, n).items():
+                weight = count * (log_num_images - math.log(max(1.0, document_frequency[ngram])))
+                vectors[n - 1][ngram] = weight
+                norms[n - 1] += weight ** 2
+        return vectors, [math.sqrt(norm) for norm in norms], len(words)
+
+    def similarity(hypothesis, reference):
+        (h_vectors, h_norms, h_length), (r_vectors, r_norms, r_length) = hypothesis, reference
+        penalty = math.exp(-((h_length - r_length) ** 2) / (2 * CIDER_SIGMA ** 2))
+        values = []
+        for n in range(len(h_vectors)):
+            value = sum(min(weight, r_vectors[n].get(g, 0.0)) * r_vectors[n].get(g, 0.0)
+                        for g, weight in h_vectors[n].items())
+            if h_norms[n] != 0 and r_norms[n] != 0:
+                value /= h_norms[n] * r_norms[n]
+            values.append(value * penalty)
+        return values
+
+    scores = []
+    for refs, hypothesis in zip(tokenized_references, tokenized_hypotheses):
+        h = vectorize(hypothesis)
+        totals = [0.0] * CIDER_MAX_ORDER
+        for reference in refs:
+            totals = [a + b for a, b in zip(totals, similarity(h, vectorize(reference)))]
+        scores.append(sum(totals) / CIDER_MAX_ORDER / len(refs) * 10.0)
+    return sum(scores) / len(scores)
+
+
+def meteor(references, hypotheses):
+    """METEOR 1.5 through pycocoevalcap's jar; None when Java or the package is missing."""
+    tokenized_references, tokenized_hypotheses = _tokenize(references, hypotheses)
+    if shutil.which("java") is None:
+        return None
+    try:
+        from pycocoevalcap.meteor.meteor import Meteor
+    except ImportError:
+        return None
+    references_by_id = {i: [" ".join(r) for r in refs]
+                        for i, refs in enumerate(tokenized_references)}
+    hypotheses_by_id = {i: [" ".join(h)] for i, h in enumerate(tokenized_hypotheses)}
+    score, _ = Meteor().compute_score(references_by_id, hypotheses_by_id)
+    return float(score)
+
+
+def caption_metrics(references, hypotheses, with_meteor=True):
+    """Every metric: {"bleu_1".."bleu_4", "rouge_l", "cider_d", "meteor"}.
+
+    "meteor" is None where it cannot be computed (see `meteor`).
+    """
+    results = {f"bleu_{n + 1}": score
+               for n, score in enumerate(corpus_bleu_scores(references, hypotheses))}
+    results["rouge_l"] = rouge_l(references, hypotheses)
+    results["cider_d"] = cider_d(references, hypotheses)
+    results["meteor"] = meteor(references, hypotheses) if with_meteor else None
+    return results

@@ -73,13 +73,11 @@ def caption_records(model, records, max_length, batch_size=64):
     return captions
 
 
-def evaluate_bleu(model, records, max_length, batch_size=64):
-    """Corpus BLEU-1..4 of free-running greedy captions against the references."""
+def evaluate_captions(model, records, max_length, batch_size=64, with_meteor=False):
+    """`metrics.caption_metrics` of free-running greedy captions, and the captions."""
     hypotheses = caption_records(model, records, max_length, batch_size)
     references = [record.captions for record in records]
-    scores = {f"bleu_{n}": metrics.corpus_bleu(references, hypotheses, max_order=n)
-              for n in range(1, 5)}
-    return scores, hypotheses
+    return metrics.caption_metrics(references, hypotheses, with_meteor), hypotheses
 
 
 def save_captioner(model, directory):

@@ -1,19 +1,111 @@
+import collections
+import pathlib
+import shutil
+
 import pytest
 
-from sat_keras.metrics import corpus_bleu
+from sat_keras import metrics
+from sat_keras.text import normalize_caption
+
+TOKEN_FILE = (pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+              / "flickr8k" / "Flickr8k.token.txt")
+
+FIXED_CAPTIONS = {
+    "a": ["A dog runs on the grass .", "A brown dog is running through a field .",
+          "The dog plays outside .", "A dog running in green grass .",
+          "A puppy runs across a lawn ."],
+    "b": ["Two children play in the snow .", "Kids are playing in snow .",
+          "Two kids making a snowman .", "Children in winter coats play .",
+          "A boy and a girl in the snow ."],
+    "c": ["A man rides a bike down a hill .", "A cyclist on a mountain trail .",
+          "A person riding a bicycle downhill .", "Man on a bike in the woods .",
+          "A biker goes down a dirt path ."],
+}
 
 
-def test_identical_captions_score_one_and_normalisation_applies():
-    references = [["A red circle, to the left.", "other words here"]]
-    assert corpus_bleu(references, ["a red circle to the left"]) == pytest.approx(1.0)
+def _caption_sets(limit=60):
+    """Real Flickr8k captions when the shared data is present, else a fixed set."""
+    if not TOKEN_FILE.exists():
+        return list(FIXED_CAPTIONS.values())
+    by_image = collections.defaultdict(list)
+    with open(TOKEN_FILE, encoding="utf-8") as file:
+        for line in file:
+            name, caption = line.rstrip("\n").split("\t")
+            by_image[name.split("#")[0]].append(caption)
+    return [captions for _, captions in sorted(by_image.items())[:limit]]
+
+
+def _cases():
+    """Hypotheses: each image's first caption, its own (held out) or a neighbour's."""
+    sets = _caption_sets()
+    references = [captions[1:] for captions in sets]
+    hypotheses = [sets[i][0] if i % 3 else sets[(i + 1) % len(sets)][0]
+                  for i in range(len(sets))]
+    return references, hypotheses
+
+
+def _coco(scorer, references, hypotheses):
+    gts = {i: [" ".join(normalize_caption(r)) for r in refs] for i, refs in enumerate(references)}
+    res = {i: [" ".join(normalize_caption(h))] for i, h in enumerate(hypotheses)}
+    return scorer.compute_score(gts, res)[0]
+
+
+def test_bleu_matches_pycocoevalcap():
+    from pycocoevalcap.bleu.bleu import Bleu
+
+    references, hypotheses = _cases()
+    expected = _coco(Bleu(4), references, hypotheses)
+    assert metrics.corpus_bleu_scores(references, hypotheses) == pytest.approx(expected,
+                                                                               abs=1e-6)
+
+
+def test_rouge_l_matches_pycocoevalcap():
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    references, hypotheses = _cases()
+    assert metrics.rouge_l(references, hypotheses) == pytest.approx(
+        _coco(Rouge(), references, hypotheses), abs=1e-6)
+
+
+def test_cider_d_matches_pycocoevalcap():
+    from pycocoevalcap.cider.cider import Cider
+
+    references, hypotheses = _cases()
+    assert metrics.cider_d(references, hypotheses) == pytest.approx(
+        _coco(Cider(), references, hypotheses), abs=1e-6)
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="METEOR needs Java")
+def test_meteor_runs_the_jar():
+    references, hypotheses = _cases()
+    score = metrics.meteor(references[:10], hypotheses[:10])
+    assert 0.0 < score < 1.0
+    assert metrics.meteor([["a red circle"]], ["a red circle"]) == pytest.approx(1.0, abs=0.01)
+
+
+def test_perfect_captions_score_one_on_bleu_and_rouge():
+    references = [["a red circle", "a circle that is red"], ["two blue squares"]]
+    hypotheses = ["a red circle", "two blue squares"]
+    scores = metrics.caption_metrics(references, hypotheses, with_meteor=False)
+    assert scores["bleu_1"] == pytest.approx(1.0)
+    assert scores["rouge_l"] == pytest.approx(1.0)
+    assert scores["meteor"] is None
 
 
 def test_bleu_1_counts_clipped_unigram_matches():
     # 3 of 4 hypothesis words match; lengths equal, so no brevity penalty.
-    assert corpus_bleu([["a red circle here"]], ["a red square here"], max_order=1) == \
-        pytest.approx(0.75)
+    assert metrics.corpus_bleu_scores([["a red circle here"]], ["a red square here"],
+                                      max_order=1)[0] == pytest.approx(0.75)
+    # "a a a a" against "a red circle here": clipped to one match of four.
+    assert metrics.corpus_bleu_scores([["a red circle here"]], ["a a a a"],
+                                      max_order=1)[0] == pytest.approx(0.25)
 
 
-def test_length_mismatch_is_rejected():
-    with pytest.raises(ValueError, match="same length"):
-        corpus_bleu([["a"]], ["a", "b"])
+@pytest.mark.parametrize("references, hypotheses, message", [
+    ([["a"]], ["a", "b"], "same length"),
+    ([], [], "No captions"),
+    (["a red circle"], ["a"], "non-empty list"),
+])
+def test_bad_input_is_rejected(references, hypotheses, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.caption_metrics(references, hypotheses)

@@ -1,3 +1,4 @@
+from sat_keras.data.pipeline import load_image_files
 from sat_keras.data.pipeline import make_caption_dataset
 from sat_keras.data.pipeline import make_image_dataset
 from sat_keras.data.records import CaptionRecord
@@ -7,6 +8,7 @@ from sat_keras.data.synthetic import read_synthetic
 __all__ = [
     "CaptionRecord",
     "generate_synthetic",
+    "load_image_files",
     "make_caption_dataset",
     "make_image_dataset",
     "read_synthetic",
