@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from sat_keras.data.datasets import dataset_names
 from sat_keras.models.configs import config_names
 
 
@@ -26,16 +27,30 @@ def _train(args):
 
 def _caption(args):
     from sat_keras.inference import caption_image_files
+    from sat_keras.inference import plot_file_captions
     from sat_keras.training import load_captioner
 
     model = load_captioner(args.model)
-    outcomes = caption_image_files(model, args.images, max_length=args.max_length)
+    outcomes = caption_image_files(model, args.images, max_length=args.max_length,
+                                   beam_size=args.beam_size)
     for outcome in outcomes:
         if outcome.error is None:
             print(f"{outcome.path}: {outcome.caption}")
         else:
             print(f"{outcome.path}: error: {outcome.error}", file=sys.stderr)
+    if args.attention_plot:
+        for path in plot_file_captions(outcomes, args.attention_plot):
+            print(f"attention plot: {path}")
     return 1 if any(outcome.error for outcome in outcomes) else 0
+
+
+def _evaluate(args):
+    from sat_keras.evaluation import evaluate
+
+    evaluate(args.model, args.dataset, args.data_dir, split=args.split,
+             beam_size=args.beam_size, max_length=args.max_length, output_path=args.output,
+             with_meteor=not args.no_meteor, tokenization=args.tokenization)
+    return 0
 
 
 def build_parser():
@@ -70,7 +85,25 @@ def build_parser():
     caption.add_argument("--model", required=True,
                          help="directory written by train/demo, or a .keras file")
     caption.add_argument("--max-length", type=int, default=20)
+    caption.add_argument("--beam-size", type=int, default=1, help="1: greedy search")
+    caption.add_argument("--attention-plot", default=None, metavar="PNG",
+                         help="write the image and one attention panel per word")
     caption.set_defaults(handler=_caption)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="caption a dataset split and report every caption metric")
+    evaluate.add_argument("--model", required=True)
+    evaluate.add_argument("--dataset", choices=dataset_names(), default="synthetic")
+    evaluate.add_argument("--data-dir", required=True)
+    evaluate.add_argument("--split", choices=["train", "val", "test"], default="test")
+    evaluate.add_argument("--beam-size", type=int, default=3, help="1: greedy search")
+    evaluate.add_argument("--max-length", type=int, default=20)
+    evaluate.add_argument("--output", default=None, help="results JSON file")
+    evaluate.add_argument("--tokenization", choices=["normalize", "ptb"], default="normalize",
+                          help="ptb: coco-caption's Java PTB tokenizer")
+    evaluate.add_argument("--no-meteor", action="store_true",
+                          help="skip METEOR (it needs Java and pycocoevalcap)")
+    evaluate.set_defaults(handler=_evaluate)
     return parser
 
 

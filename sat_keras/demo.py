@@ -54,7 +54,7 @@ def train_synthetic(data_dir, output_dir, config_name="synthetic", epochs=None,
     train_seconds = time.perf_counter() - started
     print_fn(f"Trained for {settings['epochs']} epochs in {train_seconds:.0f} s")
     test_records = select_split(records, "test")
-    scores, captions = training.evaluate_captions(model, test_records, settings["max_length"])
+    scores, outputs = training.evaluate_records(model, test_records, settings["max_length"])
     print_fn(f"Test split ({len(test_records)} images), free-running greedy captions: "
              + ", ".join(f"BLEU-{n} {scores[f'bleu_{n}']:.4f}" for n in range(1, 5))
              + f", ROUGE-L {scores['rouge_l']:.4f}, CIDEr-D {scores['cider_d']:.4f}")
@@ -62,7 +62,7 @@ def train_synthetic(data_dir, output_dir, config_name="synthetic", epochs=None,
     print_fn(f"Model saved to {model_dir}")
     return {**scores, "model": model, "model_dir": model_dir,
             "train_seconds": train_seconds, "test_records": test_records,
-            "captions": captions}
+            "captions": outputs["captions"]}
 
 
 def run_demo(output_dir="sat_keras_demo", epochs=None, num_images=None, seed=0,

@@ -1,21 +1,28 @@
 """Captioning image files, one bad file never stopping the others."""
 
 import dataclasses
+import os
 
 from sat_keras.data.pipeline import load_image_files
 
 
 @dataclasses.dataclass(frozen=True)
 class FileCaption:
-    """The outcome for one file: a caption, or the error that stopped it."""
+    """The outcome for one file: a caption, or the error that stopped it.
+
+    `image` (uint8, as the encoder saw it) and `attention_weights`
+    (max_length, L) come with a caption, for `visualization.plot_attention`.
+    """
 
     path: str
     caption: str = None
     error: str = None
+    image: object = dataclasses.field(default=None, repr=False)
+    attention_weights: object = dataclasses.field(default=None, repr=False)
 
 
-def caption_image_files(model, paths, max_length=20, batch_size=64):
-    """Greedy captions for image files, in the order given.
+def caption_image_files(model, paths, max_length=20, beam_size=1, batch_size=64):
+    """Captions image files, in the order given (greedy for beam_size 1).
 
     Missing, unreadable and non-image files get `error` set; the others are
     captioned all the same.
@@ -31,8 +38,28 @@ def caption_image_files(model, paths, max_length=20, batch_size=64):
     images, loaded_paths, errors = load_image_files(list(paths), model.image_size)
     outcomes = {path: FileCaption(path, error=message) for path, message in errors}
     if loaded_paths:
-        captions = model.caption(images=images, max_length=max_length,
-                                 batch_size=batch_size)["captions"]
-        outcomes.update({path: FileCaption(path, caption=caption)
-                         for path, caption in zip(loaded_paths, captions)})
+        result = model.caption(images=images, max_length=max_length, beam_size=beam_size,
+                               batch_size=batch_size)
+        outcomes.update({
+            path: FileCaption(path, caption=caption, image=image, attention_weights=attention)
+            for path, caption, image, attention in zip(
+                loaded_paths, result["captions"], images, result["attention_weights"])})
     return [outcomes[path] for path in paths]
+
+
+def plot_file_captions(outcomes, output_path):
+    """Attention pictures for the captioned files; returns the paths written.
+
+    One file is written to `output_path`; several to `NAME-<k>.png`, k the
+    file's 1-based position in the list given.
+    """
+    from sat_keras.visualization import plot_attention
+
+    captioned = [(index, o) for index, o in enumerate(outcomes, 1) if o.error is None]
+    stem, extension = os.path.splitext(output_path)
+    written = []
+    for index, outcome in captioned:
+        path = output_path if len(outcomes) == 1 else f"{stem}-{index}{extension or '.png'}"
+        written.append(plot_attention(outcome.image, outcome.caption.split(),
+                                      outcome.attention_weights, path))
+    return written

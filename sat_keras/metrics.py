@@ -1,6 +1,9 @@
 """Caption metrics as captioning papers report them (coco-caption conventions).
 
-Captions are compared as normalised words (`text.normalize_caption`).
+Captions are compared as normalised words (`text.normalize_caption`:
+lowercase, ASCII punctuation removed) or, with `tokenization="ptb"`, as
+coco-caption does: Stanford's PTB tokenizer (Java, through `pycocoevalcap`)
+with punctuation tokens dropped.
 BLEU-1..4, ROUGE-L and CIDEr-D are computed here, following coco-caption's
 scorers line for line (tests hold them to `pycocoevalcap` within 1e-6);
 METEOR runs the METEOR 1.5 jar that `pycocoevalcap` ships, when that package
@@ -33,8 +36,32 @@ def _check(references, hypotheses):
             )
 
 
-def _tokenize(references, hypotheses):
+TOKENIZATIONS = ("normalize", "ptb")
+
+
+def _ptb_tokenize(references, hypotheses):
+    if shutil.which("java") is None:
+        raise ValueError('tokenization="ptb" needs Java on PATH; use "normalize".')
+    try:
+        from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+    except ImportError as error:
+        raise ValueError(
+            'tokenization="ptb" needs pycocoevalcap: pip install "sat_keras[metrics]".'
+        ) from error
+    captions = {f"r{i}": [{"caption": r} for r in refs] for i, refs in enumerate(references)}
+    captions.update({f"h{i}": [{"caption": h}] for i, h in enumerate(hypotheses)})
+    tokenized = PTBTokenizer().tokenize(captions)
+    return ([[r.split() for r in tokenized[f"r{i}"]] for i in range(len(references))],
+            [tokenized[f"h{i}"][0].split() for i in range(len(hypotheses))])
+
+
+def _tokenize(references, hypotheses, tokenization="normalize"):
     _check(references, hypotheses)
+    if tokenization not in TOKENIZATIONS:
+        raise ValueError(
+            f"tokenization must be one of {TOKENIZATIONS}. Received: {tokenization!r}")
+    if tokenization == "ptb":
+        return _ptb_tokenize(references, hypotheses)
     return ([[normalize_caption(r) for r in refs] for refs in references],
             [normalize_caption(h) for h in hypotheses])
 
@@ -43,8 +70,13 @@ def _ngrams(words, n):
     return collections.Counter(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
 
 
-def corpus_bleu_scores(references, hypotheses, max_order=4):
-    """Corpus BLEU-1..max_order as coco-caption computes it.
+def corpus_bleu_scores(references, hypotheses, max_order=4, tokenization="normalize"):
+    """Corpus BLEU-1..max_order as coco-caption computes it; see `_bleu`."""
+    return _bleu(*_tokenize(references, hypotheses, tokenization), max_order)
+
+
+def _bleu(tokenized_references, tokenized_hypotheses, max_order=4):
+    """Corpus BLEU-1..max_order from word lists.
 
     Clipped n-gram counts summed over the corpus, the brevity penalty from the
     reference length closest to each hypothesis (ties to the shorter), and
@@ -53,7 +85,6 @@ def corpus_bleu_scores(references, hypotheses, max_order=4):
     Returns:
         A list [BLEU-1, ..., BLEU-max_order].
     """
-    tokenized_references, tokenized_hypotheses = _tokenize(references, hypotheses)
     correct = [0] * max_order
     guessed = [0] * max_order
     hypothesis_length = reference_length = 0
@@ -89,9 +120,12 @@ def _longest_common_subsequence(a, b):
     return previous[-1]
 
 
-def rouge_l(references, hypotheses):
+def rouge_l(references, hypotheses, tokenization="normalize"):
     """Mean ROUGE-L F-measure (beta 1.2) of each hypothesis against its best reference."""
-    tokenized_references, tokenized_hypotheses = _tokenize(references, hypotheses)
+    return _rouge_l(*_tokenize(references, hypotheses, tokenization))
+
+
+def _rouge_l(tokenized_references, tokenized_hypotheses):
     scores = []
     for refs, hypothesis in zip(tokenized_references, tokenized_hypotheses):
         precisions, recalls = [], []
@@ -108,7 +142,12 @@ def rouge_l(references, hypotheses):
     return sum(scores) / len(scores)
 
 
-def cider_d(references, hypotheses):
+def cider_d(references, hypotheses, tokenization="normalize"):
+    """CIDEr-D of the captions; see `_cider_d`."""
+    return _cider_d(*_tokenize(references, hypotheses, tokenization))
+
+
+def _cider_d(tokenized_references, tokenized_hypotheses):
     """CIDEr-D: document frequencies from the references of the evaluated set.
 
     TF-IDF n-gram vectors (n = 1..4), the hypothesis counts clipped by the
@@ -116,7 +155,6 @@ def cider_d(references, hypotheses):
     mean over references, times 10, averaged over images (coco-caption's
     `Cider`, which is CIDEr-D).
     """
-    tokenized_references, tokenized_hypotheses = _tokenize(references, hypotheses)
     orders = range(1, CIDER_MAX_ORDER + 1)
     document_frequency = collections.Counter()
     for refs in tokenized_references:
@@ -155,9 +193,12 @@ def cider_d(references, hypotheses):
     return sum(scores) / len(scores)
 
 
-def meteor(references, hypotheses):
+def meteor(references, hypotheses, tokenization="normalize"):
     """METEOR 1.5 through pycocoevalcap's jar; None when Java or the package is missing."""
-    tokenized_references, tokenized_hypotheses = _tokenize(references, hypotheses)
+    return _meteor(*_tokenize(references, hypotheses, tokenization))
+
+
+def _meteor(tokenized_references, tokenized_hypotheses):
     if shutil.which("java") is None:
         return None
     try:
@@ -171,14 +212,19 @@ def meteor(references, hypotheses):
     return float(score)
 
 
-def caption_metrics(references, hypotheses, with_meteor=True):
+def caption_metrics(references, hypotheses, with_meteor=True, tokenization="normalize"):
     """Every metric: {"bleu_1".."bleu_4", "rouge_l", "cider_d", "meteor"}.
 
-    "meteor" is None where it cannot be computed (see `meteor`).
+    Args:
+        references: per image, a non-empty list of reference captions.
+        hypotheses: per image, one generated caption.
+        with_meteor: compute METEOR ("meteor" is None without it, or where it
+            cannot be computed, see `meteor`).
+        tokenization: "normalize" or "ptb" (see the module docstring).
     """
-    results = {f"bleu_{n + 1}": score
-               for n, score in enumerate(corpus_bleu_scores(references, hypotheses))}
-    results["rouge_l"] = rouge_l(references, hypotheses)
-    results["cider_d"] = cider_d(references, hypotheses)
-    results["meteor"] = meteor(references, hypotheses) if with_meteor else None
+    tokenized = _tokenize(references, hypotheses, tokenization)
+    results = {f"bleu_{n + 1}": score for n, score in enumerate(_bleu(*tokenized))}
+    results["rouge_l"] = _rouge_l(*tokenized)
+    results["cider_d"] = _cider_d(*tokenized)
+    results["meteor"] = _meteor(*tokenized) if with_meteor else None
     return results

@@ -3,6 +3,7 @@
 import os
 
 import keras
+import numpy as np
 
 from sat_keras import metrics
 from sat_keras.data.pipeline import count_batches
@@ -62,22 +63,32 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
                      callbacks=list(callbacks), verbose=verbose)
 
 
-def caption_records(model, records, max_length, batch_size=64):
-    """Greedy captions for each record's image, in order."""
+def caption_records(model, records, max_length, beam_size=1, batch_size=64):
+    """Captions each record's image, in order (greedy for beam_size 1).
+
+    Returns:
+        dict: "captions" (list of str), "scores" (N,), "attention_weights"
+        (N, max_length, L).
+    """
     images = make_image_dataset([r.image_path for r in records], model.image_size,
                                 batch_size=batch_size)
-    captions = []
-    for batch in images:
-        captions.extend(model.caption(images=batch, max_length=max_length,
-                                      batch_size=batch_size)["captions"])
-    return captions
+    outputs = [model.caption(images=batch, max_length=max_length, beam_size=beam_size,
+                             batch_size=batch_size) for batch in images]
+    return {
+        "captions": [caption for output in outputs for caption in output["captions"]],
+        "scores": np.concatenate([output["scores"] for output in outputs]),
+        "attention_weights": np.concatenate([o["attention_weights"] for o in outputs]),
+    }
 
 
-def evaluate_captions(model, records, max_length, batch_size=64, with_meteor=False):
-    """`metrics.caption_metrics` of free-running greedy captions, and the captions."""
-    hypotheses = caption_records(model, records, max_length, batch_size)
+def evaluate_records(model, records, max_length, beam_size=1, batch_size=64,
+                     with_meteor=False, tokenization="normalize"):
+    """`metrics.caption_metrics` of free-running captions, and `caption_records`' outputs."""
+    outputs = caption_records(model, records, max_length, beam_size, batch_size)
     references = [record.captions for record in records]
-    return metrics.caption_metrics(references, hypotheses, with_meteor), hypotheses
+    scores = metrics.caption_metrics(references, outputs["captions"], with_meteor,
+                                     tokenization)
+    return scores, outputs
 
 
 def save_captioner(model, directory):

@@ -23,7 +23,7 @@ def vocabulary():
 def make_model(vocabulary):
     """A tiny seeded model; features (B, L=4, D=8) or 32x32 images."""
 
-    def make(with_encoder=False, **overrides):
+    def make(with_encoder=False, vocabulary=vocabulary, **overrides):
         keras.utils.set_random_seed(0)
         settings = dict(embedding_dim=8, units=12, attention_dim=8, dropout=0.0, image_size=32)
         settings.update(overrides)

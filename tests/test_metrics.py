@@ -109,3 +109,26 @@ def test_bleu_1_counts_clipped_unigram_matches():
 def test_bad_input_is_rejected(references, hypotheses, message):
     with pytest.raises(ValueError, match=message):
         metrics.caption_metrics(references, hypotheses)
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="the PTB tokenizer needs Java")
+def test_ptb_tokenization_matches_coco_caption_pipeline():
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    references, hypotheses = _cases()
+    references, hypotheses = references[:20], hypotheses[:20]
+    gts = PTBTokenizer().tokenize(
+        {i: [{"caption": r} for r in refs] for i, refs in enumerate(references)})
+    res = PTBTokenizer().tokenize({i: [{"caption": h}] for i, h in enumerate(hypotheses)})
+    expected = Bleu(4).compute_score(gts, res)[0]
+    scores = metrics.caption_metrics(references, hypotheses, with_meteor=False,
+                                     tokenization="ptb")
+    assert [scores[f"bleu_{n}"] for n in range(1, 5)] == pytest.approx(expected, abs=1e-6)
+    # PTB keeps clitics as tokens ("'s"); the default rule splits them off as words.
+    assert metrics._tokenize([["a dog's toy"]], ["x"], "ptb")[0][0][0] == ["a", "dog", "'s", "toy"]
+
+
+def test_unknown_tokenization_is_rejected():
+    with pytest.raises(ValueError, match="tokenization must be one of"):
+        metrics.caption_metrics([["a"]], ["a"], tokenization="spacy")

@@ -1,0 +1,52 @@
+"""Keras callbacks: caption metrics from free-running decoding during `fit`."""
+
+import keras
+
+from sat_keras import training
+
+
+class CaptionMetricsCallback(keras.callbacks.Callback):
+    """Adds `val_bleu_1`..`val_bleu_4`, `val_rouge_l`, `val_cider` to the logs.
+
+    Every `every_n_epochs` epochs it captions the validation images without
+    teacher forcing (greedy, or beam search) and scores the captions with
+    `metrics.caption_metrics` (`val_cider` is CIDEr-D). Teacher-forced
+    accuracy says little about captions; select models on these instead.
+    Place it before `EarlyStopping` / `ModelCheckpoint` in the callbacks list
+    so they see the values of the same epoch, and with `every_n_epochs > 1`
+    give them `patience` in those units (they warn on epochs without it).
+
+    Args:
+        records: validation `CaptionRecord`s.
+        max_length: the longest caption generated.
+        beam_size: 1 for greedy search.
+        every_n_epochs: how often to decode and score.
+        batch_size: images decoded at once.
+        with_meteor: also METEOR (`val_meteor`), which starts Java each time.
+    """
+
+    def __init__(self, records, max_length=20, beam_size=1, every_n_epochs=1, batch_size=64,
+                 with_meteor=False):
+        super().__init__()
+        if not records:
+            raise ValueError("CaptionMetricsCallback needs at least one validation record.")
+        if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
+            raise ValueError(
+                f"every_n_epochs must be a positive integer. Received: {every_n_epochs!r}")
+        self.records = list(records)
+        self.max_length = max_length
+        self.beam_size = beam_size
+        self.every_n_epochs = every_n_epochs
+        self.batch_size = batch_size
+        self.with_meteor = with_meteor
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_n_epochs:
+            return
+        scores, _ = training.evaluate_records(
+            self.model, self.records, self.max_length, beam_size=self.beam_size,
+            batch_size=self.batch_size, with_meteor=self.with_meteor)
+        scores["cider"] = scores.pop("cider_d")
+        if logs is not None:
+            logs.update({f"val_{name}": value for name, value in scores.items()
+                         if value is not None})
