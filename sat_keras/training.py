@@ -59,8 +59,10 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
         learning_rate, epochs * steps_per_epoch, alpha=0.05)
     model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=jit_compile)
     return model.fit(datasets["train"].repeat(), steps_per_epoch=steps_per_epoch,
-                     validation_data=datasets["val"], epochs=epochs,
-                     callbacks=list(callbacks), verbose=verbose)
+                     validation_data=datasets["val"],
+                     validation_steps=count_batches(val_records, batch_size, max_length),
+                     epochs=epochs, callbacks=list(callbacks), verbose=verbose,
+                     shuffle=False)  # the dataset reshuffles itself every epoch
 
 
 def caption_records(model, records, max_length, beam_size=1, batch_size=64):
