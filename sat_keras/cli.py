@@ -49,7 +49,8 @@ def _evaluate(args):
 
     evaluate(args.model, args.dataset, args.data_dir, split=args.split,
              beam_size=args.beam_size, max_length=args.max_length, output_path=args.output,
-             with_meteor=not args.no_meteor, tokenization=args.tokenization)
+             with_meteor=not args.no_meteor, tokenization=args.tokenization,
+             captions_file=args.captions_file, missing=args.missing)
     return 0
 
 
@@ -94,7 +95,12 @@ def build_parser():
         "evaluate", help="caption a dataset split and report every caption metric")
     evaluate.add_argument("--model", required=True)
     evaluate.add_argument("--dataset", choices=dataset_names(), default="synthetic")
-    evaluate.add_argument("--data-dir", required=True)
+    evaluate.add_argument("--data-dir", required=True,
+                          help="the dataset or image folder (see data.datasets.read_dataset)")
+    evaluate.add_argument("--captions-file", default=None,
+                          help="karpathy / coco / csv: the captions file")
+    evaluate.add_argument("--missing", choices=["error", "skip"], default="error",
+                          help="listed images missing on disk: fail, or report and skip")
     evaluate.add_argument("--split", choices=["train", "val", "test"], default="test")
     evaluate.add_argument("--beam-size", type=int, default=3, help="1: greedy search")
     evaluate.add_argument("--max-length", type=int, default=20)

@@ -23,11 +23,12 @@ def format_metrics(scores):
 
 def evaluate(model_path, dataset, data_dir, split="test", beam_size=3, max_length=20,
              output_path=None, batch_size=64, with_meteor=True, tokenization="normalize",
-             print_fn=print):
+             captions_file=None, missing="error", print_fn=print):
     """Captions a split, scores it, and writes the results as JSON.
 
-    On the synthetic dataset the results also hold `attention_in_object`
-    (`synthetic_attention.attention_in_objects`).
+    `dataset`, `data_dir`, `captions_file` and `missing` are those of
+    `data.datasets.read_dataset`. On the synthetic dataset the results also
+    hold `attention_in_object` (`synthetic_attention.attention_in_objects`).
 
     Returns:
         dict: "model", "dataset", "split", "beam_size", "max_length",
@@ -35,7 +36,8 @@ def evaluate(model_path, dataset, data_dir, split="test", beam_size=3, max_lengt
         "captions": [{"image", "caption", "score", "references"}].
     """
     model = training.load_captioner(model_path)
-    records = select_split(read_dataset(dataset, data_dir), split)
+    records = select_split(read_dataset(dataset, data_dir, captions_file=captions_file,
+                                        missing=missing, report=print_fn), split)
     scores, outputs = training.evaluate_records(model, records, max_length, beam_size,
                                                 batch_size, with_meteor, tokenization)
     results = {"model": model_path, "dataset": dataset, "split": split,

@@ -1,6 +1,7 @@
 """`CaptionRecord`: what every dataset reader returns."""
 
 import dataclasses
+import os
 
 SPLITS = ("train", "val", "test")
 
@@ -42,3 +43,30 @@ def select_split(records, split):
             f"No records in split {split!r}. Splits present: {found}"
         )
     return selected
+
+
+MISSING_POLICIES = ("error", "skip")
+
+
+def check_images_exist(records, missing="error", source="dataset", report=print):
+    """Records whose image file exists; the others are reported, never dropped silently.
+
+    Args:
+        records: `CaptionRecord`s.
+        missing: "error" raises `FileNotFoundError` naming how many files are
+            missing and the first few; "skip" reports them through `report`
+            and returns the rest.
+        source: what to name in the message (a file or dataset name).
+        report: where the "skip" message goes.
+    """
+    if missing not in MISSING_POLICIES:
+        raise ValueError(f"missing must be one of {MISSING_POLICIES}. Received: {missing!r}")
+    present = [r for r in records if os.path.exists(r.image_path)]
+    absent = [r.image_path for r in records if not os.path.exists(r.image_path)]
+    if absent:
+        message = (f"{source}: {len(absent)} of {len(records)} listed images are missing "
+                   f"on disk, e.g. {absent[:3]}")
+        if missing == "error":
+            raise FileNotFoundError(message + ". Pass missing='skip' to leave them out.")
+        report(message + "; left out.")
+    return present
