@@ -79,3 +79,122 @@ class SmallCNNEncoder(keras.layers.Layer):
         config = super().get_config()
         config.update({"filters": list(self.filters)})
         return config
+
+
+# name: (keras.applications constructor, input side, grid layer or None for
+# the last output, preprocessing mode). "caffe": RGB->BGR minus the ImageNet
+# mean; "tf": x / 127.5 - 1; "none": the network rescales inside itself.
+BACKBONES = {
+    "vgg16": ("VGG16", 224, "block5_conv3", "caffe"),  # 14x14x512
+    "vgg19": ("VGG19", 224, "block5_conv4", "caffe"),  # 14x14x512, the paper's conv5_4
+    "resnet50": ("ResNet50", 224, None, "caffe"),  # 7x7x2048
+    "resnet101": ("ResNet101", 224, None, "caffe"),
+    "resnet152": ("ResNet152", 224, None, "caffe"),
+    "resnet50_v2": ("ResNet50V2", 224, None, "tf"),
+    "resnet101_v2": ("ResNet101V2", 224, None, "tf"),
+    "resnet152_v2": ("ResNet152V2", 224, None, "tf"),
+    "inception_v3": ("InceptionV3", 299, None, "tf"),  # 8x8x2048
+    "mobilenet": ("MobileNet", 224, "conv_pw_11_relu", "tf"),  # 14x14x512
+    "mobilenet_last": ("MobileNet", 224, None, "tf"),  # 7x7x1024
+    "mobilenet_v2": ("MobileNetV2", 224, None, "tf"),  # 7x7x1280
+    "mobilenet_v3_small": ("MobileNetV3Small", 224, None, "none"),
+    "mobilenet_v3_large": ("MobileNetV3Large", 224, None, "none"),
+    **{f"efficientnet_b{i}": (f"EfficientNetB{i}", size, None, "none")
+       for i, size in enumerate((224, 240, 260, 300, 380, 456, 528, 600))},
+}
+IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+def encoder_names():
+    return sorted(BACKBONES)
+
+
+@keras.saving.register_keras_serializable(package="sat_keras")
+class PretrainedEncoder(keras.layers.Layer):
+    """A keras.applications CNN cut at its attention grid, preprocessing inside.
+
+    1. x = preprocess(image) per the backbone's training   (batch, S, S, 3)
+    2. grid = backbone up to the grid layer               (batch, h, w, D)
+    3. flatten the grid                                   (batch, h * w, D)
+
+    Args:
+        backbone: a name from `encoder_names()` (e.g. "mobilenet" gives
+            conv_pw_11's 14x14x512 grid at 224, the paper's VGG conv5_4 shape).
+        weights: "imagenet" (downloads), None (random), or a weights file.
+        trainable: fine-tune the backbone (False: frozen, and run in
+            inference mode so batch-norm statistics stay fixed).
+        backbone_kwargs: extra constructor arguments (e.g. {"alpha": 0.25}).
+
+    Call arguments:
+        images: uint8 or float (batch, S, S, 3), values 0..255, S = `image_size`.
+
+    Returns:
+        Annotations (batch, L, D).
+
+    Weights are not reloaded from `weights` when a saved model is loaded:
+    they come from the saved file (`from_config` sets weights=None).
+
+    Example:
+    >>> encoder = PretrainedEncoder("mobilenet", weights=None, backbone_kwargs={"alpha": 0.25})
+    >>> tuple(encoder(np.zeros((1, 224, 224, 3), "uint8")).shape)
+    (1, 196, 128)
+    """
+
+    def __init__(self, backbone, weights="imagenet", trainable=False, backbone_kwargs=None,
+                 **kwargs):
+        super().__init__(trainable=trainable, **kwargs)
+        if backbone not in BACKBONES:
+            raise ValueError(
+                f"Unknown backbone {backbone!r}. Available: {encoder_names()}")
+        self.backbone = backbone
+        self.weights_source = weights
+        self.backbone_kwargs = dict(backbone_kwargs or {})
+        self.image_size = BACKBONES[backbone][1]
+
+    def build(self, images_shape=None):
+        constructor, size, layer_name, _ = BACKBONES[self.backbone]
+        network = getattr(keras.applications, constructor)(
+            include_top=False, weights=self.weights_source, input_shape=(size, size, 3),
+            **self.backbone_kwargs)
+        output = network.output if layer_name is None else network.get_layer(layer_name).output
+        self.network = keras.Model(network.input, output, name=f"{self.backbone}_grid")
+        self.network.trainable = self.trainable
+
+    def _preprocess(self, images):
+        x = ops.cast(images, self.compute_dtype)  # (batch, S, S, 3)
+        mode = BACKBONES[self.backbone][3]
+        if mode == "tf":
+            return x / 127.5 - 1.0
+        if mode == "caffe":
+            return ops.flip(x, axis=-1) - ops.convert_to_tensor(IMAGENET_MEAN_BGR, x.dtype)
+        return x
+
+    def call(self, images, training=None):
+        grid = self.network(self._preprocess(images),
+                            training=training if self.trainable else False)  # (b, h, w, D)
+        _, height, width, channels = ops.shape(grid)
+        return ops.reshape(grid, (-1, height * width, channels))  # (batch, L, D)
+
+    def compute_output_shape(self, images_shape):
+        if not self.built:
+            self.build(images_shape)
+        _, height, width, channels = self.network.output.shape
+        return (images_shape[0], height * width, channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"backbone": self.backbone, "weights": self.weights_source,
+                       "backbone_kwargs": self.backbone_kwargs})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**dict(config, weights=None))
+
+
+def build_encoder(name, weights="imagenet", trainable=False, **backbone_kwargs):
+    """An image encoder by name: "small_cnn" or one of `encoder_names()`."""
+    if name == "small_cnn":
+        return SmallCNNEncoder(**backbone_kwargs)
+    return PretrainedEncoder(name, weights=weights, trainable=trainable,
+                             backbone_kwargs=backbone_kwargs)
