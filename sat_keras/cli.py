@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from sat_keras.data.datasets import dataset_names
+from sat_keras.encoders import encoder_names
 from sat_keras.models.configs import config_names
 
 
@@ -42,6 +43,21 @@ def _caption(args):
         for path in plot_file_captions(outcomes, args.attention_plot):
             print(f"attention plot: {path}")
     return 1 if any(outcome.error for outcome in outcomes) else 0
+
+
+def _extract_features(args):
+    from sat_keras.data.datasets import read_dataset
+    from sat_keras.data.features import extract_features
+    from sat_keras.encoders import build_encoder
+
+    records = read_dataset(args.dataset, args.data_dir, captions_file=args.captions_file,
+                           missing=args.missing)
+    weights = None if args.encoder_weights == "none" else args.encoder_weights
+    encoder = build_encoder(args.encoder, weights=weights)
+    extract_features([r.image_path for r in records], encoder, args.output,
+                     image_size=encoder.image_size, batch_size=args.batch_size,
+                     dtype=args.dtype)
+    return 0
 
 
 def _evaluate(args):
@@ -90,6 +106,20 @@ def build_parser():
     caption.add_argument("--attention-plot", default=None, metavar="PNG",
                          help="write the image and one attention panel per word")
     caption.set_defaults(handler=_caption)
+
+    extract = commands.add_parser(
+        "extract-features", help="run a pretrained encoder over a dataset's images once")
+    extract.add_argument("--dataset", choices=dataset_names(), required=True)
+    extract.add_argument("--data-dir", required=True)
+    extract.add_argument("--captions-file", default=None)
+    extract.add_argument("--missing", choices=["error", "skip"], default="error")
+    extract.add_argument("--encoder", choices=encoder_names(), default="mobilenet")
+    extract.add_argument("--encoder-weights", default="imagenet",
+                         help='"imagenet" (downloads), "none", or a weights file')
+    extract.add_argument("--output", required=True, help="the feature folder")
+    extract.add_argument("--batch-size", type=int, default=32)
+    extract.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    extract.set_defaults(handler=_extract_features)
 
     evaluate = commands.add_parser(
         "evaluate", help="caption a dataset split and report every caption metric")

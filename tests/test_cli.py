@@ -70,3 +70,16 @@ def test_load_captioner_detects_a_mismatched_vocabulary(model_dir):
     json.dump(data, open(path, "w"))
     with pytest.raises(ValueError, match="differs"):
         load_captioner(model_dir)
+
+
+def test_extract_features_command(tmp_path, capsys):
+    from sat_keras.data.features import CachedFeatures
+    from sat_keras.data.synthetic import generate_synthetic
+
+    generate_synthetic(str(tmp_path / "data"), num_images=4, seed=0)
+    code = cli.main(["extract-features", "--dataset", "synthetic", "--data-dir",
+                     str(tmp_path / "data"), "--encoder", "mobilenet_v3_small",
+                     "--encoder-weights", "none", "--output", str(tmp_path / "features")])
+    assert code == 0
+    assert "images/s" in capsys.readouterr().out
+    assert len(CachedFeatures(str(tmp_path / "features")).paths) == 4

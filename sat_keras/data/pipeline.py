@@ -67,7 +67,7 @@ def caption_pairs(records):
 
 def make_caption_dataset(records, vocabulary, batch_size=64, image_size=64,
                          max_length=24, bucket_boundaries=None, shuffle=True,
-                         seed=None, drop_remainder=False):
+                         seed=None, drop_remainder=False, features=None):
     """One element per (image, caption) pair, bucketed by caption length.
 
     Args:
@@ -85,11 +85,13 @@ def make_caption_dataset(records, vocabulary, batch_size=64, image_size=64,
             new batch shape compiles anew, and partial batches change size
             from epoch to epoch; reshuffling lets the dropped captions differ
             each epoch. False: every caption appears exactly once an epoch.
+        features: a `features.CachedFeatures`: the batches then hold
+            {"features": (B, L, D) float32} in place of images.
 
     Returns:
-        A dataset of `({"images": (B, H, W, 3) uint8, "token_ids": (B, T)
-        int32}, target_ids (B, T) int32)`; within a batch T is the bucket's
-        boundary - 1, and padding is 0.
+        A dataset of `({"images": (B, H, W, 3) uint8 or "features": (B, L, D),
+        "token_ids": (B, T) int32}, target_ids (B, T) int32)`; within a batch
+        T is the bucket's boundary - 1, and padding is 0.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive. Received: {batch_size}")
@@ -102,12 +104,16 @@ def make_caption_dataset(records, vocabulary, batch_size=64, image_size=64,
         )
     tokenizer = CaptionTokenizer(vocabulary, max_length)
     paths, captions = caption_pairs(records)
+    if features is not None:
+        features.require(paths)
     dataset = tf.data.Dataset.from_tensor_slices((paths, captions))
     if shuffle:
         dataset = dataset.shuffle(len(captions), seed=seed, reshuffle_each_iteration=True)
 
     def load(path, caption):
         token_ids, target_ids = tokenizer(caption)
+        if features is not None:
+            return {"features": features.lookup(path), "token_ids": token_ids}, target_ids
         return {"images": load_image(path, image_size), "token_ids": token_ids}, target_ids
 
     def caption_length(inputs, target_ids):

@@ -1,0 +1,74 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from sat_keras.data.features import CachedFeatures
+from sat_keras.data.features import extract_features
+from sat_keras.data.pipeline import load_image_files
+from sat_keras.data.pipeline import make_caption_dataset
+from sat_keras.data.synthetic import generate_synthetic
+from sat_keras.encoders import SmallCNNEncoder
+from sat_keras.text import Vocabulary
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    return generate_synthetic(str(tmp_path_factory.mktemp("data")), num_images=12, seed=4)
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    keras.utils.set_random_seed(0)
+    return SmallCNNEncoder(filters=(4, 8))
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float32", 0.0), ("float16", 1e-2)])
+def test_features_round_trip_through_shards(records, encoder, tmp_path, dtype, tolerance):
+    paths = [r.image_path for r in records]
+    report = extract_features(paths + paths[:2], encoder, str(tmp_path), image_size=64,
+                              batch_size=5, shard_size=5, dtype=dtype, verbose=0,
+                              print_fn=lambda _: None)
+    assert report["count"] == 12 and report["shape"] == [256, 8]  # 16x16 grid
+    assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".tfrecord")) == [
+        f"features-{i:05d}-of-00003.tfrecord" for i in range(3)]
+    cached = CachedFeatures(str(tmp_path))
+    images, _, _ = load_image_files(paths, 64)
+    expected = keras.ops.convert_to_numpy(encoder(images))
+    for index in (0, 7, 11):
+        got = cached.lookup(paths[index]).numpy()
+        np.testing.assert_allclose(got, expected[index], atol=tolerance, rtol=tolerance)
+
+
+def test_training_on_cached_features_equals_training_on_images(records, encoder, tmp_path,
+                                                               make_model):
+    extract_features([r.image_path for r in records], encoder, str(tmp_path), image_size=64,
+                     dtype="float32", verbose=0, print_fn=lambda _: None)
+    vocabulary = Vocabulary.build(c for r in records for c in r.captions)
+    cached = CachedFeatures(str(tmp_path))
+    from_images = make_caption_dataset(records, vocabulary, batch_size=8, shuffle=False)
+    from_features = make_caption_dataset(records, vocabulary, batch_size=8, shuffle=False,
+                                         features=cached)
+    image_model = make_model(with_encoder=False, vocabulary=vocabulary)
+    (image_inputs, targets), (feature_inputs, feature_targets) = next(
+        iter(from_images)), next(iter(from_features))
+    np.testing.assert_array_equal(targets, feature_targets)
+    annotations = encoder(image_inputs["images"])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(annotations),
+                               feature_inputs["features"].numpy(), atol=1e-6)
+    # The same decoder on either input: the same loss.
+    loss_images = image_model.compute_loss(y=targets, y_pred=image_model(
+        {"features": annotations, "token_ids": image_inputs["token_ids"]}))
+    loss_features = image_model.compute_loss(y=targets, y_pred=image_model(feature_inputs))
+    np.testing.assert_allclose(float(loss_images), float(loss_features), rtol=1e-6)
+
+
+def test_missing_index_and_uncached_images_are_reported(records, encoder, tmp_path):
+    with pytest.raises(FileNotFoundError, match="extract the features first"):
+        CachedFeatures(str(tmp_path / "none"))
+    extract_features([records[0].image_path], encoder, str(tmp_path), image_size=64,
+                     verbose=0, print_fn=lambda _: None)
+    with pytest.raises(ValueError, match="have no cached features"):
+        make_caption_dataset(records, Vocabulary.build(["a"]),
+                             features=CachedFeatures(str(tmp_path)))
