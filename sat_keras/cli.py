@@ -135,8 +135,10 @@ def build_parser():
     evaluate.add_argument("--beam-size", type=int, default=3, help="1: greedy search")
     evaluate.add_argument("--max-length", type=int, default=20)
     evaluate.add_argument("--output", default=None, help="results JSON file")
-    evaluate.add_argument("--tokenization", choices=["normalize", "ptb"], default="normalize",
-                          help="ptb: coco-caption's Java PTB tokenizer")
+    evaluate.add_argument("--tokenization", choices=["auto", "normalize", "ptb"],
+                          default="auto",
+                          help="ptb: coco-caption's Java PTB tokenizer; auto: ptb where "
+                               "Java and pycocoevalcap are installed")
     evaluate.add_argument("--no-meteor", action="store_true",
                           help="skip METEOR (it needs Java and pycocoevalcap)")
     evaluate.set_defaults(handler=_evaluate)

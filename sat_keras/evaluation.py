@@ -3,6 +3,7 @@
 import json
 import os
 
+from sat_keras import metrics
 from sat_keras import training
 from sat_keras.data.datasets import read_dataset
 from sat_keras.data.records import select_split
@@ -22,11 +23,13 @@ def format_metrics(scores):
 
 
 def evaluate(model_path, dataset, data_dir, split="test", beam_size=3, max_length=20,
-             output_path=None, batch_size=64, with_meteor=True, tokenization="normalize",
+             output_path=None, batch_size=64, with_meteor=True, tokenization="auto",
              captions_file=None, missing="error", print_fn=print):
     """Captions a split, scores it, and writes the results as JSON.
 
-    `dataset`, `data_dir`, `captions_file` and `missing` are those of
+    `tokenization` "auto" uses coco-caption's PTB tokenizer where Java and
+    pycocoevalcap are installed, else `text.normalize_caption`; the results
+    record which. `dataset`, `data_dir`, `captions_file` and `missing` are those of
     `data.datasets.read_dataset`. On the synthetic dataset the results also
     hold `attention_in_object` (`synthetic_attention.attention_in_objects`).
 
@@ -35,6 +38,11 @@ def evaluate(model_path, dataset, data_dir, split="test", beam_size=3, max_lengt
         "num_images", "metrics", optionally "attention_in_object", and
         "captions": [{"image", "caption", "score", "references"}].
     """
+    if tokenization == "auto":
+        tokenization = "ptb" if metrics.coco_tools_available() else "normalize"
+        if tokenization == "normalize":
+            print_fn("PTB tokenizer unavailable (needs Java and pycocoevalcap): "
+                     "comparing normalised words instead.")
     model = training.load_captioner(model_path)
     records = select_split(read_dataset(dataset, data_dir, captions_file=captions_file,
                                         missing=missing, report=print_fn), split)

@@ -39,6 +39,17 @@ def _check(references, hypotheses):
 TOKENIZATIONS = ("normalize", "ptb")
 
 
+def coco_tools_available():
+    """Whether Java and pycocoevalcap are here (PTB tokenizer, METEOR)."""
+    if shutil.which("java") is None:
+        return False
+    try:
+        import pycocoevalcap  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _ptb_tokenize(references, hypotheses):
     if shutil.which("java") is None:
         raise ValueError('tokenization="ptb" needs Java on PATH; use "normalize".')
@@ -199,12 +210,10 @@ def meteor(references, hypotheses, tokenization="normalize"):
 
 
 def _meteor(tokenized_references, tokenized_hypotheses):
-    if shutil.which("java") is None:
+    if not coco_tools_available():
         return None
-    try:
-        from pycocoevalcap.meteor.meteor import Meteor
-    except ImportError:
-        return None
+    from pycocoevalcap.meteor.meteor import Meteor
+
     references_by_id = {i: [" ".join(r) for r in refs]
                         for i, refs in enumerate(tokenized_references)}
     hypotheses_by_id = {i: [" ".join(h)] for i, h in enumerate(tokenized_hypotheses)}

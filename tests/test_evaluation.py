@@ -37,6 +37,7 @@ def test_evaluate_writes_every_metric_and_every_caption(model_dir, data_dir, tmp
     assert set(results["metrics"]) == {"bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor",
                                        "rouge_l", "cider_d"}
     assert results["metrics"]["meteor"] is None
+    assert results["tokenization"] in ("ptb", "normalize")
     assert results["num_images"] == len(results["captions"]) == 2
     assert {"image", "caption", "score", "references"} <= set(results["captions"][0])
     assert "mean_share" in results["attention_in_object"]
