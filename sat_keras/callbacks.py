@@ -1,5 +1,7 @@
 """Keras callbacks: caption metrics from free-running decoding during `fit`."""
 
+import time
+
 import keras
 
 from sat_keras import training
@@ -23,10 +25,11 @@ class CaptionMetricsCallback(keras.callbacks.Callback):
         every_n_epochs: how often to decode and score.
         batch_size: images decoded at once.
         with_meteor: also METEOR (`val_meteor`), which starts Java each time.
+        features: a `data.features.CachedFeatures` to decode instead of images.
     """
 
     def __init__(self, records, max_length=20, beam_size=1, every_n_epochs=1, batch_size=64,
-                 with_meteor=False):
+                 with_meteor=False, features=None):
         super().__init__()
         if not records:
             raise ValueError("CaptionMetricsCallback needs at least one validation record.")
@@ -39,14 +42,37 @@ class CaptionMetricsCallback(keras.callbacks.Callback):
         self.every_n_epochs = every_n_epochs
         self.batch_size = batch_size
         self.with_meteor = with_meteor
+        self.features = features
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_n_epochs:
             return
         scores, _ = training.evaluate_records(
             self.model, self.records, self.max_length, beam_size=self.beam_size,
-            batch_size=self.batch_size, with_meteor=self.with_meteor)
+            batch_size=self.batch_size, with_meteor=self.with_meteor, features=self.features)
         scores["cider"] = scores.pop("cider_d")
         if logs is not None:
             logs.update({f"val_{name}": value for name, value in scores.items()
                          if value is not None})
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training once `minutes` of wall-clock time have passed (checked every batch).
+
+    The epoch in progress ends early; callbacks still see its end, so a
+    `ModelCheckpoint` or `CaptionMetricsCallback` runs one last time.
+    """
+
+    def __init__(self, minutes):
+        super().__init__()
+        if minutes <= 0:
+            raise ValueError(f"minutes must be positive. Received: {minutes!r}")
+        self.minutes = minutes
+        self.started = None
+
+    def on_train_begin(self, logs=None):
+        self.started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.perf_counter() - self.started > 60 * self.minutes:
+            self.model.stop_training = True

@@ -17,12 +17,24 @@ def _demo(args):
 
 
 def _train(args):
-    from sat_keras.demo import train_synthetic
+    if args.dataset == "synthetic":
+        from sat_keras.demo import train_synthetic
 
-    train_synthetic(data_dir=args.data_dir, output_dir=args.output_dir,
-                    config_name=args.config, epochs=args.epochs,
+        train_synthetic(data_dir=args.data_dir, output_dir=args.output_dir,
+                        config_name=args.config or "synthetic", epochs=args.epochs,
+                        batch_size=args.batch_size, learning_rate=args.learning_rate,
+                        num_images=args.num_images, seed=args.seed)
+        return 0
+    from sat_keras.recipes import train_captioner
+
+    train_captioner(args.dataset, args.data_dir, args.output_dir,
+                    config_name=args.config or "flickr8k_mobilenet",
+                    captions_file=args.captions_file, encoder=args.encoder,
+                    encoder_weights=None if args.encoder_weights == "none"
+                    else args.encoder_weights,
+                    features_dir=args.features, epochs=args.epochs,
                     batch_size=args.batch_size, learning_rate=args.learning_rate,
-                    num_images=args.num_images, seed=args.seed)
+                    max_minutes=args.max_minutes, missing=args.missing, seed=args.seed)
     return 0
 
 
@@ -84,11 +96,24 @@ def build_parser():
     demo.set_defaults(handler=_demo)
 
     train = commands.add_parser("train", help="train a captioner")
-    train.add_argument("--dataset", choices=["synthetic"], default="synthetic")
+    train.add_argument("--dataset", choices=dataset_names(), default="synthetic")
     train.add_argument("--data-dir", required=True,
-                       help="dataset directory (synthetic: generated there if missing)")
+                       help="dataset or image folder (synthetic: generated there if missing)")
+    train.add_argument("--captions-file", default=None,
+                       help="karpathy / coco / csv: the captions file")
+    train.add_argument("--missing", choices=["error", "skip"], default="error")
     train.add_argument("--output-dir", required=True, help="where the model is saved")
-    train.add_argument("--config", choices=config_names(), default="synthetic")
+    train.add_argument("--config", choices=config_names(), default=None,
+                       help="default: synthetic for --dataset synthetic, else "
+                            "flickr8k_mobilenet")
+    train.add_argument("--encoder", choices=encoder_names(), default=None,
+                       help="default: the config's")
+    train.add_argument("--encoder-weights", default="imagenet",
+                       help='"imagenet" (downloads), "none", or a weights file')
+    train.add_argument("--features", default=None,
+                       help="cached features of the encoder (sat-keras extract-features)")
+    train.add_argument("--max-minutes", type=float, default=None,
+                       help="stop training after this much wall-clock time")
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--batch-size", type=int, default=None)
     train.add_argument("--learning-rate", type=float, default=None)

@@ -28,8 +28,12 @@ def build_model(vocabulary, config):
 
 
 def train(model, train_records, val_records, batch_size, learning_rate, epochs,
-          max_length, image_size, seed=0, callbacks=(), verbose="auto", jit_compile=False):
+          max_length, image_size, seed=0, callbacks=(), verbose="auto", jit_compile=False,
+          features=None):
     """Compiles (Adam with cosine decay) and fits on bucketed caption batches.
+
+    With `features` (a `data.features.CachedFeatures`) the batches hold cached
+    encoder features instead of images; the encoder is then not run.
 
     Training batches drop each bucket's partial batch (see
     `make_caption_dataset`), so that with `jit_compile=True` XLA compiles
@@ -45,7 +49,7 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
         name: make_caption_dataset(records, vocabulary, batch_size=batch_size,
                                    image_size=image_size, max_length=max_length,
                                    shuffle=name == "train", seed=seed,
-                                   drop_remainder=name == "train")
+                                   drop_remainder=name == "train", features=features)
         for name, records in (("train", train_records), ("val", val_records))
     }
     steps_per_epoch = count_batches(train_records, batch_size, max_length,
@@ -65,17 +69,25 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
                      shuffle=False)  # the dataset reshuffles itself every epoch
 
 
-def caption_records(model, records, max_length, beam_size=1, batch_size=64):
+def caption_records(model, records, max_length, beam_size=1, batch_size=64, features=None):
     """Captions each record's image, in order (greedy for beam_size 1).
+
+    With `features` (a `data.features.CachedFeatures`) the cached features are
+    decoded instead of the image files.
 
     Returns:
         dict: "captions" (list of str), "scores" (N,), "attention_weights"
         (N, max_length, L).
     """
-    images = make_image_dataset([r.image_path for r in records], model.image_size,
-                                batch_size=batch_size)
-    outputs = [model.caption(images=batch, max_length=max_length, beam_size=beam_size,
-                             batch_size=batch_size) for batch in images]
+    paths = [r.image_path for r in records]
+    if features is not None:
+        batches = ({"features": features.lookup(paths[start:start + batch_size]).numpy()}
+                   for start in range(0, len(paths), batch_size))
+    else:
+        batches = ({"images": images} for images in
+                   make_image_dataset(paths, model.image_size, batch_size=batch_size))
+    outputs = [model.caption(**batch, max_length=max_length, beam_size=beam_size,
+                             batch_size=batch_size) for batch in batches]
     return {
         "captions": [caption for output in outputs for caption in output["captions"]],
         "scores": np.concatenate([output["scores"] for output in outputs]),
@@ -84,9 +96,9 @@ def caption_records(model, records, max_length, beam_size=1, batch_size=64):
 
 
 def evaluate_records(model, records, max_length, beam_size=1, batch_size=64,
-                     with_meteor=False, tokenization="normalize"):
+                     with_meteor=False, tokenization="normalize", features=None):
     """`metrics.caption_metrics` of free-running captions, and `caption_records`' outputs."""
-    outputs = caption_records(model, records, max_length, beam_size, batch_size)
+    outputs = caption_records(model, records, max_length, beam_size, batch_size, features)
     references = [record.captions for record in records]
     scores = metrics.caption_metrics(references, outputs["captions"], with_meteor,
                                      tokenization)

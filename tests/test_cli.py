@@ -1,3 +1,5 @@
+import csv
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -83,3 +85,25 @@ def test_extract_features_command(tmp_path, capsys):
     assert code == 0
     assert "images/s" in capsys.readouterr().out
     assert len(CachedFeatures(str(tmp_path / "features")).paths) == 4
+
+
+def test_train_on_a_csv_dataset_from_cached_features(tmp_path, capsys):
+    from sat_keras.data.synthetic import generate_synthetic
+
+    records = generate_synthetic(str(tmp_path / "data"), num_images=10, seed=1)
+    with open(tmp_path / "captions.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["image", "caption", "split"])
+        writer.writerows([record.image_path, caption, "train" if i < 7 else "val"]
+                         for i, record in enumerate(records) for caption in record.captions[:2])
+    common = ["--dataset", "csv", "--data-dir", "/", "--captions-file",
+              str(tmp_path / "captions.csv"), "--encoder", "mobilenet_v3_small",
+              "--encoder-weights", "none"]
+    assert cli.main(["extract-features", *common, "--output", str(tmp_path / "features")]) == 0
+    assert cli.main(["train", *common, "--features", str(tmp_path / "features"),
+                     "--output-dir", str(tmp_path / "model"), "--epochs", "1",
+                     "--batch-size", "2"]) == 0
+    assert "val (3 images), greedy: BLEU-1" in capsys.readouterr().out
+    model = load_captioner(str(tmp_path / "model"))
+    assert model.encoder.backbone == "mobilenet_v3_small" and model.image_size == 224
+    assert cli.main(["caption", records[0].image_path, "--model", str(tmp_path / "model")]) == 0

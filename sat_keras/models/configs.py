@@ -15,6 +15,16 @@ _CONFIGS = {
         "training": {"batch_size": 64, "learning_rate": 3e-3, "epochs": 9,
                      "image_size": 64, "max_length": 20, "num_images": 8000},
     },
+    # Flickr8k on cached MobileNet conv_pw_11 features (14x14x512) on a CPU:
+    # `examples/train_flickr8k.py` and `sat-keras train --dataset flickr8k`.
+    "flickr8k_mobilenet": {
+        "model": {"embedding_dim": 256, "units": 512, "attention_dim": 256,
+                  "dropout": 0.5, "doubly_stochastic_weight": 1.0},
+        "encoder": {"name": "mobilenet"},
+        "training": {"batch_size": 64, "learning_rate": 1e-3, "epochs": 30,
+                     "image_size": 224, "max_length": 22, "min_count": 5,
+                     "validation_images": 250, "patience": 3},
+    },
     # The authors' Flickr8k settings (arctic-captions evaluate_flickr8k.py):
     # word embedding 512, LSTM 1800, 512-d annotations, lambda 1, gating
     # scalar, deep output with prev2out and ctx2out, dropout, batch 64,
@@ -23,9 +33,11 @@ _CONFIGS = {
     "paper_soft": {
         "model": {"embedding_dim": 512, "units": 1800, "attention_dim": 512,
                   "dropout": 0.5, "doubly_stochastic_weight": 1.0},
-        "encoder": {},
+        "encoder": {"name": "vgg19"},
         "training": {"batch_size": 64, "learning_rate": 1e-3, "epochs": 20,
-                     "image_size": 224, "max_length": 30, "max_vocabulary_size": 10000},
+                     "image_size": 224, "max_length": 30, "min_count": 1,
+                     "max_vocabulary_size": 10000, "validation_images": 1000,
+                     "patience": 5},
     },
 }
 

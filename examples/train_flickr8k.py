@@ -1,0 +1,102 @@
+"""The Flickr8k recipe: MobileNet features, soft attention, caption metrics on dev.
+
+    python examples/train_flickr8k.py --data-dir ../shared/data/flickr8k \\
+        --encoder-weights ../shared/weights/mobilenet_1_0_224_imagenet_no_top.weights.h5 \\
+        --work-dir runs/flickr8k --max-minutes 45
+
+1. extract MobileNet conv_pw_11 features (14x14x512, the paper's VGG conv5_4
+   grid) once into work-dir/features (skipped when already there);
+2. train on them with greedy BLEU-4 on part of dev computed every epoch,
+   early stopping on it, the best model kept, and a wall-clock budget;
+3. evaluate the best model on the whole dev split with beam search, and save
+   it (with the encoder, so it captions image files) to work-dir/model.
+"""
+
+import argparse
+import json
+import os
+import time
+
+import keras
+
+from sat_keras import ShowAttendTell
+from sat_keras import Vocabulary
+from sat_keras.callbacks import CaptionMetricsCallback
+from sat_keras.callbacks import TimeBudget
+from sat_keras.data.features import CachedFeatures
+from sat_keras.data.features import extract_features
+from sat_keras.data.flickr8k import read_flickr8k
+from sat_keras.data.pipeline import make_caption_dataset
+from sat_keras.data.records import select_split
+from sat_keras.encoders import PretrainedEncoder
+from sat_keras.evaluation import format_metrics
+from sat_keras.metrics import caption_metrics
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--encoder-weights", default="imagenet")
+    parser.add_argument("--work-dir", default="runs/flickr8k")
+    parser.add_argument("--max-minutes", type=float, default=45.0, help="training budget")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--max-length", type=int, default=22)
+    parser.add_argument("--beam-size", type=int, default=3)
+    parser.add_argument("--validation-images", type=int, default=250,
+                        help="dev images scored every epoch for early stopping")
+    args = parser.parse_args()
+    keras.utils.set_random_seed(0)
+
+    records = read_flickr8k(args.data_dir)
+    train, dev = select_split(records, "train"), select_split(records, "val")
+    vocabulary = Vocabulary.build((c for r in train for c in r.captions), min_count=5)
+    print(f"{len(train)} train / {len(dev)} dev images, vocabulary {len(vocabulary)}")
+
+    encoder = PretrainedEncoder("mobilenet", weights=args.encoder_weights)
+    feature_dir = os.path.join(args.work_dir, "features")
+    if not os.path.exists(os.path.join(feature_dir, "features.json")):
+        extract_features([r.image_path for r in records], encoder, feature_dir,
+                         image_size=encoder.image_size)
+    features = CachedFeatures(feature_dir)
+
+    model = ShowAttendTell(vocabulary, encoder=encoder, image_size=encoder.image_size,
+                           embedding_dim=256, units=512, attention_dim=256, dropout=0.5)
+    model.build({"images": (None, encoder.image_size, encoder.image_size, 3)})
+    model.compile(optimizer=keras.optimizers.Adam(1e-3, clipnorm=5.0))
+    best_path = os.path.join(args.work_dir, "best.keras")
+    callbacks = [
+        CaptionMetricsCallback(dev[: args.validation_images], max_length=args.max_length),
+        keras.callbacks.EarlyStopping(monitor="val_bleu_4", mode="max", patience=3),
+        keras.callbacks.ModelCheckpoint(best_path, monitor="val_bleu_4", mode="max",
+                                        save_best_only=True),
+        TimeBudget(args.max_minutes),
+    ]
+    started = time.perf_counter()
+    history = model.fit(
+        make_caption_dataset(train, vocabulary, batch_size=args.batch_size,
+                             max_length=args.max_length, seed=0, features=features),
+        validation_data=make_caption_dataset(dev, vocabulary, batch_size=args.batch_size,
+                                             max_length=args.max_length, shuffle=False,
+                                             features=features),
+        epochs=args.epochs, callbacks=callbacks, shuffle=False)
+    minutes = (time.perf_counter() - started) / 60
+    print(f"trained {len(history.history['loss'])} epochs in {minutes:.1f} min; "
+          f"val_bleu_4 per epoch: {[round(v, 4) for v in history.history['val_bleu_4']]}")
+
+    model = keras.models.load_model(best_path)
+    dev_features = {"features": features.lookup([r.image_path for r in dev])}
+    for beam_size in sorted({1, args.beam_size}):
+        result = model.caption(features=dev_features["features"].numpy(),
+                               max_length=args.max_length, beam_size=beam_size)
+        scores = caption_metrics([r.captions for r in dev], result["captions"])
+        print(f"dev ({len(dev)} images), beam {beam_size}: {format_metrics(scores)}")
+    model.save(os.path.join(args.work_dir, "model.keras"))
+    vocabulary.save(os.path.join(args.work_dir, "vocabulary.json"))
+    with open(os.path.join(args.work_dir, "history.json"), "w") as file:
+        json.dump(history.history, file)
+
+
+if __name__ == "__main__":
+    main()
