@@ -2,6 +2,7 @@
 
 from sat_keras.encoders import SmallCNNEncoder
 from sat_keras.layers.attentive_lstm_cell import AttentiveLSTMCell
+from sat_keras.layers.hard_attention import HardAttentionSampler
 from sat_keras.layers.soft_attention import BahdanauStyleSoftAttention
 from sat_keras.models.show_attend_tell import ShowAttendTell
 from sat_keras.text import Vocabulary
@@ -11,6 +12,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AttentiveLSTMCell",
     "BahdanauStyleSoftAttention",
+    "HardAttentionSampler",
     "ShowAttendTell",
     "SmallCNNEncoder",
     "Vocabulary",

@@ -16,19 +16,24 @@ def _demo(args):
     return 0
 
 
+def _hard_suffix(args):
+    return "_hard" if args.attention == "hard" else ""
+
+
 def _train(args):
     if args.dataset == "synthetic":
         from sat_keras.demo import train_synthetic
 
         train_synthetic(data_dir=args.data_dir, output_dir=args.output_dir,
-                        config_name=args.config or "synthetic", epochs=args.epochs,
+                        config_name=args.config or f"synthetic{_hard_suffix(args)}",
+                        epochs=args.epochs,
                         batch_size=args.batch_size, learning_rate=args.learning_rate,
                         num_images=args.num_images, seed=args.seed)
         return 0
     from sat_keras.recipes import train_captioner
 
     train_captioner(args.dataset, args.data_dir, args.output_dir,
-                    config_name=args.config or "flickr8k_mobilenet",
+                    config_name=args.config or f"flickr8k_mobilenet{_hard_suffix(args)}",
                     captions_file=args.captions_file, encoder=args.encoder,
                     encoder_weights=None if args.encoder_weights == "none"
                     else args.encoder_weights,
@@ -105,7 +110,9 @@ def build_parser():
     train.add_argument("--output-dir", required=True, help="where the model is saved")
     train.add_argument("--config", choices=config_names(), default=None,
                        help="default: synthetic for --dataset synthetic, else "
-                            "flickr8k_mobilenet")
+                            "flickr8k_mobilenet (their _hard twins with --attention hard)")
+    train.add_argument("--attention", choices=["soft", "hard"], default="soft",
+                       help="picks the config's hard twin when --config is not given")
     train.add_argument("--encoder", choices=encoder_names(), default=None,
                        help="default: the config's")
     train.add_argument("--encoder-weights", default="imagenet",

@@ -6,6 +6,7 @@ attention_weights (batch, L))`; `state` and `memory` are any nested
 structures of tensors whose leaves have the batch first.
 """
 
+import keras
 from keras import ops
 from keras import tree
 
@@ -42,6 +43,36 @@ def greedy_search(step, initial_state, memory, num_locations, max_length,
         summed log-probabilities of the emitted tokens, `<end>` included;
         "attention_weights" float32 (batch, max_length, L): zero after `<end>`.
     """
+    return _word_by_word(step, initial_state, memory, num_locations, max_length,
+                         lambda log_probs: ops.argmax(log_probs, axis=-1), start_id, end_id)
+
+
+def sample_search(step, initial_state, memory, num_locations, max_length, temperature=1.0,
+                  seed=None, start_id=START_ID, end_id=END_ID):
+    """Draws each word from softmax(logits / temperature) until `<end>` or max_length.
+
+    Args:
+        temperature: > 0; below 1 sharpens the distribution, above 1 flattens it.
+        seed: an int or a `keras.random.SeedGenerator`.
+        (the rest as in `greedy_search`)
+
+    Returns:
+        As `greedy_search`; "scores" are the model's log-probabilities
+        (temperature 1) of the drawn words.
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive. Received: {temperature!r}")
+
+    def draw(log_probs):  # (batch, V) -> (batch,)
+        return ops.squeeze(keras.random.categorical(log_probs / temperature, 1, seed=seed), -1)
+
+    return _word_by_word(step, initial_state, memory, num_locations, max_length, draw,
+                         start_id, end_id)
+
+
+def _word_by_word(step, initial_state, memory, num_locations, max_length, choose,
+                  start_id, end_id):
+    """One word per step, picked by `choose(log_probs (batch, V)) -> (batch,)`."""
     batch_size = _batch_size(memory)
     token_ids = ops.zeros((batch_size, max_length), "int32")  # (batch, max_length)
     attention_weights = ops.zeros((batch_size, max_length, num_locations))  # (batch, T, L)
@@ -55,7 +86,7 @@ def greedy_search(step, initial_state, memory, num_locations, max_length,
     def one_step(t, previous, state, finished, token_ids, scores, attention_weights):
         logits, state, alpha = step(previous, state, memory)  # (batch, V), ., (batch, L)
         log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)  # (batch, V)
-        chosen = ops.cast(ops.argmax(log_probs, axis=-1), "int32")  # (batch,)
+        chosen = ops.cast(choose(log_probs), "int32")  # (batch,)
         chosen = ops.where(finished, PAD_ID, chosen)  # (batch,)
         chosen_log_probs = ops.squeeze(
             ops.take_along_axis(log_probs, ops.expand_dims(chosen, -1), axis=-1), -1

@@ -50,16 +50,17 @@ def test_caption_with_a_missing_model_says_so(tmp_path, good_image, capsys):
     assert "No model at" in capsys.readouterr().err
 
 
-def test_train_on_synthetic_data_saves_a_loadable_model(tmp_path, capsys):
+@pytest.mark.parametrize("attention", ["soft", "hard"])
+def test_train_on_synthetic_data_saves_a_loadable_model(tmp_path, capsys, attention):
     output_dir = tmp_path / "model"
     code = cli.main(["train", "--dataset", "synthetic", "--data-dir", str(tmp_path / "data"),
                      "--output-dir", str(output_dir), "--num-images", "40", "--epochs", "1",
-                     "--batch-size", "8"])
+                     "--batch-size", "8", "--attention", attention])
     assert code == 0
     assert "BLEU-4" in capsys.readouterr().out
     model = load_captioner(str(output_dir))
     assert (output_dir / "vocabulary.json").exists()
-    assert model.image_size == 64
+    assert model.image_size == 64 and model.attention == attention
 
 
 def test_load_captioner_detects_a_mismatched_vocabulary(model_dir):

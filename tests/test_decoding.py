@@ -4,6 +4,7 @@ from keras import ops
 
 from sat_keras.decoding import beam_search
 from sat_keras.decoding import greedy_search
+from sat_keras.decoding import sample_search
 
 VOCABULARY_SIZE = 8
 
@@ -140,3 +141,22 @@ def test_length_penalty_prefers_longer_captions():
 def test_invalid_beam_size():
     with pytest.raises(ValueError, match="beam_size"):
         _beam([GARDEN_PATH], beam_size=0)
+
+
+def test_sampling_follows_the_word_distribution():
+    import keras
+
+    # From <start>: word 4 with 0.7, word 5 with 0.3; both then end.
+    table = _table({1: {4: 0.7, 5: 0.3}, 4: {2: 1.0}, 5: {2: 1.0}})
+    batch = 1000
+    state = {"row": ops.zeros((batch,), "int32")}
+    out = sample_search(table_step([table]), state, np.zeros((batch, 3, 2), "float32"),
+                        num_locations=3, max_length=3, seed=keras.random.SeedGenerator(0))
+    first = ops.convert_to_numpy(out["token_ids"])[:, 0]
+    assert abs((first == 4).mean() - 0.7) < 0.05
+    assert set(ops.convert_to_numpy(out["token_ids"])[:, 1]) == {2}
+    cold = sample_search(table_step([table]), state, np.zeros((batch, 3, 2), "float32"),
+                         num_locations=3, max_length=3, temperature=0.05, seed=1)
+    assert (ops.convert_to_numpy(cold["token_ids"])[:, 0] == 4).mean() > 0.99
+    with pytest.raises(ValueError, match="temperature"):
+        sample_search(table_step([table]), state, np.zeros((1, 3, 2)), 3, 3, temperature=0)

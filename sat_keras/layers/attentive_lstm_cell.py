@@ -3,10 +3,13 @@
 import keras
 from keras import ops
 
+from sat_keras.layers.hard_attention import HardAttentionSampler
 from sat_keras.layers.soft_attention import BahdanauStyleSoftAttention
 
 GATINGS = ("scalar", "vector", None)
 INITIAL_STATES = ("mean_annotation", "zeros")
+ATTENTIONS = ("soft", "hard")
+HARD_INFERENCES = ("expected", "sample", "argmax")
 
 
 @keras.saving.register_keras_serializable(package="sat_keras")
@@ -17,6 +20,9 @@ class AttentiveLSTMCell(keras.layers.Layer):
 
     1. E y_{t-1}                                    (batch, embedding_dim)
     2. alpha_t, z_t = attention(h_{t-1}, a)         (batch, L), (batch, D)
+       hard attention: z_t = a_{s_t}, s_t ~ Cat(alpha_t) (`HardAttentionSampler`)
+       for the images whose `memory["use_sample"]` is 1, else the expected
+       context sum_i alpha_ti a_i
     3. beta_t = sigmoid(W_b h_{t-1} + b_b)          (batch, 1) or (batch, D)
        z_t <- beta_t * z_t                          (batch, D)
     4. h_t, c_t = LSTM([E y_{t-1}, z_t], h_{t-1}, c_{t-1})   (batch, units)
@@ -41,6 +47,11 @@ class AttentiveLSTMCell(keras.layers.Layer):
         dropout: dropout rate on h_t and on the deep output (authors: 0.5).
         initial_state: "mean_annotation" (h_0, c_0 = tanh(MLP(mean_i a_i)),
             the paper's) or "zeros" (some ports).
+        attention: "soft" or "hard" (stochastic, sec. 4.1).
+        hard_inference: the context of hard attention outside training:
+            "expected" (sum_i alpha_i a_i, deterministic, the authors' test
+            time), "sample" or "argmax" (a_s at the most likely location).
+        seed: seed of the hard-attention sampler.
 
     Call arguments:
         token_ids: previous words y_{t-1}, int (batch,).
@@ -52,6 +63,10 @@ class AttentiveLSTMCell(keras.layers.Layer):
     Returns:
         `(logits, new_states, attention_weights)`: (batch, vocabulary_size),
         `[h_t, c_t]`, alpha_t (batch, num_locations).
+
+    Hard attention in training samples through `recurrent_step`, which
+    `ShowAttendTell` calls with the per-image choice between sample and
+    expected context in `memory["use_sample"]`.
 
     Example:
     >>> cell = AttentiveLSTMCell(vocabulary_size=12, embedding_dim=8, units=16,
@@ -71,7 +86,8 @@ class AttentiveLSTMCell(keras.layers.Layer):
     def __init__(self, vocabulary_size, embedding_dim=512, units=512, attention_dim=512,
                  attention_activation="tanh", gating="scalar", deep_output=True,
                  prev2out=True, ctx2out=True, dropout=0.5,
-                 initial_state="mean_annotation", **kwargs):
+                 initial_state="mean_annotation", attention="soft",
+                 hard_inference="expected", seed=None, **kwargs):
         super().__init__(**kwargs)
         for name, value in (("vocabulary_size", vocabulary_size),
                             ("embedding_dim", embedding_dim), ("units", units),
@@ -85,6 +101,13 @@ class AttentiveLSTMCell(keras.layers.Layer):
                 f"initial_state must be one of {INITIAL_STATES}. "
                 f"Received: initial_state={initial_state!r}"
             )
+        if attention not in ATTENTIONS:
+            raise ValueError(
+                f"attention must be one of {ATTENTIONS}. Received: attention={attention!r}")
+        if hard_inference not in HARD_INFERENCES:
+            raise ValueError(
+                f"hard_inference must be one of {HARD_INFERENCES}. "
+                f"Received: hard_inference={hard_inference!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
         self.vocabulary_size = vocabulary_size
@@ -98,6 +121,9 @@ class AttentiveLSTMCell(keras.layers.Layer):
         self.ctx2out = ctx2out
         self.dropout = dropout
         self.initial_state = initial_state
+        self.attention = attention
+        self.hard_inference = hard_inference
+        self.seed = seed
         self.state_size = [units, units]
 
     def build(self, annotations_shape):
@@ -106,10 +132,12 @@ class AttentiveLSTMCell(keras.layers.Layer):
             self.vocabulary_size, self.embedding_dim, name="embedding"
         )
         self.embedding.build((None,))
-        self.attention = BahdanauStyleSoftAttention(
+        self.soft_attention = BahdanauStyleSoftAttention(
             self.attention_dim, activation=self.attention_activation, name="attention"
         )
-        self.attention.build((None, self.units), annotations_shape)
+        self.soft_attention.build((None, self.units), annotations_shape)
+        if self.attention == "hard":
+            self.sampler = HardAttentionSampler(seed=self.seed, name="sampler")
         if self.gating is not None:
             gate_size = 1 if self.gating == "scalar" else annotation_dim
             self.gate = keras.layers.Dense(gate_size, activation="sigmoid", name="gate")
@@ -150,7 +178,7 @@ class AttentiveLSTMCell(keras.layers.Layer):
         """Everything per image that the steps reuse: a and W_a a + b_a."""
         return {
             "annotations": annotations,  # (batch, num_locations, annotation_dim)
-            "keys": self.attention.project_annotations(annotations),  # (batch, L, attention_dim)
+            "keys": self.soft_attention.project_annotations(annotations),  # (batch, L, attention_dim)
         }
 
     def get_initial_state(self, annotations):
@@ -161,12 +189,20 @@ class AttentiveLSTMCell(keras.layers.Layer):
         mean_annotation = ops.mean(annotations, axis=1)  # (batch, annotation_dim)
         return [self.initial_h(mean_annotation), self.initial_c(mean_annotation)]
 
-    def recurrent_step(self, embedded, states, memory):
-        """Steps 2-4: (h_t, c_t, z_t, alpha_t) from E y_{t-1} (batch, embedding_dim)."""
+    def recurrent_step(self, embedded, states, memory, training=False, uniform_noise=None):
+        """Steps 2-4 from E y_{t-1} (batch, embedding_dim).
+
+        Returns:
+            (h_t, c_t, z_t, alpha_t, log_prob): log_prob (batch,) is log
+            alpha_{t, s_t} of a sampled location, and 0 where none was
+            sampled (soft attention, expected context).
+        """
         h, c = states
-        context, attention_weights = self.attention(
+        context, attention_weights = self.soft_attention(
             h, memory["annotations"], keys=memory["keys"]
         )  # (batch, annotation_dim), (batch, num_locations)
+        context, log_prob = self._hard_context(
+            context, attention_weights, memory, training, uniform_noise)
         if self.gating is not None:
             context = self.gate(h) * context  # (batch, annotation_dim)
         gates = (
@@ -178,7 +214,23 @@ class AttentiveLSTMCell(keras.layers.Layer):
         input_gate, forget_gate, candidate, output_gate = ops.split(gates, 4, axis=-1)
         c = ops.sigmoid(forget_gate) * c + ops.sigmoid(input_gate) * ops.tanh(candidate)  # (batch, units)
         h = ops.sigmoid(output_gate) * ops.tanh(c)  # (batch, units)
-        return h, c, context, attention_weights
+        return h, c, context, attention_weights, log_prob
+
+    def _hard_context(self, context, attention_weights, memory, training, uniform_noise):
+        """The context and log p(s) for hard attention; soft passes through."""
+        no_sample = ops.zeros_like(attention_weights[:, 0])  # (batch,)
+        mode = "sample" if training else self.hard_inference
+        if self.attention == "soft" or mode == "expected":
+            return context, no_sample
+        _, sampled_context, log_prob = self.sampler(
+            attention_weights, memory["annotations"], uniform_noise=uniform_noise,
+            argmax=mode == "argmax")  # (batch, L), (batch, D), (batch,)
+        if not training:
+            return sampled_context, log_prob
+        use_sample = memory["use_sample"]  # (batch,), 1: sample, 0: expected context
+        mixed = (ops.expand_dims(use_sample, -1) * sampled_context
+                 + ops.expand_dims(1.0 - use_sample, -1) * context)  # (batch, D)
+        return mixed, log_prob * use_sample
 
     def output_logits(self, embedded, h, context, training=None):
         """Step 5 for any leading shape (...): -> (..., vocabulary_size)."""
@@ -195,7 +247,8 @@ class AttentiveLSTMCell(keras.layers.Layer):
 
     def call(self, token_ids, states, memory, training=None):
         embedded = self.embed(token_ids)  # (batch, embedding_dim)
-        h, c, context, attention_weights = self.recurrent_step(embedded, states, memory)
+        h, c, context, attention_weights, _ = self.recurrent_step(
+            embedded, states, memory, training=False)
         logits = self.output_logits(embedded, h, context, training=training)  # (batch, V)
         return logits, [h, c], attention_weights
 
@@ -219,5 +272,8 @@ class AttentiveLSTMCell(keras.layers.Layer):
             "ctx2out": self.ctx2out,
             "dropout": self.dropout,
             "initial_state": self.initial_state,
+            "attention": self.attention,
+            "hard_inference": self.hard_inference,
+            "seed": self.seed,
         })
         return config

@@ -42,6 +42,13 @@ _CONFIGS = {
 }
 
 
+# Hard-attention twins: the same sets with attention="hard".
+for _name in ("synthetic", "flickr8k_mobilenet", "paper_soft"):
+    _hard = copy.deepcopy(_CONFIGS[_name])
+    _hard["model"]["attention"] = "hard"
+    _CONFIGS[_name.replace("_soft", "") + "_hard"] = _hard
+
+
 def config_names():
     return sorted(_CONFIGS)
 

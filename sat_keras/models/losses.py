@@ -60,3 +60,42 @@ def doubly_stochastic_penalty(attention_weights, target_ids):
     alpha = ops.cast(attention_weights, "float32") * ops.expand_dims(mask, -1)  # (batch, time, L)
     attention_per_location = ops.sum(alpha, axis=1)  # (batch, num_locations)
     return ops.sum(ops.square(1.0 - attention_per_location), axis=-1)  # (batch,)
+
+
+def reinforce_surrogate(nll, baseline, sample_log_probs, target_ids):
+    """REINFORCE surrogate per caption: (NLL - b) * sum_t log p(s_t), without lambda.
+
+    Its gradient is the score-function estimate of the gradient of the
+    expected NLL over attention samples (paper eq. 12): (NLL - b) is held
+    constant (no gradient reaches the NLL or the baseline b through it), and
+    log p(s_t) = log alpha_{t, s_t} is summed over the caption's real steps.
+    Minimising it makes samples with a lower than usual NLL more likely.
+
+    Args:
+        nll: per-caption NLL (batch,), the reward's negative.
+        baseline: the moving average b of the NLL (scalar).
+        sample_log_probs: log alpha of the sampled locations (batch, time);
+            zero where no location was sampled.
+        target_ids: int (batch, time), 0 = padding.
+
+    Returns:
+        (batch,) float32.
+    """
+    mask = caption_mask(target_ids)  # (batch, time)
+    advantage = ops.stop_gradient(ops.cast(nll, "float32") - baseline)  # (batch,)
+    return advantage * ops.sum(ops.cast(sample_log_probs, "float32") * mask, axis=1)  # (batch,)
+
+
+def negative_attention_entropy(attention_weights, target_ids):
+    """sum_t sum_i alpha_ti log alpha_ti per caption: minimising it raises the entropy.
+
+    Summed over the caption's real steps and the locations (the authors'
+    code averages alpha log alpha over every element instead).
+
+    Returns:
+        (batch,) float32, <= 0.
+    """
+    mask = caption_mask(target_ids)  # (batch, time)
+    alpha = ops.cast(attention_weights, "float32")  # (batch, time, L)
+    per_step = ops.sum(alpha * ops.log(alpha + 1e-8), axis=-1)  # (batch, time)
+    return ops.sum(per_step * mask, axis=1)  # (batch,)

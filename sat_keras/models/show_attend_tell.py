@@ -9,7 +9,8 @@ from sat_keras.layers.attentive_lstm_cell import AttentiveLSTMCell
 from sat_keras.models import losses
 from sat_keras.text import Vocabulary
 
-ATTENTIONS = ("soft",)
+ATTENTIONS = ("soft", "hard")
+SAMPLE_MIXINGS = ("image", "batch")
 
 
 def _scan_over_time(function, initial, sequence):
@@ -29,7 +30,7 @@ def _scan_over_time(function, initial, sequence):
 
 @keras.saving.register_keras_serializable(package="sat_keras")
 class ShowAttendTell(keras.Model):
-    """Show, Attend and Tell (Xu et al. 2015) with soft attention.
+    """Show, Attend and Tell (Xu et al. 2015) with soft or hard attention.
 
     Teacher forcing (`call`) runs the cell's recurrence over the caption in
     one scan, then the output layer over all steps at once;
@@ -45,6 +46,26 @@ class ShowAttendTell(keras.Model):
     mask before the sum over steps t. Both are logged (`nll`,
     `attention_penalty`) besides the total `loss`.
 
+    Hard attention (`attention="hard"`, sec. 4.1) samples a location s_t ~
+    alpha_t at every step in training and uses a_{s_t} as the context, except
+    that with probability `expected_context_probability` (0.5) an image (or,
+    with `sample_mixing="batch"` as in the authors' code, the whole batch)
+    uses the expected context instead. Two terms join the loss, per caption:
+
+        + reinforce_weight * (NLL - b) * sum_t log alpha_{t, s_t}
+        + entropy_weight * sum_t sum_i alpha_ti log alpha_ti
+
+    The first (weight 0.1) is the REINFORCE surrogate: (NLL - b) is a
+    constant, so its gradient is the score-function estimate; b is a moving
+    average of the batch-mean NLL (b <- 0.9 b + 0.1 mean NLL, once per
+    training step, a non-trainable weight that gets no gradient). The second
+    (weight 0.002) is the entropy bonus: minimising alpha log alpha raises
+    the entropy. Both sum over real steps (and locations) and are averaged
+    over captions like the NLL; images that used the expected context add
+    no REINFORCE term. They are logged as `reinforce` and `entropy_bonus`.
+    Outside training the context is the expected one (deterministic), or a
+    sample / the argmax location with `hard_inference`.
+
     Args:
         vocabulary: the caption vocabulary (`Vocabulary` or its token list);
             its size sets the output layer and `caption` maps ids to words.
@@ -53,7 +74,16 @@ class ShowAttendTell(keras.Model):
         embedding_dim, units, attention_dim, attention_activation, gating,
             deep_output, prev2out, ctx2out, dropout, initial_state: see
             `AttentiveLSTMCell`.
-        attention: "soft" (deterministic attention).
+        attention: "soft" (deterministic) or "hard" (stochastic, REINFORCE).
+        hard_inference: "expected" (default), "sample" or "argmax": the hard
+            context outside training.
+        expected_context_probability: hard attention: the chance that an
+            image uses the expected context in a training step (paper: 0.5).
+        sample_mixing: "image" (that choice per image) or "batch" (once per
+            batch, the authors' code).
+        reinforce_weight, entropy_weight, baseline_decay: hard attention's
+            loss terms (0.1, 0.002) and the baseline's moving-average decay (0.9).
+        seed: seed of the hard-attention sampling.
         image_size: side in pixels that image files are resized to before the
             encoder (`caption_image_files`, export); None if not fixed.
         doubly_stochastic_weight: lambda of the penalty (authors: 1.0).
@@ -86,7 +116,10 @@ class ShowAttendTell(keras.Model):
                  attention_dim=512, attention_activation="tanh", gating="scalar",
                  deep_output=True, prev2out=True, ctx2out=True, dropout=0.5,
                  initial_state="mean_annotation", attention="soft", image_size=None,
-                 doubly_stochastic_weight=1.0, loss_normalization="caption", **kwargs):
+                 doubly_stochastic_weight=1.0, loss_normalization="caption",
+                 hard_inference="expected", expected_context_probability=0.5,
+                 sample_mixing="image", reinforce_weight=0.1, entropy_weight=0.002,
+                 baseline_decay=0.9, seed=None, **kwargs):
         super().__init__(**kwargs)
         if attention not in ATTENTIONS:
             raise ValueError(
@@ -102,6 +135,15 @@ class ShowAttendTell(keras.Model):
                 "doubly_stochastic_weight must be >= 0. "
                 f"Received: doubly_stochastic_weight={doubly_stochastic_weight!r}"
             )
+        if sample_mixing not in SAMPLE_MIXINGS:
+            raise ValueError(f"sample_mixing must be one of {SAMPLE_MIXINGS}. "
+                             f"Received: sample_mixing={sample_mixing!r}")
+        if not 0.0 <= expected_context_probability <= 1.0:
+            raise ValueError("expected_context_probability must be in [0, 1]. Received: "
+                             f"expected_context_probability={expected_context_probability!r}")
+        if not 0.0 <= baseline_decay < 1.0:
+            raise ValueError(
+                f"baseline_decay must be in [0, 1). Received: baseline_decay={baseline_decay!r}")
         if not isinstance(vocabulary, Vocabulary):
             vocabulary = Vocabulary(vocabulary)
         self.vocabulary = vocabulary
@@ -120,13 +162,25 @@ class ShowAttendTell(keras.Model):
         self.image_size = image_size
         self.doubly_stochastic_weight = doubly_stochastic_weight
         self.loss_normalization = loss_normalization
+        self.hard_inference = hard_inference
+        self.expected_context_probability = expected_context_probability
+        self.sample_mixing = sample_mixing
+        self.reinforce_weight = reinforce_weight
+        self.entropy_weight = entropy_weight
+        self.baseline_decay = baseline_decay
+        self.seed = seed
         self.cell = AttentiveLSTMCell(
             len(vocabulary), embedding_dim=embedding_dim, units=units,
             attention_dim=attention_dim, attention_activation=attention_activation,
             gating=gating, deep_output=deep_output, prev2out=prev2out, ctx2out=ctx2out,
-            dropout=dropout, initial_state=initial_state, name="decoder_cell")
+            dropout=dropout, initial_state=initial_state, attention=attention,
+            hard_inference=hard_inference, seed=seed, name="decoder_cell")
+        self.seed_generator = keras.random.SeedGenerator(seed)
         self.nll_tracker = keras.metrics.Mean(name="nll")
         self.penalty_tracker = keras.metrics.Mean(name="attention_penalty")
+        if attention == "hard":
+            self.reinforce_tracker = keras.metrics.Mean(name="reinforce")
+            self.entropy_tracker = keras.metrics.Mean(name="entropy_bonus")
         self._decode_settings = None
         self._built_input_shape = None
 
@@ -149,6 +203,9 @@ class ShowAttendTell(keras.Model):
                 f"Received keys: {sorted(input_shape)}"
             )
         self.cell.build(annotations_shape)
+        if self.attention == "hard":
+            self.baseline = self.add_weight(shape=(), initializer="zeros", trainable=False,
+                                            name="reinforce_baseline")
 
     def get_build_config(self):
         return {"input_shape": self._built_input_shape}
@@ -188,23 +245,43 @@ class ShowAttendTell(keras.Model):
         state, memory = self.start(annotations)
         token_ids = ops.convert_to_tensor(inputs["token_ids"], "int32")  # (batch, T)
         embedded = self.cell.embed(token_ids)  # (batch, T, embedding_dim)
-        batch_size, num_locations = ops.shape(annotations)[0], ops.shape(annotations)[1]
+        batch_size, num_locations, annotation_dim = (ops.shape(annotations)[i] for i in range(3))
+        sampling = self.attention == "hard" and bool(training)
+        sequence = ops.transpose(embedded, (1, 0, 2))  # (T, batch, embedding_dim)
+        if sampling:
+            memory = dict(memory, use_sample=self._sample_choice(batch_size))  # (batch,)
+            noise = keras.random.uniform(
+                (ops.shape(sequence)[0], batch_size, num_locations),
+                seed=self.seed_generator)  # (T, batch, L), drawn once outside the loop
+            sequence = (sequence, noise)
 
-        def recurrence(carry, embedded_t):
-            return tuple(self.cell.recurrent_step(embedded_t, list(carry[:2]), memory))
+        def recurrence(carry, inputs_t):
+            embedded_t, noise_t = inputs_t if sampling else (inputs_t, None)
+            return tuple(self.cell.recurrent_step(
+                embedded_t, list(carry[:2]), memory, training=sampling, uniform_noise=noise_t))
 
         initial = (
             state[0], state[1],
-            ops.zeros((batch_size, ops.shape(annotations)[2]), annotations.dtype),
-            ops.zeros((batch_size, num_locations), annotations.dtype),
+            ops.zeros((batch_size, annotation_dim), annotations.dtype),  # context
+            ops.zeros((batch_size, num_locations), annotations.dtype),  # alpha
+            ops.zeros((batch_size,), "float32"),  # log p(s_t)
         )
-        hidden, _, contexts, attention_weights = _scan_over_time(
-            recurrence, initial, ops.transpose(embedded, (1, 0, 2)))  # time-major
+        hidden, _, contexts, attention_weights, sample_log_probs = (
+            _scan_over_time(recurrence, initial, sequence))  # time-major
         hidden = ops.transpose(hidden, (1, 0, 2))  # (batch, T, units)
         contexts = ops.transpose(contexts, (1, 0, 2))  # (batch, T, D)
         attention_weights = ops.transpose(attention_weights, (1, 0, 2))  # (batch, T, L)
         logits = self.cell.output_logits(embedded, hidden, contexts, training=training)
-        return {"logits": logits, "attention_weights": attention_weights}  # (batch, T, V)
+        return {"logits": logits,  # (batch, T, V)
+                "attention_weights": attention_weights,
+                "sample_log_probs": ops.transpose(sample_log_probs)}  # (batch, T)
+
+    def _sample_choice(self, batch_size):
+        """1.0 where an image uses the sampled context, 0.0 for the expected one (batch,)."""
+        draws = 1 if self.sample_mixing == "batch" else batch_size
+        uniform = keras.random.uniform((draws,), seed=self.seed_generator)  # (draws,)
+        use_sample = ops.cast(uniform >= self.expected_context_probability, "float32")
+        return ops.ones((batch_size,)) * use_sample  # (batch,)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         nll = losses.masked_nll(y, y_pred["logits"], self.loss_normalization)  # (batch,)
@@ -212,6 +289,15 @@ class ShowAttendTell(keras.Model):
         self.nll_tracker.update_state(nll)
         self.penalty_tracker.update_state(penalty)
         total = nll + self.doubly_stochastic_weight * penalty  # (batch,)
+        if self.attention == "hard" and training:
+            reinforce = losses.reinforce_surrogate(
+                nll, self.baseline, y_pred["sample_log_probs"], y)  # (batch,)
+            entropy = losses.negative_attention_entropy(y_pred["attention_weights"], y)
+            self.reinforce_tracker.update_state(reinforce)
+            self.entropy_tracker.update_state(entropy)
+            total = total + self.reinforce_weight * reinforce + self.entropy_weight * entropy
+            self.baseline.assign(self.baseline_decay * self.baseline + (1.0 - self.baseline_decay)
+                                 * ops.mean(ops.stop_gradient(nll)))
         if sample_weight is not None:
             total = total * ops.cast(sample_weight, total.dtype)
         return ops.mean(total) + ops.cast(ops.sum(self.losses), "float32")
@@ -223,6 +309,11 @@ class ShowAttendTell(keras.Model):
         annotations = self.encode(inputs, training=False)  # (batch, L, D)
         state, memory = self.start(annotations)
         settings = self._decode_settings
+        if settings["temperature"] is not None:
+            return decoding.sample_search(
+                self.step, state, memory, num_locations=ops.shape(annotations)[1],
+                max_length=settings["max_length"], temperature=settings["temperature"],
+                seed=self.seed_generator)
         if settings["beam_size"] == 1:
             return decoding.greedy_search(
                 self.step, state, memory, num_locations=ops.shape(annotations)[1],
@@ -233,11 +324,12 @@ class ShowAttendTell(keras.Model):
             length_penalty=settings["length_penalty"])
 
     def caption(self, images=None, features=None, max_length=20, beam_size=1,
-                length_penalty=0.0, batch_size=64):
+                length_penalty=0.0, temperature=None, batch_size=64):
         """Captions images (uint8, batch first) or features.
 
         `beam_size=1` is greedy search; larger sizes run the batched beam
-        search of `decoding.beam_search` with `length_penalty`.
+        search of `decoding.beam_search` with `length_penalty`; a
+        `temperature` draws every word instead (`decoding.sample_search`).
 
         Returns:
             dict: "captions" list of str; "token_ids" (N, max_length) int32
@@ -250,8 +342,10 @@ class ShowAttendTell(keras.Model):
             raise ValueError(f"max_length must be a positive integer. Received: {max_length!r}")
         if not isinstance(beam_size, int) or beam_size < 1:
             raise ValueError(f"beam_size must be a positive integer. Received: {beam_size!r}")
+        if temperature is not None and not temperature > 0:
+            raise ValueError(f"temperature must be positive. Received: {temperature!r}")
         settings = {"max_length": max_length, "beam_size": beam_size,
-                    "length_penalty": float(length_penalty)}
+                    "length_penalty": float(length_penalty), "temperature": temperature}
         if settings != self._decode_settings:
             self._decode_settings = settings
             self.predict_function = None  # retrace with the new settings
@@ -285,6 +379,13 @@ class ShowAttendTell(keras.Model):
             "image_size": self.image_size,
             "doubly_stochastic_weight": self.doubly_stochastic_weight,
             "loss_normalization": self.loss_normalization,
+            "hard_inference": self.hard_inference,
+            "expected_context_probability": self.expected_context_probability,
+            "sample_mixing": self.sample_mixing,
+            "reinforce_weight": self.reinforce_weight,
+            "entropy_weight": self.entropy_weight,
+            "baseline_decay": self.baseline_decay,
+            "seed": self.seed,
         })
         return config
 

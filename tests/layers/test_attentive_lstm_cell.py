@@ -54,7 +54,9 @@ def test_scalar_gate_scales_the_context():
     annotations = _annotations()
     states = cell.get_initial_state(annotations)
     memory = cell.prepare_memory(annotations)
-    _, _, context, weights = cell.recurrent_step(cell.embed(np.array([1, 1])), states, memory)
+    _, _, context, weights, log_prob = cell.recurrent_step(cell.embed(np.array([1, 1])), states,
+                                                          memory)
+    assert not keras.ops.convert_to_numpy(log_prob).any()  # soft attention samples nothing
     weights = keras.ops.convert_to_numpy(weights)
     kernel, bias = [v.numpy() for v in cell.gate.weights]
     beta = 1 / (1 + np.exp(-(keras.ops.convert_to_numpy(states[0]) @ kernel + bias)))

@@ -133,7 +133,10 @@ def test_config_round_trip(make_model):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"attention": "hard"}, "attention must be one of"),
+    ({"attention": "hardest"}, "attention must be one of"),
+    ({"sample_mixing": "step"}, "sample_mixing must be one of"),
+    ({"expected_context_probability": 1.5}, "expected_context_probability"),
+    ({"baseline_decay": 1.0}, "baseline_decay"),
     ({"loss_normalization": "batch"}, "loss_normalization must be one of"),
     ({"doubly_stochastic_weight": -1.0}, "doubly_stochastic_weight must be >= 0"),
 ])
@@ -162,3 +165,15 @@ def test_beam_search_through_the_model(make_model, batch):
     assert (beam_3["scores"] >= greedy["scores"] - 1e-5).all()
     with pytest.raises(ValueError, match="beam_size"):
         model.caption(features=features, beam_size=0)
+
+
+def test_caption_by_sampling(make_model, batch):
+    model = make_model()
+    features = np.repeat(batch[0]["features"][:1], 50, axis=0)
+    greedy = model.caption(features=features, max_length=6)
+    cold = model.caption(features=features, max_length=6, temperature=1e-3)
+    np.testing.assert_array_equal(cold["token_ids"], greedy["token_ids"])
+    hot = model.caption(features=features, max_length=6, temperature=5.0)
+    assert len({tuple(ids) for ids in hot["token_ids"]}) > 1
+    with pytest.raises(ValueError, match="temperature"):
+        model.caption(features=features, temperature=0.0)

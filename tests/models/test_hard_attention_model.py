@@ -1,0 +1,107 @@
+import keras
+import numpy as np
+import pytest
+
+from sat_keras import ShowAttendTell
+
+
+def _numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+@pytest.fixture
+def hard_model(make_model):
+    return make_model(attention="hard", seed=3)
+
+
+def test_training_step_moves_the_baseline_as_specified(hard_model, batch):
+    inputs, targets = batch
+    hard_model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    logs = hard_model.train_on_batch(inputs, targets, return_dict=True)
+    assert float(_numpy(hard_model.baseline)) == pytest.approx(0.1 * logs["nll"], rel=1e-5)
+    before = float(_numpy(hard_model.baseline))
+    logs = hard_model.train_on_batch(inputs, targets, return_dict=True)
+    assert float(_numpy(hard_model.baseline)) == pytest.approx(
+        0.9 * before + 0.1 * logs["nll"], rel=1e-5)
+    assert {"reinforce", "entropy_bonus"} <= set(logs)
+
+
+def test_the_baseline_gets_no_gradient(hard_model, batch):
+    import tensorflow as tf
+
+    inputs, targets = batch
+    hard_model(inputs)
+    assert all(v is not hard_model.baseline for v in hard_model.trainable_weights)
+    with tf.GradientTape() as tape:
+        loss = hard_model.compute_loss(y=targets, y_pred=hard_model(inputs, training=True))
+    assert tape.gradient(loss, hard_model.baseline) is None
+
+
+def test_evaluation_leaves_the_baseline_alone(hard_model, batch):
+    inputs, targets = batch
+    hard_model.compile(optimizer="adam")
+    hard_model.evaluate(inputs, targets, verbose=0)
+    assert float(_numpy(hard_model.baseline)) == 0.0
+
+
+def test_inference_is_deterministic_and_uses_the_expected_context(hard_model, make_model, batch):
+    inputs, _ = batch
+    first = _numpy(hard_model(inputs)["logits"])
+    np.testing.assert_array_equal(_numpy(hard_model(inputs)["logits"]), first)
+    soft = make_model(attention="soft")
+    soft(inputs)
+    hard_variables = {v.path.split("/", 1)[1]: v for v in hard_model.weights}
+    for variable in soft.weights:
+        variable.assign(hard_variables[variable.path.split("/", 1)[1]])
+    np.testing.assert_allclose(_numpy(soft(inputs)["logits"]), first, rtol=1e-5)
+    captions = hard_model.caption(features=inputs["features"], max_length=5)
+    again = hard_model.caption(features=inputs["features"], max_length=5)
+    np.testing.assert_array_equal(captions["token_ids"], again["token_ids"])
+
+
+def test_training_samples_differ_from_the_expected_context(hard_model, batch):
+    inputs, _ = batch
+    expected = _numpy(hard_model(inputs)["logits"])
+    sampled = [_numpy(hard_model(inputs, training=True)["logits"]) for _ in range(4)]
+    assert any(not np.allclose(s, expected) for s in sampled)
+    log_probs = _numpy(hard_model(inputs, training=True)["sample_log_probs"])
+    assert (log_probs <= 0).all()
+
+
+def test_per_batch_mixing_makes_one_choice_for_all_images(make_model):
+    model = make_model(attention="hard", sample_mixing="batch", seed=0)
+    for _ in range(5):
+        choice = _numpy(model._sample_choice(6))
+        assert len(set(choice.tolist())) == 1
+    per_image = make_model(attention="hard", seed=0)
+    choices = np.stack([_numpy(per_image._sample_choice(400)) for _ in range(2)])
+    assert 0.4 < choices.mean() < 0.6  # expected context with probability 0.5
+
+
+@pytest.mark.parametrize("mode", ["sample", "argmax"])
+def test_sampling_and_argmax_inference_options(make_model, batch, mode):
+    inputs, _ = batch
+    model = make_model(attention="hard", hard_inference=mode, seed=1)
+    result = model.caption(features=inputs["features"], max_length=5)
+    assert result["token_ids"].shape == (2, 5)
+
+
+def test_loss_falls_with_hard_attention(hard_model, batch):
+    inputs, targets = batch
+    hard_model.compile(optimizer=keras.optimizers.Adam(0.01))
+    history = hard_model.fit(inputs, targets, epochs=30, batch_size=2, verbose=0)
+    assert history.history["nll"][-1] < 0.5 * history.history["nll"][0]
+
+
+def test_save_and_reload_keep_the_baseline(hard_model, batch, tmp_path):
+    inputs, targets = batch
+    hard_model.compile(optimizer="adam")
+    hard_model.train_on_batch(inputs, targets)
+    hard_model.save(tmp_path / "hard.keras")
+    restored = keras.models.load_model(tmp_path / "hard.keras")
+    assert float(_numpy(restored.baseline)) == pytest.approx(float(_numpy(hard_model.baseline)))
+    assert float(_numpy(restored.baseline)) != 0.0
+    np.testing.assert_allclose(_numpy(restored(inputs)["logits"]),
+                               _numpy(hard_model(inputs)["logits"]), rtol=1e-6)
+    assert restored.get_config()["attention"] == "hard"
+    assert isinstance(ShowAttendTell.from_config(restored.get_config()), ShowAttendTell)
