@@ -16,6 +16,10 @@ def _demo(args):
     return 0
 
 
+def _encoder_weights(args):
+    return None if args.encoder_weights == "none" else args.encoder_weights
+
+
 def _hard_suffix(args):
     return "_hard" if args.attention == "hard" else ""
 
@@ -35,8 +39,7 @@ def _train(args):
     train_captioner(args.dataset, args.data_dir, args.output_dir,
                     config_name=args.config or f"flickr8k_mobilenet{_hard_suffix(args)}",
                     captions_file=args.captions_file, encoder=args.encoder,
-                    encoder_weights=None if args.encoder_weights == "none"
-                    else args.encoder_weights,
+                    encoder_weights=_encoder_weights(args),
                     features_dir=args.features, epochs=args.epochs,
                     batch_size=args.batch_size, learning_rate=args.learning_rate,
                     max_minutes=args.max_minutes, missing=args.missing, seed=args.seed)
@@ -69,8 +72,7 @@ def _extract_features(args):
 
     records = read_dataset(args.dataset, args.data_dir, captions_file=args.captions_file,
                            missing=args.missing)
-    weights = None if args.encoder_weights == "none" else args.encoder_weights
-    encoder = build_encoder(args.encoder, weights=weights)
+    encoder = build_encoder(args.encoder, weights=_encoder_weights(args))
     extract_features([r.image_path for r in records], encoder, args.output,
                      image_size=encoder.image_size, batch_size=args.batch_size,
                      dtype=args.dtype)
@@ -87,6 +89,24 @@ def _evaluate(args):
     return 0
 
 
+def _add_dataset_arguments(parser, default_dataset="synthetic"):
+    parser.add_argument("--dataset", choices=dataset_names(), default=default_dataset)
+    parser.add_argument("--data-dir", required=True,
+                        help="the dataset or image folder (see data.datasets.read_dataset; "
+                             "synthetic: generated there by train if missing)")
+    parser.add_argument("--captions-file", default=None,
+                        help="karpathy / coco / csv: the captions file")
+    parser.add_argument("--missing", choices=["error", "skip"], default="error",
+                        help="listed images missing on disk: fail, or report and skip")
+
+
+def _add_encoder_arguments(parser, default_encoder=None):
+    parser.add_argument("--encoder", choices=encoder_names(), default=default_encoder,
+                        help="default: the config's" if default_encoder is None else None)
+    parser.add_argument("--encoder-weights", default="imagenet",
+                        help='"imagenet" (downloads), "none", or a weights file')
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="sat-keras", description="Show, Attend and Tell image captioning.")
@@ -101,22 +121,14 @@ def build_parser():
     demo.set_defaults(handler=_demo)
 
     train = commands.add_parser("train", help="train a captioner")
-    train.add_argument("--dataset", choices=dataset_names(), default="synthetic")
-    train.add_argument("--data-dir", required=True,
-                       help="dataset or image folder (synthetic: generated there if missing)")
-    train.add_argument("--captions-file", default=None,
-                       help="karpathy / coco / csv: the captions file")
-    train.add_argument("--missing", choices=["error", "skip"], default="error")
+    _add_dataset_arguments(train)
     train.add_argument("--output-dir", required=True, help="where the model is saved")
     train.add_argument("--config", choices=config_names(), default=None,
                        help="default: synthetic for --dataset synthetic, else "
                             "flickr8k_mobilenet (their _hard twins with --attention hard)")
     train.add_argument("--attention", choices=["soft", "hard"], default="soft",
                        help="picks the config's hard twin when --config is not given")
-    train.add_argument("--encoder", choices=encoder_names(), default=None,
-                       help="default: the config's")
-    train.add_argument("--encoder-weights", default="imagenet",
-                       help='"imagenet" (downloads), "none", or a weights file')
+    _add_encoder_arguments(train)
     train.add_argument("--features", default=None,
                        help="cached features of the encoder (sat-keras extract-features)")
     train.add_argument("--max-minutes", type=float, default=None,
@@ -141,13 +153,8 @@ def build_parser():
 
     extract = commands.add_parser(
         "extract-features", help="run a pretrained encoder over a dataset's images once")
-    extract.add_argument("--dataset", choices=dataset_names(), required=True)
-    extract.add_argument("--data-dir", required=True)
-    extract.add_argument("--captions-file", default=None)
-    extract.add_argument("--missing", choices=["error", "skip"], default="error")
-    extract.add_argument("--encoder", choices=encoder_names(), default="mobilenet")
-    extract.add_argument("--encoder-weights", default="imagenet",
-                         help='"imagenet" (downloads), "none", or a weights file')
+    _add_dataset_arguments(extract, default_dataset="flickr8k")
+    _add_encoder_arguments(extract, default_encoder="mobilenet")
     extract.add_argument("--output", required=True, help="the feature folder")
     extract.add_argument("--batch-size", type=int, default=32)
     extract.add_argument("--dtype", choices=["float16", "float32"], default="float16")
@@ -156,13 +163,7 @@ def build_parser():
     evaluate = commands.add_parser(
         "evaluate", help="caption a dataset split and report every caption metric")
     evaluate.add_argument("--model", required=True)
-    evaluate.add_argument("--dataset", choices=dataset_names(), default="synthetic")
-    evaluate.add_argument("--data-dir", required=True,
-                          help="the dataset or image folder (see data.datasets.read_dataset)")
-    evaluate.add_argument("--captions-file", default=None,
-                          help="karpathy / coco / csv: the captions file")
-    evaluate.add_argument("--missing", choices=["error", "skip"], default="error",
-                          help="listed images missing on disk: fail, or report and skip")
+    _add_dataset_arguments(evaluate)
     evaluate.add_argument("--split", choices=["train", "val", "test"], default="test")
     evaluate.add_argument("--beam-size", type=int, default=3, help="1: greedy search")
     evaluate.add_argument("--max-length", type=int, default=20)
