@@ -40,7 +40,8 @@ def _train(args):
                     config_name=args.config or f"flickr8k_mobilenet{_hard_suffix(args)}",
                     captions_file=args.captions_file, encoder=args.encoder,
                     encoder_weights=_encoder_weights(args),
-                    features_dir=args.features, epochs=args.epochs,
+                    features_dir=args.features, fine_tune_layers=args.fine_tune_layers,
+                    encoder_multiplier=args.encoder_lr_multiplier, epochs=args.epochs,
                     batch_size=args.batch_size, learning_rate=args.learning_rate,
                     max_minutes=args.max_minutes, missing=args.missing, seed=args.seed)
     return 0
@@ -131,6 +132,10 @@ def build_parser():
     _add_encoder_arguments(train)
     train.add_argument("--features", default=None,
                        help="cached features of the encoder (sat-keras extract-features)")
+    train.add_argument("--fine-tune-layers", type=int, default=None, metavar="N",
+                       help="fine-tune the encoder's top N weighted layers (needs images)")
+    train.add_argument("--encoder-lr-multiplier", type=float, default=0.1,
+                       help="the fine-tuned encoder's learning rate, relative to the decoder's")
     train.add_argument("--max-minutes", type=float, default=None,
                        help="stop training after this much wall-clock time")
     train.add_argument("--epochs", type=int, default=None)

@@ -121,8 +121,12 @@ class PretrainedEncoder(keras.layers.Layer):
         backbone: a name from `encoder_names()` (e.g. "mobilenet" gives
             conv_pw_11's 14x14x512 grid at 224, the paper's VGG conv5_4 shape).
         weights: "imagenet" (downloads), None (random), or a weights file.
-        trainable: fine-tune the backbone (False: frozen, and run in
-            inference mode so batch-norm statistics stay fixed).
+        trainable: fine-tune the backbone (False: frozen).
+        trainable_layers: with `trainable`, only the top N layers with
+            weights (batch normalisation not counted) are fine-tuned (None: all). Batch normalisation stays
+            frozen and the backbone always runs in inference mode, the usual
+            practice when fine-tuning on small batches. Give these weights
+            their own learning rate with `optimizers.FineTuningAdam`.
         backbone_kwargs: extra constructor arguments (e.g. {"alpha": 0.25}).
 
     Call arguments:
@@ -140,14 +144,21 @@ class PretrainedEncoder(keras.layers.Layer):
     (1, 196, 128)
     """
 
-    def __init__(self, backbone, weights="imagenet", trainable=False, backbone_kwargs=None,
-                 **kwargs):
+    def __init__(self, backbone, weights="imagenet", trainable=False, trainable_layers=None,
+                 backbone_kwargs=None, **kwargs):
+        kwargs.setdefault("name", "encoder")  # FineTuningAdam finds its weights by this name
         super().__init__(trainable=trainable, **kwargs)
+        if trainable_layers is not None and (
+                not isinstance(trainable_layers, int) or trainable_layers < 1):
+            raise ValueError(
+                f"trainable_layers must be None or a positive integer. "
+                f"Received: trainable_layers={trainable_layers!r}")
         if backbone not in BACKBONES:
             raise ValueError(
                 f"Unknown backbone {backbone!r}. Available: {encoder_names()}")
         self.backbone = backbone
         self.weights_source = weights
+        self.trainable_layers = trainable_layers
         self.backbone_kwargs = dict(backbone_kwargs or {})
         self.image_size = BACKBONES[backbone][1]
 
@@ -159,6 +170,13 @@ class PretrainedEncoder(keras.layers.Layer):
         output = network.output if layer_name is None else network.get_layer(layer_name).output
         self.network = keras.Model(network.input, output, name=f"{self.backbone}_grid")
         self.network.trainable = self.trainable
+        for layer in self.network.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+        if self.trainable_layers:
+            weighted = [layer for layer in self.network.layers if layer.trainable_weights]
+            for layer in weighted[:-self.trainable_layers]:
+                layer.trainable = False
 
     def _preprocess(self, images):
         x = ops.cast(images, self.compute_dtype)  # (batch, S, S, 3)
@@ -170,8 +188,7 @@ class PretrainedEncoder(keras.layers.Layer):
         return x
 
     def call(self, images, training=None):
-        grid = self.network(self._preprocess(images),
-                            training=training if self.trainable else False)  # (b, h, w, D)
+        grid = self.network(self._preprocess(images), training=False)  # (batch, h, w, D)
         _, height, width, channels = ops.shape(grid)
         return ops.reshape(grid, (-1, height * width, channels))  # (batch, L, D)
 
@@ -184,6 +201,7 @@ class PretrainedEncoder(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"backbone": self.backbone, "weights": self.weights_source,
+                       "trainable_layers": self.trainable_layers,
                        "backbone_kwargs": self.backbone_kwargs})
         return config
 
@@ -192,9 +210,11 @@ class PretrainedEncoder(keras.layers.Layer):
         return cls(**dict(config, weights=None))
 
 
-def build_encoder(name, weights="imagenet", trainable=False, **backbone_kwargs):
+def build_encoder(name, weights="imagenet", trainable=False, trainable_layers=None,
+                  **backbone_kwargs):
     """An image encoder by name: "small_cnn" or one of `encoder_names()`."""
     if name == "small_cnn":
         return SmallCNNEncoder(**backbone_kwargs)
     return PretrainedEncoder(name, weights=weights, trainable=trainable,
+                             trainable_layers=trainable_layers,
                              backbone_kwargs=backbone_kwargs)

@@ -19,9 +19,9 @@ from sat_keras.text import Vocabulary
 
 def train_captioner(dataset, data_dir, output_dir, config_name="flickr8k_mobilenet",
                     captions_file=None, encoder=None, encoder_weights="imagenet",
-                    features_dir=None, epochs=None, batch_size=None, learning_rate=None,
-                    max_minutes=None, missing="error", seed=0, verbose="auto",
-                    print_fn=print):
+                    features_dir=None, fine_tune_layers=None, encoder_multiplier=0.1,
+                    epochs=None, batch_size=None, learning_rate=None, max_minutes=None,
+                    missing="error", seed=0, verbose="auto", print_fn=print):
     """Trains soft attention on a dataset's train split, selected on val BLEU-4.
 
     Every epoch greedy captions of the first `validation_images` val images
@@ -36,7 +36,10 @@ def train_captioner(dataset, data_dir, output_dir, config_name="flickr8k_mobilen
         encoder: an `encoders.encoder_names()` name (default: the config's).
         encoder_weights: "imagenet", None, or a weights file.
         features_dir: cached features of this encoder (`extract-features`);
-            without it images go through the frozen encoder at every step.
+            without it images go through the encoder at every step.
+        fine_tune_layers: fine-tune the encoder's top N weighted layers, at
+            `encoder_multiplier` times the learning rate (needs images, not
+            cached features).
         epochs, batch_size, learning_rate: override the config.
         max_minutes: wall-clock training budget.
 
@@ -50,6 +53,9 @@ def train_captioner(dataset, data_dir, output_dir, config_name="flickr8k_mobilen
                         ("learning_rate", learning_rate)):
         if value is not None:
             settings[name] = value
+    if fine_tune_layers and features_dir:
+        raise ValueError(
+            "Fine-tuning the encoder needs images, not cached features: drop features_dir.")
     keras.utils.set_random_seed(seed)
     records = read_dataset(dataset, data_dir, captions_file=captions_file, missing=missing,
                            report=print_fn)
@@ -59,7 +65,9 @@ def train_captioner(dataset, data_dir, output_dir, config_name="flickr8k_mobilen
                                   max_size=settings.get("max_vocabulary_size"))
     print_fn(f"{len(train_records)} train / {len(val_records)} val images, "
              f"vocabulary of {len(vocabulary)} tokens")
-    image_encoder = build_encoder(encoder or config["encoder"]["name"], weights=encoder_weights)
+    image_encoder = build_encoder(encoder or config["encoder"]["name"], weights=encoder_weights,
+                                  trainable=bool(fine_tune_layers),
+                                  trainable_layers=fine_tune_layers)
     model = ShowAttendTell(vocabulary, encoder=image_encoder,
                            image_size=image_encoder.image_size, **config["model"])
     model.build({"images": (None, image_encoder.image_size, image_encoder.image_size, 3)})
@@ -78,7 +86,8 @@ def train_captioner(dataset, data_dir, output_dir, config_name="flickr8k_mobilen
         model, train_records, val_records, batch_size=settings["batch_size"],
         learning_rate=settings["learning_rate"], epochs=settings["epochs"],
         max_length=settings["max_length"], image_size=image_encoder.image_size, seed=seed,
-        callbacks=callbacks, verbose=verbose, features=features)
+        callbacks=callbacks, verbose=verbose, features=features,
+        encoder_multiplier=encoder_multiplier if fine_tune_layers else None)
     train_minutes = (time.perf_counter() - started) / 60
     val_metrics, _ = training.evaluate_records(model, val_records, settings["max_length"],
                                                features=features)

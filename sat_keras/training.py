@@ -11,6 +11,7 @@ from sat_keras.data.pipeline import make_caption_dataset
 from sat_keras.data.pipeline import make_image_dataset
 from sat_keras.encoders import SmallCNNEncoder
 from sat_keras.models.show_attend_tell import ShowAttendTell
+from sat_keras.optimizers import FineTuningAdam
 from sat_keras.text import Vocabulary
 
 MODEL_FILE = "model.keras"
@@ -29,11 +30,13 @@ def build_model(vocabulary, config):
 
 def train(model, train_records, val_records, batch_size, learning_rate, epochs,
           max_length, image_size, seed=0, callbacks=(), verbose="auto", jit_compile=False,
-          features=None):
+          features=None, encoder_multiplier=None):
     """Compiles (Adam with cosine decay) and fits on bucketed caption batches.
 
     With `features` (a `data.features.CachedFeatures`) the batches hold cached
-    encoder features instead of images; the encoder is then not run.
+    encoder features instead of images; the encoder is then not run. With
+    `encoder_multiplier` the optimizer is `optimizers.FineTuningAdam`, the
+    encoder's learning rate that multiple of the decoder's.
 
     Training batches drop each bucket's partial batch (see
     `make_caption_dataset`), so that with `jit_compile=True` XLA compiles
@@ -61,7 +64,9 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
         )
     schedule = keras.optimizers.schedules.CosineDecay(
         learning_rate, epochs * steps_per_epoch, alpha=0.05)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), jit_compile=jit_compile)
+    optimizer = (keras.optimizers.Adam(schedule) if encoder_multiplier is None
+                 else FineTuningAdam(schedule, encoder_multiplier=encoder_multiplier))
+    model.compile(optimizer=optimizer, jit_compile=jit_compile)
     return model.fit(datasets["train"].repeat(), steps_per_epoch=steps_per_epoch,
                      validation_data=datasets["val"],
                      validation_steps=count_batches(val_records, batch_size, max_length),

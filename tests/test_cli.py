@@ -88,7 +88,9 @@ def test_extract_features_command(tmp_path, capsys):
     assert len(CachedFeatures(str(tmp_path / "features")).paths) == 4
 
 
-def test_train_on_a_csv_dataset_from_cached_features(tmp_path, capsys):
+@pytest.fixture
+def csv_dataset(tmp_path):
+    """A CSV over 10 synthetic images (7 train, 3 val), and its flags."""
     from sat_keras.data.synthetic import generate_synthetic
 
     records = generate_synthetic(str(tmp_path / "data"), num_images=10, seed=1)
@@ -97,14 +99,36 @@ def test_train_on_a_csv_dataset_from_cached_features(tmp_path, capsys):
         writer.writerow(["image", "caption", "split"])
         writer.writerows([record.image_path, caption, "train" if i < 7 else "val"]
                          for i, record in enumerate(records) for caption in record.captions[:2])
-    common = ["--dataset", "csv", "--data-dir", "/", "--captions-file",
-              str(tmp_path / "captions.csv"), "--encoder", "mobilenet_v3_small",
-              "--encoder-weights", "none"]
-    assert cli.main(["extract-features", *common, "--output", str(tmp_path / "features")]) == 0
-    assert cli.main(["train", *common, "--features", str(tmp_path / "features"),
+    flags = ["--dataset", "csv", "--data-dir", "/", "--captions-file",
+             str(tmp_path / "captions.csv"), "--encoder", "mobilenet_v3_small",
+             "--encoder-weights", "none"]
+    return records, flags
+
+
+def test_train_on_a_csv_dataset_from_cached_features(tmp_path, capsys, csv_dataset):
+    records, flags = csv_dataset
+    assert cli.main(["extract-features", *flags, "--output", str(tmp_path / "features")]) == 0
+    assert cli.main(["train", *flags, "--features", str(tmp_path / "features"),
                      "--output-dir", str(tmp_path / "model"), "--epochs", "1",
                      "--batch-size", "2"]) == 0
     assert "val (3 images), greedy: BLEU-1" in capsys.readouterr().out
     model = load_captioner(str(tmp_path / "model"))
     assert model.encoder.backbone == "mobilenet_v3_small" and model.image_size == 224
     assert cli.main(["caption", records[0].image_path, "--model", str(tmp_path / "model")]) == 0
+
+
+def test_train_fine_tuning_the_encoder_on_images(tmp_path, csv_dataset):
+    _, flags = csv_dataset
+    assert cli.main(["train", *flags, "--fine-tune-layers", "1", "--output-dir",
+                     str(tmp_path / "model"), "--epochs", "1", "--batch-size", "2"]) == 0
+    model = load_captioner(str(tmp_path / "model"))
+    trainable = [v.path for v in model.trainable_weights if "encoder" in v.path.split("/")]
+    assert len(trainable) >= 1 and model.encoder.trainable_layers == 1
+
+
+def test_fine_tuning_needs_images_not_features(tmp_path, capsys):
+    code = cli.main(["train", "--dataset", "csv", "--data-dir", str(tmp_path),
+                     "--captions-file", "x.csv", "--output-dir", str(tmp_path / "m"),
+                     "--features", str(tmp_path), "--fine-tune-layers", "2"])
+    assert code == 2
+    assert "needs images, not cached features" in capsys.readouterr().err

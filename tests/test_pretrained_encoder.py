@@ -81,3 +81,30 @@ def test_config_round_trip_and_unknown_names():
     with pytest.raises(ValueError, match="Unknown backbone"):
         PretrainedEncoder("alexnet")
     assert build_encoder("small_cnn", filters=(4,)).filters == (4,)
+
+
+def test_top_layers_fine_tune_with_their_own_learning_rate(vocabulary):
+    from sat_keras.optimizers import FineTuningAdam
+
+    def train_once(multiplier):
+        keras.utils.set_random_seed(0)
+        encoder = PretrainedEncoder("mobilenet", weights=None, trainable=True,
+                                    trainable_layers=2, backbone_kwargs={"alpha": 0.25})
+        model = ShowAttendTell(vocabulary, encoder=encoder, image_size=224, embedding_dim=8,
+                               units=8, attention_dim=8)
+        model.build({"images": (None, 224, 224, 3)})
+        model.compile(optimizer=FineTuningAdam(1e-2, encoder_multiplier=multiplier))
+        encoder_weights = [v for v in model.trainable_weights if "encoder" in v.path.split("/")]
+        decoder_weights = [v for v in model.trainable_weights if "encoder" not in v.path.split("/")]
+        before = [keras.ops.convert_to_numpy(v) for v in encoder_weights + decoder_weights]
+        model.train_on_batch({"images": _images(2), "token_ids": np.array([[1, 4], [1, 5]])},
+                             np.array([[4, 2], [5, 2]]))
+        after = [keras.ops.convert_to_numpy(v) for v in encoder_weights + decoder_weights]
+        steps = [np.abs(a - b).max() for a, b in zip(after, before)]
+        return len(encoder_weights), steps[:len(encoder_weights)], steps[len(encoder_weights):]
+
+    count, encoder_steps, decoder_steps = train_once(0.0)
+    assert count == 2  # conv_dw_11 and conv_pw_11 kernels; batch norm stays frozen
+    assert max(encoder_steps) == 0.0 and max(decoder_steps) > 0
+    _, encoder_steps, _ = train_once(0.5)
+    assert 0 < max(encoder_steps) <= 0.5 * 1e-2 * 1.01  # Adam's first step is ~lr
