@@ -1,5 +1,6 @@
 """Show, Attend and Tell (Xu et al., 2015) in Keras 3 on TensorFlow."""
 
+from sat_keras.encoders import PretrainedEncoder
 from sat_keras.encoders import SmallCNNEncoder
 from sat_keras.layers.attentive_lstm_cell import AttentiveLSTMCell
 from sat_keras.layers.hard_attention import HardAttentionSampler
@@ -13,6 +14,7 @@ __all__ = [
     "AttentiveLSTMCell",
     "BahdanauStyleSoftAttention",
     "HardAttentionSampler",
+    "PretrainedEncoder",
     "ShowAttendTell",
     "SmallCNNEncoder",
     "Vocabulary",

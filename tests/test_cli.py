@@ -68,9 +68,11 @@ def test_load_captioner_detects_a_mismatched_vocabulary(model_dir):
     import os
 
     path = os.path.join(model_dir, "vocabulary.json")
-    data = json.load(open(path))
+    with open(path) as file:
+        data = json.load(file)
     data["tokens"].append("extra")
-    json.dump(data, open(path, "w"))
+    with open(path, "w") as file:
+        json.dump(data, file)
     with pytest.raises(ValueError, match="differs"):
         load_captioner(model_dir)
 
