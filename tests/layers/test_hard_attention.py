@@ -1,6 +1,5 @@
 import keras
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from sat_keras.layers.hard_attention import HardAttentionSampler
