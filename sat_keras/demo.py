@@ -31,12 +31,9 @@ def train_synthetic(data_dir, output_dir, config_name="synthetic", epochs=None,
         free-running greedy, `metrics.caption_metrics` without METEOR),
         "model", "model_dir", "train_seconds", "test_records", "captions".
     """
-    config = get_config(config_name)
+    config = get_config(config_name, epochs=epochs, batch_size=batch_size,
+                        learning_rate=learning_rate, num_images=num_images)
     settings = config["training"]
-    for name, value in (("epochs", epochs), ("batch_size", batch_size),
-                        ("learning_rate", learning_rate), ("num_images", num_images)):
-        if value is not None:
-            settings[name] = value
     keras.utils.set_random_seed(seed)
     print_fn(f"Synthetic data: {settings['num_images']} images in {data_dir}")
     records = generate_synthetic(data_dir, num_images=settings["num_images"], seed=seed,

@@ -8,6 +8,12 @@ import keras
 from keras import ops
 
 
+def flatten_grid(grid):
+    """(batch, h, w, D) feature map -> (batch, h * w, D) annotations, row-major."""
+    _, height, width, channels = ops.shape(grid)
+    return ops.reshape(grid, (-1, height * width, channels))  # (batch, L, D)
+
+
 @keras.saving.register_keras_serializable(package="sat_keras")
 class SmallCNNEncoder(keras.layers.Layer):
     """A small from-scratch CNN for the built-in synthetic data.
@@ -64,8 +70,7 @@ class SmallCNNEncoder(keras.layers.Layer):
         x = ops.cast(images, self.compute_dtype) / 127.5 - 1.0  # (batch, H, W, 3)
         for convolution in self.convolutions:
             x = convolution(x)  # (batch, h, w, channels)
-        _, height, width, channels = ops.shape(x)
-        return ops.reshape(x, (-1, height * width, channels))  # (batch, L, D)
+        return flatten_grid(x)  # (batch, L, D)
 
     def compute_output_shape(self, images_shape):
         batch, height, width = images_shape[:3]
@@ -189,8 +194,7 @@ class PretrainedEncoder(keras.layers.Layer):
 
     def call(self, images, training=None):
         grid = self.network(self._preprocess(images), training=False)  # (batch, h, w, D)
-        _, height, width, channels = ops.shape(grid)
-        return ops.reshape(grid, (-1, height * width, channels))  # (batch, L, D)
+        return flatten_grid(grid)  # (batch, L, D)
 
     def compute_output_shape(self, images_shape):
         if not self.built:

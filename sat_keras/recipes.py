@@ -47,12 +47,9 @@ def train_captioner(dataset, data_dir, output_dir, config_name="flickr8k_mobilen
         dict: "model", "history", "val_metrics" (greedy, whole val split),
         "train_minutes".
     """
-    config = get_config(config_name)
+    config = get_config(config_name, epochs=epochs, batch_size=batch_size,
+                        learning_rate=learning_rate)
     settings = config["training"]
-    for name, value in (("epochs", epochs), ("batch_size", batch_size),
-                        ("learning_rate", learning_rate)):
-        if value is not None:
-            settings[name] = value
     if fine_tune_layers and features_dir:
         raise ValueError(
             "Fine-tuning the encoder needs images, not cached features: drop features_dir.")

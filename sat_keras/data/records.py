@@ -61,8 +61,12 @@ def check_images_exist(records, missing="error", source="dataset", report=print)
     """
     if missing not in MISSING_POLICIES:
         raise ValueError(f"missing must be one of {MISSING_POLICIES}. Received: {missing!r}")
-    present = [r for r in records if os.path.exists(r.image_path)]
-    absent = [r.image_path for r in records if not os.path.exists(r.image_path)]
+    present, absent = [], []
+    for record in records:
+        if os.path.exists(record.image_path):
+            present.append(record)
+        else:
+            absent.append(record.image_path)
     if absent:
         message = (f"{source}: {len(absent)} of {len(records)} listed images are missing "
                    f"on disk, e.g. {absent[:3]}")

@@ -53,8 +53,14 @@ def config_names():
     return sorted(_CONFIGS)
 
 
-def get_config(name):
-    """A deep copy of the named set: {"model": ..., "encoder": ..., "training": ...}."""
+def get_config(name, **training_overrides):
+    """A deep copy of the named set: {"model": ..., "encoder": ..., "training": ...}.
+
+    `training_overrides` replace training values; None leaves a value as it is.
+    """
     if name not in _CONFIGS:
         raise ValueError(f"Unknown config {name!r}. Available: {config_names()}")
-    return copy.deepcopy(_CONFIGS[name])
+    config = copy.deepcopy(_CONFIGS[name])
+    config["training"].update(
+        {key: value for key, value in training_overrides.items() if value is not None})
+    return config

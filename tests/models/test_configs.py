@@ -1,0 +1,18 @@
+import pytest
+
+from sat_keras.models.configs import config_names
+from sat_keras.models.configs import get_config
+
+
+def test_overrides_replace_training_values_and_none_keeps_them():
+    config = get_config("synthetic", epochs=2, batch_size=None)
+    assert config["training"]["epochs"] == 2
+    assert config["training"]["batch_size"] == get_config("synthetic")["training"]["batch_size"]
+    assert get_config("synthetic")["training"]["epochs"] != 2  # a fresh copy each time
+
+
+def test_hard_twins_and_unknown_names():
+    assert get_config("synthetic_hard")["model"]["attention"] == "hard"
+    assert "paper_hard" in config_names()
+    with pytest.raises(ValueError, match="Unknown config"):
+        get_config("nope")
