@@ -11,8 +11,12 @@ from sat_keras.models.configs import config_names
 def _demo(args):
     from sat_keras.demo import run_demo
 
-    run_demo(output_dir=args.output_dir, epochs=args.epochs, num_images=args.num_images,
-             seed=args.seed)
+    result = run_demo(output_dir=args.output_dir, epochs=args.epochs,
+                      num_images=args.num_images, seed=args.seed)
+    if args.export:
+        from sat_keras.export import export_captioner
+
+        print(f"SavedModel written to {export_captioner(result['model'], args.export)}")
     return 0
 
 
@@ -90,6 +94,24 @@ def _evaluate(args):
     return 0
 
 
+def _export(args):
+    from sat_keras.export import export_captioner
+    from sat_keras.training import load_captioner
+
+    path = export_captioner(load_captioner(args.model), args.output, beam_size=args.beam_size,
+                            max_length=args.max_length, length_penalty=args.length_penalty,
+                            max_batch_size=args.max_batch_size, overwrite=args.overwrite)
+    print(f"SavedModel written to {path}")
+    return 0
+
+
+def _serve(args):
+    from sat_keras.serving.server import serve
+
+    return serve(args.model_dir, port=args.port, rest_port=args.rest_port,
+                 model_name=args.model_name, in_process=args.in_process)
+
+
 def _add_dataset_arguments(parser, default_dataset="synthetic"):
     parser.add_argument("--dataset", choices=dataset_names(), default=default_dataset)
     parser.add_argument("--data-dir", required=True,
@@ -119,6 +141,8 @@ def build_parser():
     demo.add_argument("--epochs", type=int, default=None, help="default: the config's")
     demo.add_argument("--num-images", type=int, default=None, help="default: the config's")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--export", default=None, metavar="DIR",
+                      help="also export the model as a SavedModel, e.g. saved_models/shapes/1")
     demo.set_defaults(handler=_demo)
 
     train = commands.add_parser("train", help="train a captioner")
@@ -180,6 +204,34 @@ def build_parser():
     evaluate.add_argument("--no-meteor", action="store_true",
                           help="skip METEOR (it needs Java and pycocoevalcap)")
     evaluate.set_defaults(handler=_evaluate)
+
+    export = commands.add_parser(
+        "export", help="write a SavedModel for TF Serving (image bytes in, captions out)")
+    export.add_argument("--model", required=True,
+                        help="directory written by train/demo, or a .keras file")
+    export.add_argument("--output", required=True, metavar="DIR",
+                        help="the version directory, e.g. saved_models/NAME/1")
+    export.add_argument("--beam-size", type=int, default=3, help="1: greedy search")
+    export.add_argument("--max-length", type=int, default=20)
+    export.add_argument("--length-penalty", type=float, default=0.0)
+    export.add_argument("--max-batch-size", type=int, default=64,
+                        help="requests with more images are refused")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    export.set_defaults(handler=_export)
+
+    serve = commands.add_parser(
+        "serve", help="serve an exported model over gRPC (and REST): TF Serving when "
+                      "tensorflow_model_server is on PATH, else in-process")
+    serve.add_argument("--model-dir", required=True,
+                       help="the model base path holding numbered versions, e.g. "
+                            "saved_models/shapes")
+    serve.add_argument("--port", type=int, default=8500, help="gRPC port")
+    serve.add_argument("--rest-port", type=int, default=None, help="REST port (e.g. 8501)")
+    serve.add_argument("--model-name", default=None,
+                       help="the name clients ask for; default: the directory's name")
+    serve.add_argument("--in-process", action="store_true",
+                       help="use the in-process servers even if TF Serving is installed")
+    serve.set_defaults(handler=_serve)
     return parser
 
 
@@ -187,7 +239,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"sat-keras {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -8,10 +8,9 @@ import pytest  # noqa: E402
 
 from sat_keras import ShowAttendTell  # noqa: E402
 from sat_keras import SmallCNNEncoder  # noqa: E402
+from helpers import CAPTIONS  # noqa: E402
+from helpers import tiny_image_model  # noqa: E402
 from sat_keras import Vocabulary  # noqa: E402
-
-CAPTIONS = ["a red circle", "a blue square to the left of a red circle",
-            "a small green triangle", "there is a blue square"]
 
 
 @pytest.fixture
@@ -41,3 +40,24 @@ def batch():
     token_ids = np.array([[1, 4, 7, 5, 6], [1, 4, 8, 0, 0]], "int32")
     target_ids = np.array([[4, 7, 5, 6, 2], [4, 8, 2, 0, 0]], "int32")
     return {"features": features, "token_ids": token_ids}, target_ids
+
+
+@pytest.fixture(scope="session")
+def exported_model(tmp_path_factory):
+    """(model, base_path): the tiny image model exported as <base>/1, beam 2, 6 words."""
+    from sat_keras.export import export_captioner
+
+    model = tiny_image_model()
+    base = tmp_path_factory.mktemp("saved_models") / "tiny"
+    export_captioner(model, str(base / "1"), beam_size=2, max_length=6)
+    return model, str(base)
+
+
+@pytest.fixture(scope="session")
+def local_server(exported_model):
+    """The tiny exported model served in-process on free gRPC and REST ports."""
+    from sat_keras.serving import LocalServer
+
+    server = LocalServer(exported_model[1], port=0, rest_port=0, host="127.0.0.1")
+    yield server
+    server.stop()

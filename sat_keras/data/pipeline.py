@@ -2,24 +2,19 @@
 
 import bisect
 import collections
-import re
 
 import numpy as np
 import tensorflow as tf
 
 from sat_keras.data.tokenization import CaptionTokenizer
+from sat_keras.image_bytes import decode_and_resize
+from sat_keras.tf_errors import op_error_text
 from sat_keras.text import normalize_caption
 
 
 def load_image(path, image_size):
     """Reads, decodes (JPEG/PNG/GIF/BMP, any channels) and resizes to uint8 RGB."""
-    image = tf.io.decode_image(
-        tf.io.read_file(path), channels=3, expand_animations=False
-    )
-    if image_size is None:
-        return image
-    image = tf.image.resize(image, (image_size, image_size), antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    return decode_and_resize(tf.io.read_file(path), image_size)
 
 
 def default_bucket_boundaries(max_length, width=4):
@@ -139,13 +134,6 @@ def make_image_dataset(image_paths, image_size=64, batch_size=64):
     return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _op_error_text(error):
-    """TensorFlow's message without its op and function-node decorations."""
-    text = (error.message or str(error)).strip().splitlines()[0]
-    text = re.sub(r"\{\{[^}]*\}\}\s*", "", text)
-    return re.sub(r"\s*\[Op:.*$", "", text).strip()
-
-
 def load_image_files(paths, image_size):
     """Loads image files one by one, keeping going past bad ones.
 
@@ -162,7 +150,7 @@ def load_image_files(paths, image_size):
         except tf.errors.NotFoundError:
             errors.append((path, "file not found"))
         except tf.errors.OpError as error:
-            errors.append((path, f"not a decodable image ({_op_error_text(error)})"))
+            errors.append((path, f"not a decodable image ({op_error_text(error)})"))
     if images:
         return np.stack(images), loaded_paths, errors
     return np.zeros((0, image_size, image_size, 3), np.uint8), loaded_paths, errors

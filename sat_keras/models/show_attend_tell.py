@@ -306,22 +306,27 @@ class ShowAttendTell(keras.Model):
 
     def predict_step(self, data):
         inputs = data[0] if isinstance(data, tuple) else data
-        annotations = self.encode(inputs, training=False)  # (batch, L, D)
+        return self.search(self.encode(inputs, training=False), **self._decode_settings)
+
+    def search(self, annotations, max_length=20, beam_size=1, length_penalty=0.0,
+               temperature=None):
+        """Captions annotations (batch, L, D) in-graph; the settings as in `caption`.
+
+        Returns the dict of `decoding.greedy_search` (token_ids, scores,
+        attention_weights), from the search the settings choose.
+        """
         state, memory = self.start(annotations)
-        settings = self._decode_settings
-        if settings["temperature"] is not None:
+        num_locations = ops.shape(annotations)[1]
+        if temperature is not None:
             return decoding.sample_search(
-                self.step, state, memory, num_locations=ops.shape(annotations)[1],
-                max_length=settings["max_length"], temperature=settings["temperature"],
-                seed=self.seed_generator)
-        if settings["beam_size"] == 1:
-            return decoding.greedy_search(
-                self.step, state, memory, num_locations=ops.shape(annotations)[1],
-                max_length=settings["max_length"])
+                self.step, state, memory, num_locations=num_locations, max_length=max_length,
+                temperature=temperature, seed=self.seed_generator)
+        if beam_size == 1:
+            return decoding.greedy_search(self.step, state, memory,
+                                          num_locations=num_locations, max_length=max_length)
         return decoding.beam_search(
-            self.step, state, memory, num_locations=ops.shape(annotations)[1],
-            max_length=settings["max_length"], beam_size=settings["beam_size"],
-            length_penalty=settings["length_penalty"])
+            self.step, state, memory, num_locations=num_locations, max_length=max_length,
+            beam_size=beam_size, length_penalty=length_penalty)
 
     def caption(self, images=None, features=None, max_length=20, beam_size=1,
                 length_penalty=0.0, temperature=None, batch_size=64):
@@ -358,6 +363,12 @@ class ShowAttendTell(keras.Model):
         return outputs
 
     # -- saving --------------------------------------------------------------
+
+    @property
+    def _default_save_signature(self):
+        # Keras would trace call() on the built inputs, which lack token_ids;
+        # `export.export_captioner` defines the SavedModel's signatures.
+        return None
 
     def get_config(self):
         config = super().get_config()

@@ -1,0 +1,174 @@
+"""Encoded image bytes -> uint8 batches, in-graph, with errors naming the bad item.
+
+Used by the exported SavedModel, so only stock TensorFlow ops (no Python,
+no tensorflow-text): TF Serving must be able to run it.
+
+Every item is checked before anything is decoded: not empty, not over
+`max_bytes`, a JPEG, PNG, GIF or BMP by its signature, complete (the
+format's end marker: JPEG EOI or PNG IEND within the last 64 bytes, the
+GIF trailer as the last byte; a BMP's declared size fits), and of a size between `min_side`
+and `max_pixels` read from its header (so a small file that would decode
+to a huge image is refused before decoding). A failed check raises
+`InvalidArgumentError` listing every bad item as `image_bytes[i]: problem`.
+Data damaged inside an otherwise well-formed file is left to the decoder,
+whose own error does not name the item.
+"""
+
+import dataclasses
+
+import tensorflow as tf
+
+_PAD = 64  # bytes of zero padding, so fixed-size head and tail slices exist
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageLimits:
+    """What an accepted encoded image may be."""
+
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    min_side: int = 8
+
+    def __post_init__(self):
+        if not (0 < self.min_side and 0 < self.max_bytes and self.min_side ** 2 <= self.max_pixels):
+            raise ValueError(f"Inconsistent image limits: {self}")
+
+
+def _bytes_matrix(strings, length):
+    """(N,) strings of exactly `length` bytes -> (N, length) int32 byte values."""
+    return tf.cast(tf.io.decode_raw(strings, tf.uint8, fixed_length=length), tf.int32)
+
+
+def _little_endian(columns):
+    value = tf.zeros_like(columns[0], tf.int64)
+    for shift, column in enumerate(columns):
+        value += tf.cast(column, tf.int64) * (256 ** shift)
+    return value
+
+
+def _big_endian(columns):
+    return _little_endian(list(reversed(columns)))
+
+
+def _contains_pair(tail, first, second):
+    """Whether bytes `first`, `second` occur in a row in each row of tail (N, n)."""
+    return tf.reduce_any(tf.logical_and(tf.equal(tail[:, :-1], first),
+                                        tf.equal(tail[:, 1:], second)), axis=1)
+
+
+def _contains_iend(tail):
+    """Whether b"IEND" occurs in each row of tail (N, n)."""
+    letters = [ord(c) for c in "IEND"]
+    found = [tf.equal(tail[:, i:tail.shape[1] - 3 + i], letter) for i, letter in enumerate(letters)]
+    return tf.reduce_any(tf.reduce_all(tf.stack(found, axis=-1), axis=-1), axis=1)
+
+
+def _formats(head):
+    """Boolean (N,) per format from the first bytes (N, 64)."""
+    def starts_with(signature):
+        return tf.reduce_all(tf.stack(
+            [tf.equal(head[:, i], byte) for i, byte in enumerate(signature)], axis=1), axis=1)
+
+    return {
+        "jpeg": starts_with(b"\xff\xd8\xff"),
+        "png": starts_with(b"\x89PNG\r\n\x1a\n"),
+        "gif": tf.logical_or(starts_with(b"GIF87a"), starts_with(b"GIF89a")),
+        "bmp": starts_with(b"BM"),
+    }
+
+
+def _problem_messages(problems):
+    """(N,) message per item from [(bad (N,), text)], the first problem found."""
+    message = tf.fill(tf.shape(problems[0][0]), "")
+    for bad, text in reversed(problems):
+        message = tf.where(bad, text, message)
+    return message
+
+
+def _assert_no_problems(message, what):
+    """Asserts no item has a problem; the error lists `image_bytes[i]: problem`s."""
+    bad = tf.not_equal(message, "")
+    listing = tf.strings.reduce_join(tf.strings.join(
+        ["image_bytes[", tf.strings.as_string(tf.where(bad)[:, 0]), "]: ",
+         tf.boolean_mask(message, bad)]), separator="; ")
+    return tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)),
+                               [tf.strings.join([what, listing], separator=" ")])
+
+
+def _header_sizes(head, formats, image_bytes):
+    """(height, width) int64 (N,) from the headers; JPEG via extract_jpeg_shape."""
+    png_w, png_h = _big_endian([head[:, i] for i in range(16, 20)]), _big_endian(
+        [head[:, i] for i in range(20, 24)])
+    gif_w, gif_h = _little_endian([head[:, 6], head[:, 7]]), _little_endian([head[:, 8], head[:, 9]])
+    bmp_w = _little_endian([head[:, i] for i in range(18, 22)])
+    bmp_h = _little_endian([head[:, i] for i in range(22, 26)])
+    # BMP sizes are signed 32-bit; a negative height means rows stored top-down.
+    bmp_w = tf.where(bmp_w >= 2 ** 31, bmp_w - 2 ** 32, bmp_w)
+    bmp_h = tf.abs(tf.where(bmp_h >= 2 ** 31, bmp_h - 2 ** 32, bmp_h))
+
+    def jpeg_shape(item):
+        data, is_jpeg = item
+        return tf.cond(is_jpeg, lambda: tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64),
+                       lambda: tf.zeros((2,), tf.int64))
+
+    jpeg = tf.map_fn(jpeg_shape, (image_bytes, formats["jpeg"]),
+                     fn_output_signature=tf.TensorSpec((2,), tf.int64))  # (N, 2)
+    height = tf.where(formats["jpeg"], jpeg[:, 0], tf.where(
+        formats["png"], png_h, tf.where(formats["gif"], gif_h, bmp_h)))
+    width = tf.where(formats["jpeg"], jpeg[:, 1], tf.where(
+        formats["png"], png_w, tf.where(formats["gif"], gif_w, bmp_w)))
+    return height, width
+
+
+def decode_and_resize(data, image_size):
+    """One encoded image (JPEG/PNG/GIF/BMP, any channels) -> uint8 RGB (S, S, 3).
+
+    `image_size` None keeps the image's own size.
+    """
+    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    if image_size is None:
+        return image
+    image = tf.image.resize(image, (image_size, image_size), antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+def check_image_bytes(image_bytes, limits=ImageLimits()):
+    """Asserts every item of image_bytes (N,) is an acceptable image; returns the checks' op."""
+    length = tf.strings.length(image_bytes)  # (N,) bytes
+    zeros = tf.constant(b"\x00" * _PAD)
+    head = _bytes_matrix(tf.strings.substr(image_bytes + zeros, 0, _PAD), _PAD)  # (N, 64)
+    tail = _bytes_matrix(tf.strings.substr(zeros + image_bytes, -_PAD, _PAD), _PAD)  # (N, 64)
+    formats = _formats(head)
+    known = tf.reduce_any(tf.stack(list(formats.values()), axis=1), axis=1)
+    bmp_declared = _little_endian([head[:, i] for i in range(2, 6)])
+    complete = tf.where(formats["jpeg"], _contains_pair(tail, 0xFF, 0xD9), tf.where(
+        formats["png"], _contains_iend(tail), tf.where(
+            formats["gif"], tf.equal(tail[:, -1], 0x3B),
+            bmp_declared <= tf.cast(length, tf.int64))))
+    structure = _assert_no_problems(_problem_messages([
+        (tf.equal(length, 0), "empty"),
+        (length > limits.max_bytes, f"over {limits.max_bytes} bytes"),
+        (tf.logical_not(known), "not a JPEG, PNG, GIF or BMP image"),
+        (tf.logical_not(complete), "truncated (no end marker)"),
+    ]), "Bad image bytes:")
+    with tf.control_dependencies([structure]):
+        height, width = _header_sizes(head, formats, image_bytes)
+    return _assert_no_problems(_problem_messages([
+        (tf.minimum(height, width) < limits.min_side,
+         f"smaller than {limits.min_side} pixels on a side"),
+        (height * width > limits.max_pixels, f"over {limits.max_pixels} pixels"),
+    ]), "Bad image size:")
+
+
+def decode_image_batch(image_bytes, image_size, limits=ImageLimits()):
+    """Checked, decoded and resized images: (N,) strings -> uint8 (N, S, S, 3).
+
+    Decoding and resizing are `decode_and_resize`, as in training and
+    `data.pipeline.load_image`: an exported model sees the pixels the Python
+    model sees.
+    """
+    with tf.control_dependencies([check_image_bytes(image_bytes, limits)]):
+        image_bytes = tf.identity(image_bytes)
+
+    return tf.map_fn(lambda data: decode_and_resize(data, image_size), image_bytes,
+                     fn_output_signature=tf.TensorSpec((image_size, image_size, 3), tf.uint8))

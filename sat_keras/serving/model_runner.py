@@ -1,0 +1,135 @@
+"""One exported SavedModel, loaded once, run on checked requests by both servers.
+
+The checks are those TF Serving makes (signature, input names, dtypes,
+shapes), so the local servers answer a bad request as TF Serving would:
+with a `ServingError` whose `code` is a gRPC status name.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from sat_keras.tf_errors import op_error_text
+
+DEFAULT_SIGNATURE = "serving_default"
+
+
+class ServingError(Exception):
+    """A request the model cannot answer; `code` is a gRPC status name."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def model_versions(base_path):
+    """The numbered version directories under a TF Serving model base path."""
+    if not os.path.isdir(base_path):
+        raise FileNotFoundError(f"No model directory at {base_path}.")
+    versions = sorted(int(name) for name in os.listdir(base_path)
+                      if name.isdigit() and int(name) > 0
+                      and os.path.exists(os.path.join(base_path, name, "saved_model.pb")))
+    if not versions:
+        raise FileNotFoundError(
+            f"{base_path} holds no SavedModel version: expected {base_path}/<N>/saved_model.pb "
+            "(write one with `sat-keras export --output {base_path}/1`).")
+    return versions
+
+
+class ModelRunner:
+    """The newest version of a model base path (TF Serving's default policy)."""
+
+    def __init__(self, base_path, model_name=None):
+        self.base_path = os.path.abspath(base_path)
+        self.model_name = model_name or os.path.basename(os.path.normpath(self.base_path))
+        self.version = model_versions(self.base_path)[-1]
+        self.path = os.path.join(self.base_path, str(self.version))
+        self._loaded = tf.saved_model.load(self.path)
+        self.signatures = {name: self._loaded.signatures[name]
+                           for name in self._loaded.signatures}
+
+    def input_specs(self, signature_name):
+        """{input name: tf.TensorSpec} of a signature."""
+        return dict(self._signature(signature_name).structured_input_signature[1])
+
+    def signature_defs(self):
+        """The SignatureDef protos, as GetModelMetadata reports them."""
+        saved_model = saved_model_pb2.SavedModel()
+        with open(os.path.join(self.path, "saved_model.pb"), "rb") as file:
+            saved_model.ParseFromString(file.read())
+        signature_defs = saved_model.meta_graphs[0].signature_def
+        return {name: signature_defs[name] for name in signature_defs
+                if not name.startswith("__")}
+
+    def check_model_spec(self, name, version=None):
+        if name != self.model_name:
+            raise ServingError("NOT_FOUND",
+                               f"Servable not found for request: model {name!r} "
+                               f"(this server serves {self.model_name!r})")
+        if version is not None and version != self.version:
+            raise ServingError("NOT_FOUND",
+                               f"Servable not found for request: {name!r} version {version} "
+                               f"(loaded: version {self.version})")
+
+    def _signature(self, signature_name):
+        signature_name = signature_name or DEFAULT_SIGNATURE
+        if signature_name not in self.signatures:
+            raise ServingError("INVALID_ARGUMENT",
+                               f"Serving signature name: {signature_name!r} not found in "
+                               f"signature def; available: {sorted(self.signatures)}")
+        return self.signatures[signature_name]
+
+    def _checked_inputs(self, signature_name, inputs):
+        specs = self.input_specs(signature_name)
+        if set(inputs) != set(specs):
+            raise ServingError(
+                "INVALID_ARGUMENT",
+                f"Signature {signature_name or DEFAULT_SIGNATURE!r} takes inputs "
+                f"{sorted(specs)}; the request gave {sorted(inputs)}")
+        checked = {}
+        for name, value in inputs.items():
+            spec = specs[name]
+            value = np.asarray(value)
+            if spec.dtype == tf.string:
+                if value.dtype.kind not in "OSU" or (
+                        value.dtype.kind == "O"
+                        and not all(isinstance(v, (bytes, str)) for v in value.flat)):
+                    raise ServingError("INVALID_ARGUMENT",
+                                       f"Input {name!r} must be a string tensor; "
+                                       f"received {value.dtype}")
+            elif value.dtype != spec.dtype.as_numpy_dtype:
+                raise ServingError("INVALID_ARGUMENT",
+                                   f"Input {name!r} must be {spec.dtype.name}; "
+                                   f"received {value.dtype}")
+            if not spec.shape.is_compatible_with(value.shape):
+                raise ServingError("INVALID_ARGUMENT",
+                                   f"Input {name!r} must have shape {spec.shape}; "
+                                   f"received {list(value.shape)}")
+            checked[name] = tf.constant(value, spec.dtype)
+        return checked
+
+    def predict(self, inputs, signature_name=None, output_filter=()):
+        """Runs a signature on {name: array}; returns {name: np.ndarray}.
+
+        Raises:
+            ServingError: INVALID_ARGUMENT for a bad signature, input or
+                image (with the model's message), INTERNAL otherwise.
+        """
+        function = self._signature(signature_name)
+        checked = self._checked_inputs(signature_name, inputs)
+        try:
+            outputs = function(**checked)
+        except tf.errors.InvalidArgumentError as error:
+            raise ServingError("INVALID_ARGUMENT", op_error_text(error)) from None
+        except tf.errors.OpError as error:
+            raise ServingError("INTERNAL", op_error_text(error)) from None
+        unknown = set(output_filter) - set(outputs)
+        if unknown:
+            raise ServingError("INVALID_ARGUMENT",
+                               f"output_filter names unknown outputs {sorted(unknown)}; "
+                               f"available: {sorted(outputs)}")
+        names = output_filter or outputs
+        return {name: outputs[name].numpy() for name in names}

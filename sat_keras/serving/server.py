@@ -1,0 +1,81 @@
+"""`sat-keras serve`: TF Serving when installed, else the in-process servers."""
+
+import os
+import shutil
+import subprocess
+import threading
+
+from sat_keras.serving.model_runner import ModelRunner
+from sat_keras.serving.model_runner import model_versions
+
+MODEL_SERVER = "tensorflow_model_server"
+
+
+def model_server_command(model_dir, model_name, port, rest_port=None):
+    """The `tensorflow_model_server` command line for a model base path."""
+    command = [MODEL_SERVER, f"--port={port}", f"--model_name={model_name}",
+               f"--model_base_path={os.path.abspath(model_dir)}"]
+    if rest_port:
+        command.append(f"--rest_api_port={rest_port}")
+    return command
+
+
+class LocalServer:
+    """The gRPC (and optionally REST) servers of one model, in this process."""
+
+    def __init__(self, model_dir, port=8500, rest_port=None, model_name=None,
+                 host="0.0.0.0", max_workers=16):
+        from sat_keras.serving.grpc_server import start_grpc_server
+        from sat_keras.serving.rest_server import start_rest_server
+
+        self.runner = ModelRunner(model_dir, model_name)
+        self.grpc_server, self.port = start_grpc_server(self.runner, port, host, max_workers)
+        self.rest_server, self.rest_port = None, None
+        if rest_port is not None:
+            self.rest_server, self.rest_port = start_rest_server(self.runner, rest_port, host)
+
+    @property
+    def model_name(self):
+        return self.runner.model_name
+
+    def stop(self):
+        self.grpc_server.stop(grace=1.0)
+        if self.rest_server is not None:
+            self.rest_server.shutdown()
+            self.rest_server.server_close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
+def serve(model_dir, port=8500, rest_port=None, model_name=None, in_process=False,
+          print_fn=print):
+    """Serves a model base path until interrupted (Ctrl-C).
+
+    Runs `tensorflow_model_server` when it is on PATH (and not
+    `in_process`), otherwise `LocalServer`. Returns the exit status.
+    """
+    model_name = model_name or os.path.basename(os.path.normpath(model_dir))
+    version = model_versions(model_dir)[-1]
+    if shutil.which(MODEL_SERVER) and not in_process:
+        command = model_server_command(model_dir, model_name, port, rest_port)
+        print_fn("Running " + " ".join(command))
+        return subprocess.call(command)
+    server = LocalServer(model_dir, port, rest_port, model_name)
+    why = "" if in_process else f"; {MODEL_SERVER} is not on PATH"
+    print_fn(f"Serving {model_name} version {version} from {os.path.abspath(model_dir)} "
+             f"(in-process{why})")
+    print_fn(f"  gRPC PredictionService on port {server.port}")
+    if server.rest_port:
+        print_fn(f"  REST on http://localhost:{server.rest_port}/v1/models/{model_name}:predict")
+    stopped = threading.Event()
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        print_fn("Stopping")
+    finally:
+        server.stop()
+    return 0

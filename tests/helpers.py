@@ -1,0 +1,50 @@
+"""Test helpers shared by several test files (fixtures live in conftest.py)."""
+
+import io
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sat_keras import ShowAttendTell
+from sat_keras import SmallCNNEncoder
+from sat_keras import Vocabulary
+from sat_keras.data.pipeline import load_image
+
+CAPTIONS = ["a red circle", "a blue square to the left of a red circle",
+            "a small green triangle", "there is a blue square"]
+
+
+def encode_image(kind, height=40, width=48, channels=3, seed=0):
+    """Encoded bytes of a random image: kind in jpeg, png, gif, bmp."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(height, width, channels), dtype=np.uint8)
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
+    image = Image.fromarray(pixels[..., 0] if channels == 1 else pixels, mode)
+    if kind in ("jpeg", "bmp") and channels == 4:
+        image = image.convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format={"jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP"}[kind])
+    return buffer.getvalue()
+
+
+def tiny_image_model(image_size=32):
+    """A tiny seeded model with a SmallCNNEncoder, built on image_size images."""
+    keras.utils.set_random_seed(0)
+    model = ShowAttendTell(Vocabulary.build(CAPTIONS), encoder=SmallCNNEncoder(filters=(4, 8)),
+                           embedding_dim=8, units=12, attention_dim=8, dropout=0.0,
+                           image_size=image_size)
+    model.build({"images": (None, image_size, image_size, 3)})
+    return model
+
+
+def python_captions(model, images, tmp_path, beam_size=2, max_length=6):
+    """What `model.caption` says for encoded images, decoded as training decodes files."""
+    decoded = []
+    for index, data in enumerate(images):
+        path = tmp_path / f"image-{index}"
+        path.write_bytes(data)
+        decoded.append(load_image(tf.constant(str(path)), model.image_size).numpy())
+    return model.caption(images=np.stack(decoded), beam_size=beam_size, max_length=max_length)

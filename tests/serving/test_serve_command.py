@@ -1,0 +1,85 @@
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import encode_image
+from sat_keras import cli
+from sat_keras.serving import CaptionClient
+from sat_keras.serving import CaptionServiceError
+from sat_keras.training import save_captioner
+
+SAT_KERAS = os.path.join(os.path.dirname(sys.executable), "sat-keras")
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_serving(client, process, seconds=120):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0][-3000:]
+        try:
+            return client.metadata()
+        except CaptionServiceError:
+            time.sleep(0.5)
+    raise TimeoutError("the server did not come up")
+
+
+def test_export_then_serve_commands(exported_model, tmp_path):
+    model_dir = save_captioner(exported_model[0], str(tmp_path / "model"))
+    base = tmp_path / "saved_models" / "tiny"
+    assert cli.main(["export", "--model", model_dir, "--output", str(base / "2"),
+                     "--beam-size", "2", "--max-length", "6"]) == 0
+    assert cli.main(["export", "--model", model_dir, "--output", str(base / "2")]) == 2
+    grpc_port, rest_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [SAT_KERAS, "serve", "--model-dir", str(base), "--port", str(grpc_port),
+         "--rest-port", str(rest_port), "--in-process"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        grpc_client = CaptionClient(f"127.0.0.1:{grpc_port}", "tiny", timeout=60)
+        wait_until_serving(grpc_client, process)
+        images = [encode_image("jpeg", seed=3), encode_image("png", seed=4)]
+        rest_client = CaptionClient(f"127.0.0.1:{rest_port}", "tiny", protocol="rest",
+                                    timeout=60)
+        served = grpc_client.caption(images)["captions"]
+        assert rest_client.caption(images)["captions"] == served
+        with pytest.raises(CaptionServiceError, match="image_bytes\\[0\\]: empty"):
+            grpc_client.caption([b""])
+        assert grpc_client.caption(images)["captions"] == served
+        grpc_client.close()
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=60)[0]
+    assert "Serving tiny version 2" in output
+
+
+def test_serve_runs_tensorflow_model_server_when_it_is_installed(exported_model, tmp_path,
+                                                                  monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "tensorflow_model_server"
+    record = tmp_path / "arguments"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" > {record}\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    base = exported_model[1]
+    assert cli.main(["serve", "--model-dir", base, "--port", "9000", "--rest-port", "9001",
+                     "--model-name", "shapes"]) == 0
+    assert record.read_text().split() == [
+        "--port=9000", "--model_name=shapes", f"--model_base_path={os.path.abspath(base)}",
+        "--rest_api_port=9001"]
+
+
+def test_serve_without_a_version_directory_says_so(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["serve", "--model-dir", str(tmp_path / "empty")]) == 2
+    assert "holds no SavedModel version" in capsys.readouterr().err

@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import encode_image
+from sat_keras.data.pipeline import load_image
+from sat_keras.image_bytes import ImageLimits
+from sat_keras.image_bytes import decode_image_batch
+
+
+def decode(items, image_size=24, limits=ImageLimits()):
+    function = tf.function(lambda data: decode_image_batch(data, image_size, limits))
+    return function(tf.constant(items, tf.string)).numpy()
+
+
+@pytest.mark.parametrize("kind,channels", [
+    ("jpeg", 3), ("jpeg", 1), ("png", 3), ("png", 1), ("png", 4), ("gif", 3), ("bmp", 3)])
+def test_every_format_and_channel_count_decodes_to_rgb(kind, channels):
+    images = decode([encode_image(kind, 40, 48, channels)])
+    assert images.shape == (1, 24, 24, 3) and images.dtype == np.uint8
+    assert images.std() > 0  # real pixels, not a blank fill
+
+
+def test_pixels_equal_the_training_pipelines(tmp_path):
+    data = [encode_image("jpeg", 50, 70, seed=1), encode_image("png", 30, 20, seed=2)]
+    expected = []
+    for index, item in enumerate(data):
+        path = tmp_path / f"{index}.img"
+        path.write_bytes(item)
+        expected.append(load_image(tf.constant(str(path)), 24).numpy())
+    np.testing.assert_array_equal(decode(data), np.stack(expected))
+
+
+def test_bmp_stored_top_down_has_its_size_read_from_a_negative_height():
+    data = bytearray(encode_image("bmp", 30, 20))
+    height = int.from_bytes(data[22:26], "little", signed=True)
+    data[22:26] = (-height).to_bytes(4, "little", signed=True)
+    assert decode([bytes(data)]).shape == (1, 24, 24, 3)
+
+
+def error_of(items, limits=ImageLimits()):
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        decode(items, limits=limits)
+    return error.value.message
+
+
+GOOD = encode_image("jpeg")
+
+
+@pytest.mark.parametrize("bad,problem", [
+    (b"", "empty"),
+    (b"hello, not an image", "not a JPEG, PNG, GIF or BMP image"),
+    (GOOD[: len(GOOD) // 2], "truncated"),
+    (encode_image("png")[:-30], "truncated"),
+    (encode_image("gif")[:-40], "truncated"),
+    (encode_image("bmp")[:-100], "truncated"),
+    (encode_image("png", 1, 1), "smaller than 8 pixels on a side"),
+])
+def test_a_bad_item_is_named_by_its_index(bad, problem):
+    message = error_of([GOOD, GOOD, bad])
+    assert f"image_bytes[2]: {problem}" in message
+    assert "image_bytes[0]" not in message and "image_bytes[1]" not in message
+
+
+def test_every_bad_item_is_listed():
+    message = error_of([b"", GOOD, b"junk"])
+    assert "image_bytes[0]: empty; image_bytes[2]: not a JPEG" in message
+
+
+def test_a_small_file_of_a_huge_image_is_refused_before_decoding():
+    huge = tf.io.encode_png(tf.zeros((5000, 5000, 1), tf.uint8)).numpy()
+    assert len(huge) < 100_000
+    message = error_of([huge], ImageLimits(max_pixels=10_000_000))
+    assert "image_bytes[0]: over 10000000 pixels" in message
+
+
+def test_oversized_bytes_are_refused():
+    message = error_of([GOOD], ImageLimits(max_bytes=len(GOOD) - 1))
+    assert f"image_bytes[0]: over {len(GOOD) - 1} bytes" in message
+
+
+def test_inconsistent_limits_are_refused():
+    with pytest.raises(ValueError, match="Inconsistent image limits"):
+        ImageLimits(min_side=100, max_pixels=50)
+
+
+def test_op_error_text_keeps_the_ops_own_message():
+    from sat_keras.tf_errors import op_error_text
+
+    message = ("Graph execution error:\n\nDetected at node Assert/Assert defined at (most "
+               "recent call last):\n<stack traces unavailable>\nassertion failed: [Bad image "
+               "bytes: image_bytes[0]: empty]\n\t [[{{node Assert/Assert}}]] [Op:__inference_f_1]")
+    assert op_error_text(tf.errors.InvalidArgumentError(None, None, message)) == (
+        "Bad image bytes: image_bytes[0]: empty")
+    eager = ("{{function_node __wrapped__DecodeImage_device_/job:localhost}} Invalid PNG data, "
+             "size 55 [Op:DecodeImage]")
+    assert op_error_text(tf.errors.InvalidArgumentError(None, None, eager)) == (
+        "Invalid PNG data, size 55")
