@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from sat_keras.data.datasets import dataset_names
+from sat_keras.distribute import STRATEGIES
 from sat_keras.encoders import encoder_names
 from sat_keras.models.configs import config_names
 
@@ -36,7 +37,7 @@ def _train(args):
                         config_name=args.config or f"synthetic{_hard_suffix(args)}",
                         epochs=args.epochs,
                         batch_size=args.batch_size, learning_rate=args.learning_rate,
-                        num_images=args.num_images, seed=args.seed)
+                        num_images=args.num_images, seed=args.seed, **_run_arguments(args))
         return 0
     from sat_keras.recipes import train_captioner
 
@@ -47,8 +48,16 @@ def _train(args):
                     features_dir=args.features, fine_tune_layers=args.fine_tune_layers,
                     encoder_multiplier=args.encoder_lr_multiplier, epochs=args.epochs,
                     batch_size=args.batch_size, learning_rate=args.learning_rate,
-                    max_minutes=args.max_minutes, missing=args.missing, seed=args.seed)
+                    max_minutes=args.max_minutes, missing=args.missing, seed=args.seed,
+                    **_run_arguments(args))
     return 0
+
+
+def _run_arguments(args):
+    from sat_keras.distribute import make_strategy
+
+    return {"strategy": make_strategy(args.strategy, tpu=args.tpu),
+            "backup_every_steps": args.backup_every, "clip_norm": args.clip_norm}
 
 
 def _caption(args):
@@ -147,7 +156,9 @@ def build_parser():
 
     train = commands.add_parser("train", help="train a captioner")
     _add_dataset_arguments(train)
-    train.add_argument("--output-dir", required=True, help="where the model is saved")
+    train.add_argument("--output-dir", required=True,
+                       help="the run directory: model, vocabulary, config, metrics, "
+                            "TensorBoard logs, backup")
     train.add_argument("--config", choices=config_names(), default=None,
                        help="default: synthetic for --dataset synthetic, else "
                             "flickr8k_mobilenet (their _hard twins with --attention hard)")
@@ -168,6 +179,13 @@ def build_parser():
     train.add_argument("--num-images", type=int, default=None,
                        help="synthetic: images to generate")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--strategy", choices=STRATEGIES, default="default",
+                       help="tf.distribute strategy; multi_worker reads TF_CONFIG")
+    train.add_argument("--tpu", default=None, help="tpu strategy: the TPU's name or address")
+    train.add_argument("--backup-every", type=int, default=100, metavar="STEPS",
+                       help="back up every STEPS steps; rerunning a killed command resumes")
+    train.add_argument("--clip-norm", type=float, default=None,
+                       help="clip each gradient to this norm")
     train.set_defaults(handler=_train)
 
     caption = commands.add_parser("caption", help="caption image files")

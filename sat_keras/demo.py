@@ -4,8 +4,11 @@ import os
 import time
 
 import keras
+import tensorflow as tf
 
 from sat_keras import training
+from sat_keras.distribute import is_chief
+from sat_keras.runs import RunDirectory
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import generate_synthetic
 from sat_keras.models.configs import get_config
@@ -14,17 +17,23 @@ from sat_keras.text import Vocabulary
 
 def train_synthetic(data_dir, output_dir, config_name="synthetic", epochs=None,
                     batch_size=None, learning_rate=None, num_images=None, seed=0,
-                    verbose="auto", print_fn=print):
+                    verbose="auto", print_fn=print, strategy=None, backup_every_steps=100,
+                    clip_norm=None):
     """Generates (or reuses) synthetic data, trains, reports test BLEU, saves.
 
     Args:
         data_dir: the synthetic dataset's directory, generated if missing.
-        output_dir: where `model.keras` and `vocabulary.json` are written.
+        output_dir: the run directory (`runs.py`): `model.keras`,
+            `vocabulary.json`, the config, metrics, TensorBoard logs and,
+            while training, a backup; a run killed part way resumes from
+            it when started again with the same arguments.
         config_name: a set from `sat_keras.models.configs`.
         epochs, batch_size, learning_rate, num_images: override the config.
         seed: seeds data generation, shuffling and weight initialisation.
         verbose: Keras `fit` verbosity (progress bars by default).
         print_fn: where the report lines go.
+        strategy: a `tf.distribute` strategy (default: the current one).
+        backup_every_steps, clip_norm: see `training.train`.
 
     Returns:
         dict with "bleu_1".."bleu_4", "rouge_l", "cider_d" (test split,
@@ -41,13 +50,21 @@ def train_synthetic(data_dir, output_dir, config_name="synthetic", epochs=None,
     train_records = select_split(records, "train")
     vocabulary = Vocabulary.build(c for r in train_records for c in r.captions)
     print_fn(f"{len(train_records)} training images, vocabulary of {len(vocabulary)} tokens")
-    model = training.build_model(vocabulary, config)
+    strategy = strategy or tf.distribute.get_strategy()
+    chief = is_chief(strategy)
+    RunDirectory(output_dir, write=chief).save_config(
+        {"dataset": "synthetic", "config_name": config_name, "seed": seed, **config})
+    with strategy.scope():
+        model = training.build_model(vocabulary, config)
+    val_records = select_split(records, "val")
     started = time.perf_counter()
-    training.train(model, train_records, select_split(records, "val"),
+    training.train(model, train_records, val_records,
                    batch_size=settings["batch_size"],
                    learning_rate=settings["learning_rate"], epochs=settings["epochs"],
                    max_length=settings["max_length"], image_size=settings["image_size"],
-                   seed=seed, verbose=verbose)
+                   seed=seed, verbose=verbose, strategy=strategy, run_dir=output_dir,
+                   backup_every_steps=backup_every_steps, clip_norm=clip_norm,
+                   sample_records=val_records[:4], print_fn=print_fn)
     train_seconds = time.perf_counter() - started
     print_fn(f"Trained for {settings['epochs']} epochs in {train_seconds:.0f} s")
     test_records = select_split(records, "test")
@@ -55,8 +72,10 @@ def train_synthetic(data_dir, output_dir, config_name="synthetic", epochs=None,
     print_fn(f"Test split ({len(test_records)} images), free-running greedy captions: "
              + ", ".join(f"BLEU-{n} {scores[f'bleu_{n}']:.4f}" for n in range(1, 5))
              + f", ROUGE-L {scores['rouge_l']:.4f}, CIDEr-D {scores['cider_d']:.4f}")
-    model_dir = training.save_captioner(model, output_dir)
-    print_fn(f"Model saved to {model_dir}")
+    model_dir = output_dir
+    if chief:
+        training.save_captioner(model, output_dir)
+        print_fn(f"Model saved to {model_dir}")
     return {**scores, "model": model, "model_dir": model_dir,
             "train_seconds": train_seconds, "test_records": test_records,
             "captions": outputs["captions"]}

@@ -3,6 +3,7 @@
 import time
 
 import keras
+import tensorflow as tf
 
 from sat_keras import training
 from sat_keras.callbacks import CaptionMetricsCallback
@@ -10,10 +11,12 @@ from sat_keras.callbacks import TimeBudget
 from sat_keras.data.datasets import read_dataset
 from sat_keras.data.features import CachedFeatures
 from sat_keras.data.records import select_split
+from sat_keras.distribute import is_chief
 from sat_keras.encoders import build_encoder
 from sat_keras.evaluation import format_metrics
 from sat_keras.models.configs import get_config
 from sat_keras.models.show_attend_tell import ShowAttendTell
+from sat_keras.runs import RunDirectory
 from sat_keras.text import Vocabulary
 
 
@@ -21,7 +24,8 @@ def train_captioner(dataset, data_dir, output_dir, config_name="flickr8k_mobilen
                     captions_file=None, encoder=None, encoder_weights="imagenet",
                     features_dir=None, fine_tune_layers=None, encoder_multiplier=0.1,
                     epochs=None, batch_size=None, learning_rate=None, max_minutes=None,
-                    missing="error", seed=0, verbose="auto", print_fn=print):
+                    missing="error", seed=0, verbose="auto", print_fn=print, strategy=None,
+                    backup_every_steps=100, clip_norm=None):
     """Trains soft attention on a dataset's train split, selected on val BLEU-4.
 
     Every epoch greedy captions of the first `validation_images` val images
@@ -31,7 +35,9 @@ def train_captioner(dataset, data_dir, output_dir, config_name="flickr8k_mobilen
 
     Args:
         dataset, data_dir, captions_file, missing: see `read_dataset`.
-        output_dir: where `model.keras` and `vocabulary.json` are written.
+        output_dir: the run directory (`runs.py`): `model.keras`,
+            `vocabulary.json`, the config, metrics, TensorBoard logs and a
+            backup while training, from which a killed run resumes.
         config_name: a set from `models.configs`.
         encoder: an `encoders.encoder_names()` name (default: the config's).
         encoder_weights: "imagenet", None, or a weights file.
@@ -42,6 +48,8 @@ def train_captioner(dataset, data_dir, output_dir, config_name="flickr8k_mobilen
             cached features).
         epochs, batch_size, learning_rate: override the config.
         max_minutes: wall-clock training budget.
+        strategy: a `tf.distribute` strategy (default: the current one).
+        backup_every_steps, clip_norm: see `training.train`.
 
     Returns:
         dict: "model", "history", "val_metrics" (greedy, whole val split),
@@ -62,12 +70,19 @@ def train_captioner(dataset, data_dir, output_dir, config_name="flickr8k_mobilen
                                   max_size=settings.get("max_vocabulary_size"))
     print_fn(f"{len(train_records)} train / {len(val_records)} val images, "
              f"vocabulary of {len(vocabulary)} tokens")
-    image_encoder = build_encoder(encoder or config["encoder"]["name"], weights=encoder_weights,
-                                  trainable=bool(fine_tune_layers),
-                                  trainable_layers=fine_tune_layers)
-    model = ShowAttendTell(vocabulary, encoder=image_encoder,
-                           image_size=image_encoder.image_size, **config["model"])
-    model.build({"images": (None, image_encoder.image_size, image_encoder.image_size, 3)})
+    strategy = strategy or tf.distribute.get_strategy()
+    chief = is_chief(strategy)
+    RunDirectory(output_dir, write=chief).save_config(
+        {"dataset": dataset, "config_name": config_name, "encoder": encoder,
+         "features_dir": features_dir, "fine_tune_layers": fine_tune_layers, "seed": seed,
+         **config})
+    with strategy.scope():
+        image_encoder = build_encoder(encoder or config["encoder"]["name"],
+                                      weights=encoder_weights, trainable=bool(fine_tune_layers),
+                                      trainable_layers=fine_tune_layers)
+        model = ShowAttendTell(vocabulary, encoder=image_encoder,
+                               image_size=image_encoder.image_size, **config["model"])
+        model.build({"images": (None, image_encoder.image_size, image_encoder.image_size, 3)})
     features = CachedFeatures(features_dir) if features_dir else None
     callbacks = [
         CaptionMetricsCallback(val_records[: settings["validation_images"]],
@@ -84,13 +99,16 @@ def train_captioner(dataset, data_dir, output_dir, config_name="flickr8k_mobilen
         learning_rate=settings["learning_rate"], epochs=settings["epochs"],
         max_length=settings["max_length"], image_size=image_encoder.image_size, seed=seed,
         callbacks=callbacks, verbose=verbose, features=features,
-        encoder_multiplier=encoder_multiplier if fine_tune_layers else None)
+        encoder_multiplier=encoder_multiplier if fine_tune_layers else None,
+        strategy=strategy, run_dir=output_dir, backup_every_steps=backup_every_steps,
+        clip_norm=clip_norm, sample_records=val_records[:4], print_fn=print_fn)
     train_minutes = (time.perf_counter() - started) / 60
     val_metrics, _ = training.evaluate_records(model, val_records, settings["max_length"],
                                                features=features)
     print_fn(f"Trained {len(history.history['loss'])} epochs in {train_minutes:.1f} min. "
              f"val ({len(val_records)} images), greedy: {format_metrics(val_metrics)}")
-    training.save_captioner(model, output_dir)
-    print_fn(f"Model saved to {output_dir}")
+    if chief:
+        training.save_captioner(model, output_dir)
+        print_fn(f"Model saved to {output_dir}")
     return {"model": model, "history": history.history, "val_metrics": val_metrics,
             "train_minutes": train_minutes}

@@ -62,7 +62,7 @@ def caption_pairs(records):
 
 def make_caption_dataset(records, vocabulary, batch_size=64, image_size=64,
                          max_length=24, bucket_boundaries=None, shuffle=True,
-                         seed=None, drop_remainder=False, features=None):
+                         seed=None, drop_remainder=False, features=None, from_epoch=None):
     """One element per (image, caption) pair, bucketed by caption length.
 
     Args:
@@ -82,6 +82,12 @@ def make_caption_dataset(records, vocabulary, batch_size=64, image_size=64,
             each epoch. False: every caption appears exactly once an epoch.
         features: a `features.CachedFeatures`: the batches then hold
             {"features": (B, L, D) float32} in place of images.
+        from_epoch: None: one epoch, reshuffled each time it is iterated.
+            An int e: endless epochs e, e+1, ..., epoch k shuffled by
+            (seed, k) alone and bucketed on its own, so the stream is the
+            same however often or wherever it is rebuilt (a resumed run
+            sees the batches the interrupted one would have; distributed
+            copies of the pipeline agree).
 
     Returns:
         A dataset of `({"images": (B, H, W, 3) uint8 or "features": (B, L, D),
@@ -101,9 +107,7 @@ def make_caption_dataset(records, vocabulary, batch_size=64, image_size=64,
     paths, captions = caption_pairs(records)
     if features is not None:
         features.require(paths)
-    dataset = tf.data.Dataset.from_tensor_slices((paths, captions))
-    if shuffle:
-        dataset = dataset.shuffle(len(captions), seed=seed, reshuffle_each_iteration=True)
+    pairs = tf.data.Dataset.from_tensor_slices((paths, captions))
 
     def load(path, caption):
         token_ids, target_ids = tokenizer(caption)
@@ -114,16 +118,35 @@ def make_caption_dataset(records, vocabulary, batch_size=64, image_size=64,
     def caption_length(inputs, target_ids):
         return tf.shape(target_ids)[0]
 
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    dataset = dataset.bucket_by_sequence_length(
-        element_length_func=caption_length,
-        bucket_boundaries=boundaries,
-        # One more batch size than boundaries: the last bucket is unbounded.
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
-        pad_to_bucket_boundary=True,
-        drop_remainder=drop_remainder,
-    )
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    def bucketed(dataset):
+        dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.bucket_by_sequence_length(
+            element_length_func=caption_length,
+            bucket_boundaries=boundaries,
+            # One more batch size than boundaries: the last bucket is unbounded.
+            bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+            pad_to_bucket_boundary=True,
+            drop_remainder=drop_remainder,
+        )
+
+    if from_epoch is None:
+        if shuffle:
+            pairs = pairs.shuffle(len(captions), seed=seed, reshuffle_each_iteration=True)
+        return bucketed(pairs).prefetch(tf.data.AUTOTUNE)
+    base_seed = np.random.randint(2 ** 31) if seed is None else seed
+
+    all_paths, all_captions = tf.constant(paths), tf.constant(captions)
+
+    def epoch(index):
+        if not shuffle:
+            return bucketed(pairs)
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(len(captions)), seed=tf.stack([tf.constant(base_seed, tf.int64), index]))
+        return bucketed(tf.data.Dataset.from_tensor_slices(order).map(
+            lambda i: (all_paths[i], all_captions[i])))
+
+    epochs = tf.data.Dataset.range(from_epoch, 2 ** 62)
+    return epochs.flat_map(epoch).prefetch(tf.data.AUTOTUNE)
 
 
 def make_image_dataset(image_paths, image_size=64, batch_size=64):

@@ -28,6 +28,25 @@ def _scan_over_time(function, initial, sequence):
     return outputs
 
 
+def _multi_worker_logs(logs):
+    """Metric results shaped (1,) under MultiWorkerMirroredStrategy, else as they are.
+
+    Keras reduces a step's results over the workers with
+    `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars; the
+    results are already the same on every replica, so a length-1 axis makes
+    that reduction return them unchanged. The one `tf.*` use besides
+    `_scan_over_time`: strategies exist only on the TensorFlow backend.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return logs
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return logs
+    return {name: ops.reshape(value, (1,)) for name, value in logs.items()}
+
+
 @keras.saving.register_keras_serializable(package="sat_keras")
 class ShowAttendTell(keras.Model):
     """Show, Attend and Tell (Xu et al. 2015) with soft or hard attention.
@@ -205,7 +224,17 @@ class ShowAttendTell(keras.Model):
         self.cell.build(annotations_shape)
         if self.attention == "hard":
             self.baseline = self.add_weight(shape=(), initializer="zeros", trainable=False,
-                                            name="reinforce_baseline")
+                                            aggregation="mean", name="reinforce_baseline")
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a tf.distribute strategy Keras builds unbuilt models from a
+        # peeked batch that it all-reduces across workers, which fails under
+        # MultiWorkerMirroredStrategy for integer inputs (keras-team/keras
+        # issue 20585). A built model with a built optimizer (as
+        # `training.train` leaves it) needs none of it (tests/test_distribute.py).
+        if self.built and (self.optimizer is None or self.optimizer.built):
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def get_build_config(self):
         return {"input_shape": self._built_input_shape}
@@ -300,7 +329,13 @@ class ShowAttendTell(keras.Model):
                                  * ops.mean(ops.stop_gradient(nll)))
         if sample_weight is not None:
             total = total * ops.cast(sample_weight, total.dtype)
-        return ops.mean(total) + ops.cast(ops.sum(self.losses), "float32")
+        loss = ops.mean(total) + ops.cast(ops.sum(self.losses), "float32")
+        # Under tf.distribute the replicas' gradients are summed, so each
+        # replica's mean is divided by their number (as Keras's own losses are).
+        return losses.scale_for_replicas(loss)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return _multi_worker_logs(super().compute_metrics(x, y, y_pred, sample_weight))
 
     # -- decoding ------------------------------------------------------------
 
