@@ -257,7 +257,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError) as error:
         print(f"sat-keras {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -24,8 +24,8 @@ def format_metrics(scores):
 
 def evaluate(model_path, dataset, data_dir, split="test", beam_size=3, max_length=20,
              output_path=None, batch_size=64, with_meteor=True, tokenization="auto",
-             captions_file=None, missing="error", print_fn=print):
-    """Captions a split, scores it, and writes the results as JSON.
+             captions_file=None, missing="error", print_fn=print, verbose=1):
+    """Captions a split (with a progress bar when `verbose`), scores it, writes JSON.
 
     `tokenization` "auto" uses coco-caption's PTB tokenizer where Java and
     pycocoevalcap are installed, else `text.normalize_caption`; the results
@@ -47,7 +47,8 @@ def evaluate(model_path, dataset, data_dir, split="test", beam_size=3, max_lengt
     records = select_split(read_dataset(dataset, data_dir, captions_file=captions_file,
                                         missing=missing, report=print_fn), split)
     scores, outputs = training.evaluate_records(model, records, max_length, beam_size,
-                                                batch_size, with_meteor, tokenization)
+                                                batch_size, with_meteor, tokenization,
+                                                verbose=verbose)
     results = {"model": model_path, "dataset": dataset, "split": split,
                "beam_size": beam_size, "max_length": max_length,
                "tokenization": tokenization,

@@ -4,8 +4,8 @@
     RUN/vocabulary.json    its vocabulary (a resumed run must build the same)
     RUN/metrics.jsonl      one JSON line per epoch: step, losses, val metrics
     RUN/backup/            the latest backup (`backup.py`), removed at the end
-    RUN/tensorboard/       TensorBoard logs: losses, learning rate, val caption
-                           metrics, sample captions (text), an attention image
+    RUN/tensorboard/       TensorBoard logs per epoch: losses, learning rate, val
+                           caption metrics, sample captions (text), an attention image
     RUN/model.keras        the final model (written by the caller)
 
 Under a multi-worker strategy only the chief writes here.
@@ -87,7 +87,7 @@ class CaptionSamples(keras.callbacks.Callback):
         picture = _attention_png(image.numpy(), words, outputs["attention_weights"][0])
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "samples"))
-        with self._writer.as_default(step=epoch + 1):
+        with self._writer.as_default(step=epoch + 1), tf.summary.record_if(True):
             tf.summary.text("sample_captions", "\n".join(rows))
             tf.summary.image("attention", tf.expand_dims(tf.io.decode_png(picture, 3), 0))
         self._writer.flush()
@@ -130,8 +130,11 @@ class RunDirectory:
         callbacks = []
         if self.write:
             callbacks.append(MetricsHistory(os.path.join(self.path, METRICS_FILE)))
+        # Per epoch: with a step interval, Keras's TensorBoard leaves its
+        # record_if(step % interval == 0) in force at epoch end, and epoch
+        # summaries are then dropped unless the epoch ends on the interval.
         callbacks.append(keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False,
-                                                     update_freq=max(1, backup_every_steps)))
+                                                     update_freq="epoch"))
         if sample_records:
             callbacks.append(CaptionSamples(sample_records, log_dir, max_length, features,
                                             write=self.write))

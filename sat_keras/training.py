@@ -59,7 +59,8 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
             step) and runs the planned steps that remain, on the batches
             the uninterrupted run would have seen.
         clip_norm: clip each gradient to this norm.
-        terminate_on_nan: stop at the first NaN loss.
+        terminate_on_nan: stop at the first NaN or infinite loss and raise
+            `FloatingPointError`.
         sample_records: val records whose captions go to TensorBoard.
 
     Returns:
@@ -91,7 +92,8 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
         )
     schedule = keras.optimizers.schedules.CosineDecay(
         learning_rate, epochs * steps_per_epoch, alpha=0.05)
-    callbacks = ([keras.callbacks.TerminateOnNaN()] if terminate_on_nan else []) + list(callbacks)
+    nan_guard = _StopOnNaN() if terminate_on_nan else None
+    callbacks = ([nan_guard] if nan_guard else []) + list(callbacks)
     run = RunDirectory(run_dir, write=is_chief(strategy)) if run_dir else None
     if run:
         run.check_vocabulary(vocabulary)
@@ -127,9 +129,25 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
     if epoch < epochs and not (histories and model.stop_training):
         histories.append(fit(train_batches(epoch), steps_per_epoch=steps_per_epoch,
                              initial_epoch=epoch, epochs=epochs))
+    if nan_guard and nan_guard.step is not None:
+        kept = f"; the last backup is kept in {run.backup_dir}" if run else ""
+        raise FloatingPointError(
+            f"The loss became NaN or infinite at step {nan_guard.step}, so training stopped"
+            f"{kept}. Lower the learning rate or clip gradients (clip_norm, --clip-norm).")
     if run:
         run.finish()  # the run ended by its own rules; a rerun starts afresh
     return _merged_history(histories)
+
+
+class _StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """TerminateOnNaN that remembers the optimizer step it stopped at."""
+
+    step = None
+
+    def on_batch_end(self, batch, logs=None):
+        super().on_batch_end(batch, logs)
+        if self.model.stop_training and self.step is None:
+            self.step = int(self.model.optimizer.iterations)
 
 
 def _merged_history(histories):
@@ -142,11 +160,12 @@ def _merged_history(histories):
     return merged
 
 
-def caption_records(model, records, max_length, beam_size=1, batch_size=64, features=None):
+def caption_records(model, records, max_length, beam_size=1, batch_size=64, features=None,
+                    verbose=0):
     """Captions each record's image, in order (greedy for beam_size 1).
 
     With `features` (a `data.features.CachedFeatures`) the cached features are
-    decoded instead of the image files.
+    decoded instead of the image files. `verbose` 1 shows a progress bar.
 
     Returns:
         dict: "captions" (list of str), "scores" (N,), "attention_weights"
@@ -159,8 +178,13 @@ def caption_records(model, records, max_length, beam_size=1, batch_size=64, feat
     else:
         batches = ({"images": images} for images in
                    make_image_dataset(paths, model.image_size, batch_size=batch_size))
-    outputs = [model.caption(**batch, max_length=max_length, beam_size=beam_size,
-                             batch_size=batch_size) for batch in batches]
+    progress = keras.utils.Progbar(len(paths), unit_name="image") if verbose else None
+    outputs = []
+    for batch in batches:
+        outputs.append(model.caption(**batch, max_length=max_length, beam_size=beam_size,
+                                     batch_size=batch_size))
+        if progress:
+            progress.add(len(outputs[-1]["captions"]))
     return {
         "captions": [caption for output in outputs for caption in output["captions"]],
         "scores": np.concatenate([output["scores"] for output in outputs]),
@@ -169,9 +193,10 @@ def caption_records(model, records, max_length, beam_size=1, batch_size=64, feat
 
 
 def evaluate_records(model, records, max_length, beam_size=1, batch_size=64,
-                     with_meteor=False, tokenization="normalize", features=None):
+                     with_meteor=False, tokenization="normalize", features=None, verbose=0):
     """`metrics.caption_metrics` of free-running captions, and `caption_records`' outputs."""
-    outputs = caption_records(model, records, max_length, beam_size, batch_size, features)
+    outputs = caption_records(model, records, max_length, beam_size, batch_size, features,
+                              verbose)
     references = [record.captions for record in records]
     scores = metrics.caption_metrics(references, outputs["captions"], with_meteor,
                                      tokenization)
