@@ -19,7 +19,7 @@ from machine import matmul_gflops
 from sat_keras.data.features import extract_features
 from sat_keras.encoders import build_encoder
 
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
+SHARED = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 
 
 def main():

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from machine import matmul_gflops
 
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
+SHARED = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 
 
 def export_recipe_size_model(folder, weights):
@@ -73,8 +73,9 @@ def main():
         single = latencies(signature, images[:1], args.requests)
         batch = latencies(signature, images, max(10, args.requests // 5))
     print(f"fp32 matmul 2048x2048: {matmul:.1f} GFLOP/s")
-    print(f"model: {args.model_dir or 'Flickr8k recipe size (MobileNet + flickr8k_mobilenet '
-                                   'decoder, untrained: 20 words), beam 3'}")
+    default = ("Flickr8k recipe size (MobileNet + flickr8k_mobilenet decoder, untrained: "
+               "20 words), beam 3")
+    print(f"model: {args.model_dir or default}")
     print(f"1 JPEG ({tf.image.decode_jpeg(images[0]).shape[0]}px): p50 {single[0]:.1f} ms, "
           f"p99 {single[1]:.1f} ms")
     print(f"32 JPEGs: p50 {batch[0]:.1f} ms, p99 {batch[1]:.1f} ms "

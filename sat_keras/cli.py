@@ -57,7 +57,8 @@ def _run_arguments(args):
     from sat_keras.distribute import make_strategy
 
     return {"strategy": make_strategy(args.strategy, tpu=args.tpu),
-            "backup_every_steps": args.backup_every, "clip_norm": args.clip_norm}
+            "backup_every_steps": args.backup_every, "clip_norm": args.clip_norm,
+            "mixed_precision": args.mixed_precision}
 
 
 def _caption(args):
@@ -186,6 +187,8 @@ def build_parser():
                        help="back up every STEPS steps; rerunning a killed command resumes")
     train.add_argument("--clip-norm", type=float, default=None,
                        help="clip each gradient to this norm")
+    train.add_argument("--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"],
+                       default=None, help="16-bit compute (GPUs); weights and loss in float32")
     train.set_defaults(handler=_train)
 
     caption = commands.add_parser("caption", help="caption image files")

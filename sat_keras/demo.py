@@ -18,7 +18,7 @@ from sat_keras.text import Vocabulary
 def train_synthetic(data_dir, output_dir, config_name="synthetic", epochs=None,
                     batch_size=None, learning_rate=None, num_images=None, seed=0,
                     verbose="auto", print_fn=print, strategy=None, backup_every_steps=100,
-                    clip_norm=None):
+                    clip_norm=None, mixed_precision=None):
     """Generates (or reuses) synthetic data, trains, reports test BLEU, saves.
 
     Args:
@@ -34,6 +34,8 @@ def train_synthetic(data_dir, output_dir, config_name="synthetic", epochs=None,
         print_fn: where the report lines go.
         strategy: a `tf.distribute` strategy (default: the current one).
         backup_every_steps, clip_norm: see `training.train`.
+        mixed_precision: "mixed_float16" or "mixed_bfloat16" (the global Keras
+            policy: layers compute in 16 bits, weights and the loss stay float32).
 
     Returns:
         dict with "bleu_1".."bleu_4", "rouge_l", "cider_d" (test split,
@@ -50,6 +52,8 @@ def train_synthetic(data_dir, output_dir, config_name="synthetic", epochs=None,
     train_records = select_split(records, "train")
     vocabulary = Vocabulary.build(c for r in train_records for c in r.captions)
     print_fn(f"{len(train_records)} training images, vocabulary of {len(vocabulary)} tokens")
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy(mixed_precision)
     strategy = strategy or tf.distribute.get_strategy()
     chief = is_chief(strategy)
     RunDirectory(output_dir, write=chief).save_config(

@@ -25,7 +25,7 @@ def train_captioner(dataset, data_dir, output_dir, config_name="flickr8k_mobilen
                     features_dir=None, fine_tune_layers=None, encoder_multiplier=0.1,
                     epochs=None, batch_size=None, learning_rate=None, max_minutes=None,
                     missing="error", seed=0, verbose="auto", print_fn=print, strategy=None,
-                    backup_every_steps=100, clip_norm=None):
+                    backup_every_steps=100, clip_norm=None, mixed_precision=None):
     """Trains soft attention on a dataset's train split, selected on val BLEU-4.
 
     Every epoch greedy captions of the first `validation_images` val images
@@ -50,6 +50,8 @@ def train_captioner(dataset, data_dir, output_dir, config_name="flickr8k_mobilen
         max_minutes: wall-clock training budget.
         strategy: a `tf.distribute` strategy (default: the current one).
         backup_every_steps, clip_norm: see `training.train`.
+        mixed_precision: "mixed_float16" or "mixed_bfloat16" (the global Keras
+            policy: layers compute in 16 bits, weights and the loss stay float32).
 
     Returns:
         dict: "model", "history", "val_metrics" (greedy, whole val split),
@@ -70,6 +72,8 @@ def train_captioner(dataset, data_dir, output_dir, config_name="flickr8k_mobilen
                                   max_size=settings.get("max_vocabulary_size"))
     print_fn(f"{len(train_records)} train / {len(val_records)} val images, "
              f"vocabulary of {len(vocabulary)} tokens")
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy(mixed_precision)
     strategy = strategy or tf.distribute.get_strategy()
     chief = is_chief(strategy)
     RunDirectory(output_dir, write=chief).save_config(

@@ -107,7 +107,7 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
                      FineTuningAdam(schedule, encoder_multiplier=encoder_multiplier,
                                     clipnorm=clip_norm))
         model.compile(optimizer=optimizer, jit_compile=jit_compile)
-        optimizer.build(model.trainable_variables)
+        model.optimizer.build(model.trainable_variables)  # a LossScaleOptimizer under mixed_float16
         done = run.restore(model) if run else 0
     total_steps = epochs * steps_per_epoch
     if done:

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from sat_keras.layers.flat import flat_apply
 from sat_keras.layers.hard_attention import HardAttentionSampler
 from sat_keras.layers.soft_attention import BahdanauStyleSoftAttention
 
@@ -189,8 +190,20 @@ class AttentiveLSTMCell(keras.layers.Layer):
         mean_annotation = ops.mean(annotations, axis=1)  # (batch, annotation_dim)
         return [self.initial_h(mean_annotation), self.initial_c(mean_annotation)]
 
-    def recurrent_step(self, embedded, states, memory, training=False, uniform_noise=None):
+    def input_gates(self, embedded):
+        """The LSTM gates' input term W E y + b for any leading shape (..., 4 * units).
+
+        Teacher forcing computes it for every step at once, outside the
+        recurrence, as one large product instead of one small one per step.
+        """
+        return flat_apply(lambda x: ops.matmul(x, self.input_kernel), embedded) + self.lstm_bias
+
+    def recurrent_step(self, embedded, states, memory, training=False, uniform_noise=None,
+                       input_gates=None):
         """Steps 2-4 from E y_{t-1} (batch, embedding_dim).
+
+        `input_gates`: `self.input_gates(embedded)` when already computed
+        (then `embedded` is not used).
 
         Returns:
             (h_t, c_t, z_t, alpha_t, log_prob): log_prob (batch,) is log
@@ -205,11 +218,12 @@ class AttentiveLSTMCell(keras.layers.Layer):
             context, attention_weights, memory, training, uniform_noise)
         if self.gating is not None:
             context = self.gate(h) * context  # (batch, annotation_dim)
+        if input_gates is None:
+            input_gates = self.input_gates(embedded)  # (batch, 4 * units)
         gates = (
-            ops.matmul(embedded, self.input_kernel)
+            input_gates
             + ops.matmul(context, self.context_kernel)
             + ops.matmul(h, self.recurrent_kernel)
-            + self.lstm_bias
         )  # (batch, 4 * units)
         input_gate, forget_gate, candidate, output_gate = ops.split(gates, 4, axis=-1)
         c = ops.sigmoid(forget_gate) * c + ops.sigmoid(input_gate) * ops.tanh(candidate)  # (batch, units)
@@ -218,32 +232,33 @@ class AttentiveLSTMCell(keras.layers.Layer):
 
     def _hard_context(self, context, attention_weights, memory, training, uniform_noise):
         """The context and log p(s) for hard attention; soft passes through."""
-        no_sample = ops.zeros_like(attention_weights[:, 0])  # (batch,)
+        no_sample = ops.zeros_like(attention_weights[:, 0], dtype="float32")  # (batch,)
         mode = "sample" if training else self.hard_inference
         if self.attention == "soft" or mode == "expected":
             return context, no_sample
         _, sampled_context, log_prob = self.sampler(
             attention_weights, memory["annotations"], uniform_noise=uniform_noise,
             argmax=mode == "argmax")  # (batch, L), (batch, D), (batch,)
+        log_prob = ops.cast(log_prob, "float32")  # (batch,), float32 under mixed precision too
         if not training:
-            return sampled_context, log_prob
+            return ops.cast(sampled_context, context.dtype), log_prob
         use_sample = memory["use_sample"]  # (batch,), 1: sample, 0: expected context
-        mixed = (ops.expand_dims(use_sample, -1) * sampled_context
-                 + ops.expand_dims(1.0 - use_sample, -1) * context)  # (batch, D)
-        return mixed, log_prob * use_sample
+        choice = ops.expand_dims(ops.cast(use_sample, context.dtype), -1)  # (batch, 1)
+        mixed = choice * ops.cast(sampled_context, context.dtype) + (1 - choice) * context
+        return mixed, log_prob * use_sample  # (batch, D), (batch,)
 
     def output_logits(self, embedded, h, context, training=None):
         """Step 5 for any leading shape (...): -> (..., vocabulary_size)."""
         h = self.output_dropout(h, training=training)  # (..., units)
         if not self.deep_output:
-            return self.logits(h)  # (..., vocabulary_size)
-        output = self.hidden_to_output(h)  # (..., embedding_dim)
+            return flat_apply(self.logits, h)  # (..., vocabulary_size)
+        output = flat_apply(self.hidden_to_output, h)  # (..., embedding_dim)
         if self.prev2out:
             output = output + embedded  # (..., embedding_dim)
         if self.ctx2out:
-            output = output + self.context_to_output(context)  # (..., embedding_dim)
+            output = output + flat_apply(self.context_to_output, context)  # (..., embedding_dim)
         output = self.output_dropout(ops.tanh(output), training=training)  # (..., embedding_dim)
-        return self.logits(output)  # (..., vocabulary_size)
+        return flat_apply(self.logits, output)  # (..., vocabulary_size)
 
     def call(self, token_ids, states, memory, training=None):
         embedded = self.embed(token_ids)  # (batch, embedding_dim)

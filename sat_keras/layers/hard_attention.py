@@ -58,7 +58,8 @@ class HardAttentionSampler(keras.layers.Layer):
             if uniform_noise is None:
                 uniform_noise = keras.random.uniform(
                     ops.shape(alpha), minval=TINY, maxval=1.0, seed=self.seed_generator)
-            gumbel = -ops.log(-ops.log(ops.clip(uniform_noise, TINY, 1.0 - TINY)))  # (b, L)
+            noise = ops.clip(ops.cast(uniform_noise, "float32"), TINY, 1.0 - TINY)  # (b, L)
+            gumbel = -ops.log(-ops.log(noise))  # (batch, L)
             scores = log_alpha + gumbel  # (batch, L)
         num_locations = ops.shape(alpha)[-1]
         one_hot = ops.stop_gradient(

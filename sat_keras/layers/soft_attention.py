@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from sat_keras.layers.flat import flat_apply
+
 ACTIVATIONS = ("tanh", "relu")
 
 
@@ -67,7 +69,7 @@ class BahdanauStyleSoftAttention(keras.layers.Layer):
 
     def project_annotations(self, annotations):
         """Step 1, once per image: W_a a + b_a."""
-        return self.annotation_projection(annotations)  # (batch, num_locations, units)
+        return flat_apply(self.annotation_projection, annotations)  # (batch, L, units)
 
     def call(self, query, annotations, keys=None):
         if keys is None:

@@ -276,18 +276,21 @@ class ShowAttendTell(keras.Model):
         embedded = self.cell.embed(token_ids)  # (batch, T, embedding_dim)
         batch_size, num_locations, annotation_dim = (ops.shape(annotations)[i] for i in range(3))
         sampling = self.attention == "hard" and bool(training)
-        sequence = ops.transpose(embedded, (1, 0, 2))  # (T, batch, embedding_dim)
+        # The embedding's share of the gates for all steps at once (one large
+        # product), so each step multiplies only the context and h.
+        sequence = ops.transpose(self.cell.input_gates(embedded), (1, 0, 2))  # (T, batch, 4U)
         if sampling:
             memory = dict(memory, use_sample=self._sample_choice(batch_size))  # (batch,)
             noise = keras.random.uniform(
-                (ops.shape(sequence)[0], batch_size, num_locations),
+                (ops.shape(sequence)[0], batch_size, num_locations), dtype="float32",
                 seed=self.seed_generator)  # (T, batch, L), drawn once outside the loop
             sequence = (sequence, noise)
 
         def recurrence(carry, inputs_t):
-            embedded_t, noise_t = inputs_t if sampling else (inputs_t, None)
+            gates_t, noise_t = inputs_t if sampling else (inputs_t, None)
             return tuple(self.cell.recurrent_step(
-                embedded_t, list(carry[:2]), memory, training=sampling, uniform_noise=noise_t))
+                None, list(carry[:2]), memory, training=sampling, uniform_noise=noise_t,
+                input_gates=gates_t))
 
         initial = (
             state[0], state[1],
