@@ -34,9 +34,10 @@ def test_16_bit_compute_trains_with_a_float32_loss(policy, name, attention):
     assert model.compute_loss(x, y, outputs).dtype.name == "float32"
     assert all(weight.dtype == "float32" for weight in model.trainable_weights)
     before = [np.array(weight) for weight in model.trainable_weights]
-    history = model.fit(x, y, batch_size=8, epochs=3, verbose=0)
+    # 12 steps: mixed_float16 starts with a large loss scale and skips steps that overflow.
+    history = model.fit(x, y, batch_size=8, epochs=12, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
     assert all(np.all(np.isfinite(np.array(w))) for w in model.trainable_weights)
     assert any(not np.array_equal(b, np.array(w)) for b, w in zip(before, model.trainable_weights))
-    if attention == "soft":  # REINFORCE's noise can hide three steps of progress
+    if attention == "soft":  # REINFORCE adds noise to the loss
         assert history.history["loss"][-1] < history.history["loss"][0]
