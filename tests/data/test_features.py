@@ -24,7 +24,9 @@ def encoder():
     return SmallCNNEncoder(filters=(4, 8))
 
 
-@pytest.mark.parametrize("dtype, tolerance", [("float32", 0.0), ("float16", 1e-2)])
+# float32: extraction runs the encoder as one compiled graph, which may order
+# float sums differently from the eager call here (a few ulps).
+@pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-6), ("float16", 1e-2)])
 def test_features_round_trip_through_shards(records, encoder, tmp_path, dtype, tolerance):
     paths = [r.image_path for r in records]
     report = extract_features(paths + paths[:2], encoder, str(tmp_path), image_size=64,
