@@ -34,8 +34,8 @@ def _multi_worker_logs(logs):
     Keras reduces a step's results over the workers with
     `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars; the
     results are already the same on every replica, so a length-1 axis makes
-    that reduction return them unchanged. The one `tf.*` use besides
-    `_scan_over_time`: strategies exist only on the TensorFlow backend.
+    that reduction return them unchanged. Like `_scan_over_time` and
+    `losses.scale_for_replicas`, TensorFlow-only: strategies exist only there.
     """
     if keras.backend.backend() != "tensorflow":
         return logs
