@@ -74,7 +74,8 @@ def reinforce_surrogate(nll, baseline, sample_log_probs, target_ids):
 
     Args:
         nll: per-caption NLL (batch,), the reward's negative.
-        baseline: the moving average b of the NLL (scalar).
+        baseline: the NLL the baseline b expects: a scalar, or one per
+            caption (batch,) for a per-token baseline scaled by length.
         sample_log_probs: log alpha of the sampled locations (batch, time);
             zero where no location was sampled.
         target_ids: int (batch, time), 0 = padding.

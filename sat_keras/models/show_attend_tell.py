@@ -11,6 +11,7 @@ from sat_keras.text import Vocabulary
 
 ATTENTIONS = ("soft", "hard")
 SAMPLE_MIXINGS = ("image", "batch")
+BASELINES = ("caption", "per_token")
 
 
 def _scan_over_time(function, initial, sequence):
@@ -102,6 +103,10 @@ class ShowAttendTell(keras.Model):
             batch, the authors' code).
         reinforce_weight, entropy_weight, baseline_decay: hard attention's
             loss terms (0.1, 0.002) and the baseline's moving-average decay (0.9).
+        reinforce_baseline: "caption" (the authors': b averages whole-caption
+            NLLs) or "per_token" (b averages NLL per token and is scaled by
+            each caption's length, so long captions are not judged worse
+            samples for being long).
         seed: seed of the hard-attention sampling.
         image_size: side in pixels that image files are resized to before the
             encoder (`caption_image_files`, export); None if not fixed.
@@ -138,7 +143,7 @@ class ShowAttendTell(keras.Model):
                  doubly_stochastic_weight=1.0, loss_normalization="caption",
                  hard_inference="expected", expected_context_probability=0.5,
                  sample_mixing="image", reinforce_weight=0.1, entropy_weight=0.002,
-                 baseline_decay=0.9, seed=None, **kwargs):
+                 baseline_decay=0.9, reinforce_baseline="caption", seed=None, **kwargs):
         super().__init__(**kwargs)
         if attention not in ATTENTIONS:
             raise ValueError(
@@ -160,6 +165,9 @@ class ShowAttendTell(keras.Model):
         if not 0.0 <= expected_context_probability <= 1.0:
             raise ValueError("expected_context_probability must be in [0, 1]. Received: "
                              f"expected_context_probability={expected_context_probability!r}")
+        if reinforce_baseline not in BASELINES:
+            raise ValueError(f"reinforce_baseline must be one of {BASELINES}. "
+                             f"Received: reinforce_baseline={reinforce_baseline!r}")
         if not 0.0 <= baseline_decay < 1.0:
             raise ValueError(
                 f"baseline_decay must be in [0, 1). Received: baseline_decay={baseline_decay!r}")
@@ -187,6 +195,7 @@ class ShowAttendTell(keras.Model):
         self.reinforce_weight = reinforce_weight
         self.entropy_weight = entropy_weight
         self.baseline_decay = baseline_decay
+        self.reinforce_baseline = reinforce_baseline
         self.seed = seed
         self.cell = AttentiveLSTMCell(
             len(vocabulary), embedding_dim=embedding_dim, units=units,
@@ -322,14 +331,15 @@ class ShowAttendTell(keras.Model):
         self.penalty_tracker.update_state(penalty)
         total = nll + self.doubly_stochastic_weight * penalty  # (batch,)
         if self.attention == "hard" and training:
+            expected_nll, observed = self._baseline_terms(nll, y)  # (batch,) or (), (batch,)
             reinforce = losses.reinforce_surrogate(
-                nll, self.baseline, y_pred["sample_log_probs"], y)  # (batch,)
+                nll, expected_nll, y_pred["sample_log_probs"], y)  # (batch,)
             entropy = losses.negative_attention_entropy(y_pred["attention_weights"], y)
             self.reinforce_tracker.update_state(reinforce)
             self.entropy_tracker.update_state(entropy)
             total = total + self.reinforce_weight * reinforce + self.entropy_weight * entropy
             self.baseline.assign(self.baseline_decay * self.baseline + (1.0 - self.baseline_decay)
-                                 * ops.mean(ops.stop_gradient(nll)))
+                                 * ops.mean(ops.stop_gradient(observed)))
         if sample_weight is not None:
             total = total * ops.cast(sample_weight, total.dtype)
         loss = ops.mean(total) + ops.cast(ops.sum(self.losses), "float32")
@@ -339,6 +349,15 @@ class ShowAttendTell(keras.Model):
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         return _multi_worker_logs(super().compute_metrics(x, y, y_pred, sample_weight))
+
+    def _baseline_terms(self, nll, target_ids):
+        """(the NLL the baseline expects per caption, what the baseline averages)."""
+        if self.reinforce_baseline == "caption":
+            return self.baseline, nll  # (), (batch,)
+        lengths = ops.maximum(ops.sum(losses.caption_mask(target_ids), axis=1), 1.0)  # (batch,)
+        if self.loss_normalization == "token":
+            return self.baseline, nll  # nll is already per token
+        return self.baseline * lengths, nll / lengths  # (batch,), (batch,)
 
     # -- decoding ------------------------------------------------------------
 
@@ -434,6 +453,7 @@ class ShowAttendTell(keras.Model):
             "reinforce_weight": self.reinforce_weight,
             "entropy_weight": self.entropy_weight,
             "baseline_decay": self.baseline_decay,
+            "reinforce_baseline": self.reinforce_baseline,
             "seed": self.seed,
         })
         return config

@@ -105,3 +105,25 @@ def test_save_and_reload_keep_the_baseline(hard_model, batch, tmp_path):
                                _numpy(hard_model(inputs)["logits"]), rtol=1e-6)
     assert restored.get_config()["attention"] == "hard"
     assert isinstance(ShowAttendTell.from_config(restored.get_config()), ShowAttendTell)
+
+
+def test_a_per_token_baseline_averages_nll_per_token_and_scales_by_length(make_model, batch):
+    inputs, targets = batch  # captions of 5 and 3 tokens
+    model = make_model(attention="hard", seed=3, reinforce_baseline="per_token")
+    model(inputs)
+    nll = keras.ops.convert_to_tensor([10.0, 6.0])
+    model.baseline.assign(1.5)
+    expected, observed = model._baseline_terms(nll, targets)
+    np.testing.assert_allclose(_numpy(expected), [7.5, 4.5])  # 1.5 per token x length
+    np.testing.assert_allclose(_numpy(observed), [2.0, 2.0])  # both 2 per token
+    model.baseline.assign(0.0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.train_on_batch(inputs, targets)
+    assert float(_numpy(model.baseline)) > 0.0
+    restored = ShowAttendTell.from_config(model.get_config())
+    assert restored.reinforce_baseline == "per_token"
+
+
+def test_an_unknown_baseline_is_refused(make_model):
+    with pytest.raises(ValueError, match="reinforce_baseline"):
+        make_model(attention="hard", reinforce_baseline="median")
