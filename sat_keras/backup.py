@@ -9,6 +9,7 @@ the optimizer's restored step count.
 
 import json
 import os
+import shutil
 
 import keras
 
@@ -39,10 +40,8 @@ def restore_backup(model, backup_dir):
 
 
 def remove_backup(backup_dir):
-    for name in (CHECKPOINT_FILE, STATE_FILE):
-        path = os.path.join(backup_dir, name)
-        if os.path.exists(path):
-            os.remove(path)
+    """Removes the backup folder (the backup, its state, partial writes)."""
+    shutil.rmtree(backup_dir, ignore_errors=True)
 
 
 class StepBackup(keras.callbacks.Callback):
