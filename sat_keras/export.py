@@ -29,7 +29,6 @@ from sat_keras.text import END_ID, PAD_ID, START_ID
 
 EXPORT_CONFIG_FILE = "export_config.json"
 VOCABULARY_FILE = "vocabulary.json"
-OUTPUT_NAMES = ("captions", "scores", "token_ids", "attention_weights")
 
 
 def ids_to_captions(token_ids, tokens):

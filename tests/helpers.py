@@ -1,6 +1,7 @@
 """Test helpers shared by several test files (fixtures live in conftest.py)."""
 
 import io
+import socket
 
 import keras
 import numpy as np
@@ -48,3 +49,10 @@ def python_captions(model, images, tmp_path, beam_size=2, max_length=6):
         path.write_bytes(data)
         decoded.append(load_image(tf.constant(str(path)), model.image_size).numpy())
     return model.caption(images=np.stack(decoded), beam_size=beam_size, max_length=max_length)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -1,6 +1,5 @@
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -9,13 +8,14 @@ import pytest
 
 from distributed_training import STEPS
 from distributed_training import synthetic_records
+from helpers import free_port
 from sat_keras.distribute import is_chief
 from sat_keras.distribute import make_strategy
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "distributed_training.py")
 
 
-def run_script(*arguments, env=None, timeout=600):
+def run_script(*arguments, env=None):
     return subprocess.Popen([sys.executable, SCRIPT, *arguments], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, **(env or {})})
@@ -37,12 +37,6 @@ def test_mirrored_over_two_devices_matches_one_device(data_dir, tmp_path):
     assert result["replicas"] == 2
     assert len(result["single"]) == len(result["mirrored"]) == STEPS
     np.testing.assert_allclose(result["mirrored"], result["single"], rtol=1e-4)
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_two_workers_end_with_identical_weights(data_dir, tmp_path):

@@ -1,5 +1,4 @@
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -8,18 +7,13 @@ import time
 import pytest
 
 from helpers import encode_image
+from helpers import free_port
 from sat_keras import cli
 from sat_keras.serving import CaptionClient
 from sat_keras.serving import CaptionServiceError
 from sat_keras.training import save_captioner
 
 SAT_KERAS = os.path.join(os.path.dirname(sys.executable), "sat-keras")
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until_serving(client, process, seconds=120):
