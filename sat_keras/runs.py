@@ -17,6 +17,7 @@ import tempfile
 
 import keras
 
+from sat_keras.backup import CHECKPOINT_FILE
 from sat_keras.backup import StepBackup
 from sat_keras.backup import remove_backup
 from sat_keras.backup import restore_backup
@@ -118,11 +119,19 @@ class RunDirectory:
             vocabulary.save(path)
 
     def has_backup(self):
-        return os.path.exists(os.path.join(self.backup_dir, "checkpoint.weights.h5"))
+        return os.path.exists(os.path.join(self.backup_dir, CHECKPOINT_FILE))
 
     def restore(self, model):
-        """Loads the backup into the compiled model; returns the step to go on from."""
-        return restore_backup(model, self.backup_dir)
+        """Loads the backup into the compiled model; returns the step to go on from.
+
+        Without a backup the run starts afresh: metrics of an earlier run in
+        this directory are removed, so the history is this run's alone.
+        """
+        step = restore_backup(model, self.backup_dir)
+        metrics = os.path.join(self.path, METRICS_FILE)
+        if step == 0 and self.write and os.path.exists(metrics):
+            os.remove(metrics)
+        return step
 
     def callbacks(self, backup_every_steps, sample_records=(), max_length=20, features=None):
         """MetricsHistory, TensorBoard, CaptionSamples and StepBackup, in that order."""

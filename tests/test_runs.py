@@ -71,6 +71,10 @@ def test_the_run_directory_holds_config_metrics_and_tensorboard_logs(tmp_path):
     assert (run_dir / "vocabulary.json").exists() and (run_dir / "model.keras").exists()
     entries = read_metrics(str(run_dir))
     assert len(entries) == 1 and {"loss", "nll", "val_loss"} <= set(entries[0])
+    rerun = subprocess.run(train_command(tmp_path, "--epochs", "1"), capture_output=True,
+                           text=True, timeout=600)
+    assert rerun.returncode == 0 and "Resumed" not in rerun.stdout
+    assert len(read_metrics(str(run_dir))) == 1  # a fresh run's history only
     tags = set()
     for path in glob.glob(str(run_dir / "tensorboard" / "**" / "events.*"), recursive=True):
         for event in tf.compat.v1.train.summary_iterator(path):
