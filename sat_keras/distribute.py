@@ -60,3 +60,27 @@ def shard_by_data(dataset):
     options.experimental_distribute.auto_shard_policy = (
         tf.data.experimental.AutoShardPolicy.DATA)
     return dataset.with_options(options)
+
+
+def scale_for_replicas(loss):
+    """`loss / replicas in sync` under a strategy (the model's loss, per replica).
+
+    The replicas' gradients are summed, so a per-replica mean loss is scaled
+    down to give the gradient of the global batch's mean, as Keras does for
+    its own losses.
+    """
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss / replicas if replicas > 1 else loss
+
+
+def logs_for_multi_worker(logs):
+    """Metric results shaped (1,) under MultiWorkerMirroredStrategy, else as they are.
+
+    Keras reduces a step's results over the workers with
+    `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars; the
+    results are already the same on every replica, so a length-1 axis makes
+    that reduction return them unchanged.
+    """
+    if not isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        return logs
+    return {name: tf.reshape(value, (1,)) for name, value in logs.items()}

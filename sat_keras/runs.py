@@ -22,76 +22,13 @@ from sat_keras.backup import StepBackup
 from sat_keras.backup import remove_backup
 from sat_keras.backup import restore_backup
 from sat_keras.backup import write_json_atomically
+from sat_keras.callbacks import CaptionSamples
+from sat_keras.callbacks import MetricsHistory
 from sat_keras.text import Vocabulary
 
 CONFIG_FILE = "config.json"
 VOCABULARY_FILE = "vocabulary.json"
 METRICS_FILE = "metrics.jsonl"
-
-
-class MetricsHistory(keras.callbacks.Callback):
-    """Appends each epoch's logs, with the optimizer step, to a JSON-lines file."""
-
-    def __init__(self, path):
-        super().__init__()
-        self.path = path
-
-    def on_epoch_end(self, epoch, logs=None):
-        entry = {"epoch": epoch + 1, "step": int(self.model.optimizer.iterations)}
-        entry.update({name: float(value) for name, value in (logs or {}).items()})
-        with open(self.path, "a", encoding="utf-8") as file:
-            file.write(json.dumps(entry) + "\n")
-
-
-def _attention_png(image, words, attention):
-    from sat_keras.visualization import plot_attention
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = plot_attention(image, words, attention, os.path.join(folder, "attention.png"))
-        with open(path, "rb") as file:
-            return file.read()
-
-
-class CaptionSamples(keras.callbacks.Callback):
-    """Writes free-running captions of a few images to TensorBoard every epoch.
-
-    Text: a table of image, caption and first reference. Image: the first
-    sample's attention picture (`visualization.plot_attention`). Every
-    worker captions (under a multi-worker strategy prediction is collective);
-    only the one with `write` writes.
-    """
-
-    def __init__(self, records, log_dir, max_length=20, features=None, write=True):
-        super().__init__()
-        self.records = list(records)
-        self.log_dir = log_dir
-        self.max_length = max_length
-        self.features = features
-        self.write = write
-        self._writer = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        import tensorflow as tf
-
-        from sat_keras.data.pipeline import load_image
-        from sat_keras.training import caption_records
-
-        outputs = caption_records(self.model, self.records, self.max_length,
-                                  features=self.features)
-        if not self.write:
-            return
-        rows = ["| image | caption | reference |", "| --- | --- | --- |"]
-        rows += [f"| {os.path.basename(r.image_path)} | {caption} | {r.captions[0]} |"
-                 for r, caption in zip(self.records, outputs["captions"])]
-        image = load_image(tf.constant(self.records[0].image_path), self.model.image_size)
-        words = outputs["captions"][0].split()
-        picture = _attention_png(image.numpy(), words, outputs["attention_weights"][0])
-        if self._writer is None:
-            self._writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "samples"))
-        with self._writer.as_default(step=epoch + 1), tf.summary.record_if(True):
-            tf.summary.text("sample_captions", "\n".join(rows))
-            tf.summary.image("attention", tf.expand_dims(tf.io.decode_png(picture, 3), 0))
-        self._writer.flush()
 
 
 class RunDirectory:

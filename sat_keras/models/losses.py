@@ -4,7 +4,6 @@ Every term returns one value per caption, shape (batch,); `ShowAttendTell`
 averages over the batch. Padding (target id 0) is masked out of every term.
 """
 
-import keras
 from keras import ops
 
 NORMALIZATIONS = ("caption", "token")
@@ -101,19 +100,3 @@ def negative_attention_entropy(attention_weights, target_ids):
     alpha = ops.cast(attention_weights, "float32")  # (batch, time, L)
     per_step = ops.sum(alpha * ops.log(alpha + 1e-8), axis=-1)  # (batch, time)
     return ops.sum(per_step * mask, axis=1)  # (batch,)
-
-
-def scale_for_replicas(loss):
-    """`loss / replicas in sync` under a TensorFlow distribution strategy.
-
-    The replicas' gradients are summed, so a per-replica mean loss is scaled
-    down to give the gradient of the global mean (what Keras does for its
-    own losses).
-    """
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        if replicas > 1:
-            loss = loss / replicas
-    return loss

@@ -5,6 +5,8 @@ import numpy as np
 from keras import ops
 
 from sat_keras import decoding
+from sat_keras.distribute import logs_for_multi_worker
+from sat_keras.distribute import scale_for_replicas
 from sat_keras.layers.attentive_lstm_cell import AttentiveLSTMCell
 from sat_keras.models import losses
 from sat_keras.text import Vocabulary
@@ -27,25 +29,6 @@ def _scan_over_time(function, initial, sequence):
         return tf.scan(function, sequence, initializer=initial)
     _, outputs = ops.scan(lambda carry, x: (function(carry, x),) * 2, initial, sequence)
     return outputs
-
-
-def _multi_worker_logs(logs):
-    """Metric results shaped (1,) under MultiWorkerMirroredStrategy, else as they are.
-
-    Keras reduces a step's results over the workers with
-    `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars; the
-    results are already the same on every replica, so a length-1 axis makes
-    that reduction return them unchanged. Like `_scan_over_time` and
-    `losses.scale_for_replicas`, TensorFlow-only: strategies exist only there.
-    """
-    if keras.backend.backend() != "tensorflow":
-        return logs
-    import tensorflow as tf
-
-    strategy = tf.distribute.get_strategy()
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return logs
-    return {name: ops.reshape(value, (1,)) for name, value in logs.items()}
 
 
 @keras.saving.register_keras_serializable(package="sat_keras")
@@ -345,10 +328,10 @@ class ShowAttendTell(keras.Model):
         loss = ops.mean(total) + ops.cast(ops.sum(self.losses), "float32")
         # Under tf.distribute the replicas' gradients are summed, so each
         # replica's mean is divided by their number (as Keras's own losses are).
-        return losses.scale_for_replicas(loss)
+        return scale_for_replicas(loss)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        return _multi_worker_logs(super().compute_metrics(x, y, y_pred, sample_weight))
+        return logs_for_multi_worker(super().compute_metrics(x, y, y_pred, sample_weight))
 
     def _baseline_terms(self, nll, target_ids):
         """(the NLL the baseline expects per caption, what the baseline averages)."""
