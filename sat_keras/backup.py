@@ -60,20 +60,23 @@ class StepBackup(keras.callbacks.Callback):
         self.backup_dir = backup_dir
         self.every_steps = every_steps
         self.write = write
+        self.step = 0
         self.last_step = None
         if write:
             os.makedirs(backup_dir, exist_ok=True)
 
-    def _step(self):
-        return int(self.model.optimizer.iterations)
+    def on_train_begin(self, logs=None):
+        # Read once: reading the optimizer's step every batch would wait for
+        # each step to finish on an accelerator.
+        self.step = int(self.model.optimizer.iterations)
 
     def on_train_batch_end(self, batch, logs=None):
-        step = self._step()
-        if step % self.every_steps == 0:
-            self.save(step)
+        self.step += 1
+        if self.step % self.every_steps == 0:
+            self.save(self.step)
 
     def on_epoch_end(self, epoch, logs=None):
-        self.save(self._step(), epoch=epoch + 1)
+        self.save(self.step, epoch=epoch + 1)
 
     def save(self, step, epoch=None):
         if not self.write or step == self.last_step:
