@@ -4,11 +4,9 @@ import os
 import time
 
 import keras
-import tensorflow as tf
 
 from sat_keras import training
-from sat_keras.distribute import is_chief
-from sat_keras.runs import RunDirectory
+from sat_keras.runs import start_run
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import generate_synthetic
 from sat_keras.models.configs import get_config
@@ -52,12 +50,9 @@ def train_synthetic(data_dir, output_dir, config_name="synthetic", epochs=None,
     train_records = select_split(records, "train")
     vocabulary = Vocabulary.build(c for r in train_records for c in r.captions)
     print_fn(f"{len(train_records)} training images, vocabulary of {len(vocabulary)} tokens")
-    if mixed_precision:
-        keras.mixed_precision.set_global_policy(mixed_precision)
-    strategy = strategy or tf.distribute.get_strategy()
-    chief = is_chief(strategy)
-    RunDirectory(output_dir, write=chief).save_config(
-        {"dataset": "synthetic", "config_name": config_name, "seed": seed, **config})
+    strategy, chief = start_run(
+        output_dir, {"dataset": "synthetic", "config_name": config_name, "seed": seed, **config},
+        strategy, mixed_precision)
     with strategy.scope():
         model = training.build_model(vocabulary, config)
     val_records = select_split(records, "val")
@@ -76,11 +71,10 @@ def train_synthetic(data_dir, output_dir, config_name="synthetic", epochs=None,
     print_fn(f"Test split ({len(test_records)} images), free-running greedy captions: "
              + ", ".join(f"BLEU-{n} {scores[f'bleu_{n}']:.4f}" for n in range(1, 5))
              + f", ROUGE-L {scores['rouge_l']:.4f}, CIDEr-D {scores['cider_d']:.4f}")
-    model_dir = output_dir
     if chief:
         training.save_captioner(model, output_dir)
-        print_fn(f"Model saved to {model_dir}")
-    return {**scores, "model": model, "model_dir": model_dir,
+        print_fn(f"Model saved to {output_dir}")
+    return {**scores, "model": model, "model_dir": output_dir,
             "train_seconds": train_seconds, "test_records": test_records,
             "captions": outputs["captions"]}
 

@@ -3,7 +3,6 @@
 import time
 
 import keras
-import tensorflow as tf
 
 from sat_keras import training
 from sat_keras.callbacks import CaptionMetricsCallback
@@ -11,12 +10,11 @@ from sat_keras.callbacks import TimeBudget
 from sat_keras.data.datasets import read_dataset
 from sat_keras.data.features import CachedFeatures
 from sat_keras.data.records import select_split
-from sat_keras.distribute import is_chief
 from sat_keras.encoders import build_encoder
 from sat_keras.evaluation import format_metrics
 from sat_keras.models.configs import get_config
 from sat_keras.models.show_attend_tell import ShowAttendTell
-from sat_keras.runs import RunDirectory
+from sat_keras.runs import start_run
 from sat_keras.text import Vocabulary
 
 
@@ -72,14 +70,10 @@ def train_captioner(dataset, data_dir, output_dir, config_name="flickr8k_mobilen
                                   max_size=settings.get("max_vocabulary_size"))
     print_fn(f"{len(train_records)} train / {len(val_records)} val images, "
              f"vocabulary of {len(vocabulary)} tokens")
-    if mixed_precision:
-        keras.mixed_precision.set_global_policy(mixed_precision)
-    strategy = strategy or tf.distribute.get_strategy()
-    chief = is_chief(strategy)
-    RunDirectory(output_dir, write=chief).save_config(
-        {"dataset": dataset, "config_name": config_name, "encoder": encoder,
-         "features_dir": features_dir, "fine_tune_layers": fine_tune_layers, "seed": seed,
-         **config})
+    strategy, chief = start_run(
+        output_dir, {"dataset": dataset, "config_name": config_name, "encoder": encoder,
+                     "features_dir": features_dir, "fine_tune_layers": fine_tune_layers,
+                     "seed": seed, **config}, strategy, mixed_precision)
     with strategy.scope():
         image_encoder = build_encoder(encoder or config["encoder"]["name"],
                                       weights=encoder_weights, trainable=bool(fine_tune_layers),

@@ -93,6 +93,26 @@ class RunDirectory:
             remove_backup(self.backup_dir)
 
 
+def start_run(run_dir, settings, strategy=None, mixed_precision=None):
+    """What `demo` and `recipes` do before building a model for a run.
+
+    Sets the Keras precision policy (`mixed_precision`: "mixed_float16" or
+    "mixed_bfloat16"), records `settings` as the run's config (on the chief
+    only) and returns `(strategy, chief)`, the strategy defaulting to the
+    current one.
+    """
+    import tensorflow as tf
+
+    from sat_keras.distribute import is_chief
+
+    if mixed_precision:
+        keras.mixed_precision.set_global_policy(mixed_precision)
+    strategy = strategy or tf.distribute.get_strategy()
+    chief = is_chief(strategy)
+    RunDirectory(run_dir, write=chief).save_config(settings)
+    return strategy, chief
+
+
 def read_metrics(run_dir):
     """The entries of RUN/metrics.jsonl, in order."""
     with open(os.path.join(run_dir, METRICS_FILE), encoding="utf-8") as file:

@@ -11,8 +11,8 @@ def flat_apply(function, inputs):
     product per batch row before summing them (for the vocabulary layer at
     batch 64, 655 MB a step); flattened, it is one product and one gradient.
     """
-    shape = ops.shape(inputs)
     if len(inputs.shape) == 2:
         return function(inputs)
+    shape = ops.shape(inputs)
     outputs = function(ops.reshape(inputs, (-1, inputs.shape[-1])))  # (N, d_out)
     return ops.reshape(outputs, tuple(shape[:-1]) + (outputs.shape[-1],))

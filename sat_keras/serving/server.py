@@ -59,14 +59,15 @@ def serve(model_dir, port=8500, rest_port=None, model_name=None, in_process=Fals
     `in_process`), otherwise `LocalServer`. Returns the exit status.
     """
     model_name = model_name or os.path.basename(os.path.normpath(model_dir))
-    version = model_versions(model_dir)[-1]
     if shutil.which(MODEL_SERVER) and not in_process:
+        model_versions(model_dir)  # an error here rather than in the server's log
         command = model_server_command(model_dir, model_name, port, rest_port)
         print_fn("Running " + " ".join(command))
         return subprocess.call(command)
     server = LocalServer(model_dir, port, rest_port, model_name)
     why = "" if in_process else f"; {MODEL_SERVER} is not on PATH"
-    print_fn(f"Serving {model_name} version {version} from {os.path.abspath(model_dir)} "
+    print_fn(f"Serving {model_name} version {server.runner.version} from "
+             f"{os.path.abspath(model_dir)} "
              f"(in-process{why})")
     print_fn(f"  gRPC PredictionService on port {server.port}")
     if server.rest_port:
