@@ -1,6 +1,7 @@
 """p50 / p99 latency of an exported SavedModel for 1 image and for a batch of 32.
 
     python benchmarks/serve_latency.py [--model-dir saved_models/NAME/1] [--requests 100]
+        [--jit-compile]
 
 Without --model-dir it exports a model of the Flickr8k recipe's size first
 (MobileNet to conv_pw_11 with the shared ImageNet weights, the
@@ -8,7 +9,8 @@ Without --model-dir it exports a model of the Flickr8k recipe's size first
 words) into a temporary folder; untrained, so every caption runs to 20 words,
 the slowest case. Calls the `serving_default` signature in this process
 with real 224 x 224 Flickr8k JPEGs (decode, resize, encoder, beam search,
-words), after 3 warm-up calls per batch size.
+words), after 3 warm-up calls per batch size. --jit-compile exports with
+the search XLA-compiled (`export_captioner(jit_compile=True)`).
 """
 
 import argparse
@@ -26,7 +28,7 @@ from machine import matmul_gflops
 SHARED = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 
 
-def export_recipe_size_model(folder, weights):
+def export_recipe_size_model(folder, weights, jit_compile):
     from sat_keras import ShowAttendTell, Vocabulary
     from sat_keras.encoders import build_encoder
     from sat_keras.export import export_captioner
@@ -41,7 +43,7 @@ def export_recipe_size_model(folder, weights):
                            **config["model"])
     model.build({"images": (None, 224, 224, 3)})
     return export_captioner(model, os.path.join(folder, "recipe", "1"), beam_size=3,
-                            max_length=20)
+                            max_length=20, jit_compile=jit_compile)
 
 
 def latencies(signature, images, requests):
@@ -60,6 +62,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", default=None, help="an exported version directory")
     parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--jit-compile", action="store_true",
+                        help="export the recipe-size model with XLA (without --model-dir)")
     parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "flickr8k"))
     parser.add_argument("--weights", default=os.path.join(
         SHARED, "weights", "mobilenet_1_0_224_imagenet_no_top.weights.h5"))
@@ -68,14 +72,16 @@ def main():
     images = [open(path, "rb").read() for path in photos]
     matmul = matmul_gflops()
     with tempfile.TemporaryDirectory() as folder:
-        model_dir = args.model_dir or export_recipe_size_model(folder, args.weights)
+        model_dir = args.model_dir or export_recipe_size_model(
+            folder, args.weights, args.jit_compile)
         signature = tf.saved_model.load(model_dir).signatures["serving_default"]
         single = latencies(signature, images[:1], args.requests)
         batch = latencies(signature, images, max(10, args.requests // 5))
     print(f"fp32 matmul 2048x2048: {matmul:.1f} GFLOP/s")
     default = ("Flickr8k recipe size (MobileNet + flickr8k_mobilenet decoder, untrained: "
                "20 words), beam 3")
-    print(f"model: {args.model_dir or default}")
+    print(f"model: {args.model_dir or default}"
+          + ("" if args.model_dir else f", jit_compile={args.jit_compile}"))
     print(f"1 JPEG ({tf.image.decode_jpeg(images[0]).shape[0]}px): p50 {single[0]:.1f} ms, "
           f"p99 {single[1]:.1f} ms")
     print(f"32 JPEGs: p50 {batch[0]:.1f} ms, p99 {batch[1]:.1f} ms "

@@ -110,7 +110,8 @@ def _export(args):
 
     path = export_captioner(load_captioner(args.model), args.output, beam_size=args.beam_size,
                             max_length=args.max_length, length_penalty=args.length_penalty,
-                            max_batch_size=args.max_batch_size, overwrite=args.overwrite)
+                            max_batch_size=args.max_batch_size,
+                            jit_compile=args.jit_compile, overwrite=args.overwrite)
     print(f"SavedModel written to {path}")
     return 0
 
@@ -237,6 +238,8 @@ def build_parser():
     export.add_argument("--length-penalty", type=float, default=0.0)
     export.add_argument("--max-batch-size", type=int, default=64,
                         help="requests with more images are refused")
+    export.add_argument("--jit-compile", action="store_true",
+                        help="XLA-compile the search")
     export.add_argument("--overwrite", action="store_true", help="replace an existing version")
     export.set_defaults(handler=_export)
 

@@ -54,15 +54,22 @@ def _check_batch(batch_size, max_batch_size, name):
 class _CaptionFunctions:
     """The two signatures' functions over one model and one set of settings."""
 
-    def __init__(self, model, settings, limits, max_batch_size):
+    def __init__(self, model, settings, limits, max_batch_size, jit_compile=False):
         self.model = model
         self.settings = settings
         self.limits = limits
         self.max_batch_size = max_batch_size
+        # The search as one function, XLA-compiled on request (the encoder is
+        # not: XLA runs MobileNet's depthwise convolutions slower on CPUs).
+        self._search = tf.function(self._search_outputs, jit_compile=jit_compile)
 
-    def caption_annotations(self, annotations):
+    def _search_outputs(self, annotations):
         outputs = self.model.search(annotations, **self.settings)
-        outputs = {name: outputs[name] for name in ("scores", "token_ids", "attention_weights")}
+        return {name: outputs[name] for name in ("scores", "token_ids", "attention_weights")}
+
+    def _caption(self, inputs):
+        """Encoder inputs ({"images"} or {"features"}) -> the signature's outputs."""
+        outputs = dict(self._search(self.model.encode(inputs, training=False)))
         outputs["captions"] = ids_to_captions(outputs["token_ids"], self.model.vocabulary.tokens)
         outputs["token_ids"] = tf.cast(outputs["token_ids"], tf.int32)
         outputs["scores"] = tf.cast(outputs["scores"], tf.float32)
@@ -73,14 +80,13 @@ class _CaptionFunctions:
         with tf.control_dependencies(
                 [_check_batch(tf.size(image_bytes), self.max_batch_size, "image_bytes")]):
             images = decode_image_batch(image_bytes, self.model.image_size, self.limits)
-        annotations = self.model.encode({"images": images}, training=False)
-        return self.caption_annotations(annotations)
+        return self._caption({"images": images})
 
     def caption_features(self, features):
         with tf.control_dependencies(
                 [_check_batch(tf.shape(features)[0], self.max_batch_size, "features")]):
             features = tf.identity(features)
-        return self.caption_annotations(self.model.encode({"features": features}))
+        return self._caption({"features": features})
 
 
 def _annotation_shape(model):
@@ -97,7 +103,8 @@ def _annotation_shape(model):
 
 
 def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0,
-                     max_batch_size=64, limits=ImageLimits(), overwrite=False):
+                     max_batch_size=64, limits=ImageLimits(), jit_compile=False,
+                     overwrite=False):
     """Writes `model` as a SavedModel at `path` (`.../<name>/<version>`).
 
     Args:
@@ -109,6 +116,9 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
         length_penalty: as in `decoding.beam_search`.
         max_batch_size: requests with more items are refused.
         limits: `image_bytes.ImageLimits` for the accepted images.
+        jit_compile: XLA-compile the search (the server compiles it once
+            per batch size it meets; benchmarks/serve_latency.py measures
+            what it gains).
         overwrite: replace an existing version directory.
 
     The directory appears whole or not at all (written beside it, then
@@ -134,7 +144,7 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
         raise ValueError(f"max_length must be a positive integer. Received: {max_length!r}")
     settings = {"max_length": max_length, "beam_size": beam_size,
                 "length_penalty": float(length_penalty)}
-    functions = _CaptionFunctions(model, settings, limits, max_batch_size)
+    functions = _CaptionFunctions(model, settings, limits, max_batch_size, jit_compile)
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
@@ -155,6 +165,7 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
         with open(os.path.join(extra, EXPORT_CONFIG_FILE), "w") as file:
             json.dump({**settings, "image_size": model.image_size,
                        "max_batch_size": max_batch_size, "attention": model.attention,
+                       "jit_compile": jit_compile,
                        "image_limits": dataclasses.asdict(limits)}, file, indent=2)
         if os.path.exists(path):
             shutil.rmtree(path)

@@ -154,3 +154,19 @@ def test_a_model_without_an_encoder_cannot_be_exported(make_model, batch, tmp_pa
     model(batch[0])
     with pytest.raises(ValueError, match="encoder and an image_size"):
         export_captioner(model, str(tmp_path / "m" / "1"))
+
+
+def test_the_xla_compiled_search_gives_the_same_captions(exported_model, tmp_path):
+    model, base = exported_model
+    path = export_captioner(model, str(tmp_path / "xla" / "1"), beam_size=2, max_length=6,
+                            jit_compile=True)
+    graph = tf.saved_model.load(path).signatures["serving_default"].graph.as_graph_def()
+    compiled = [f for f in graph.library.function if f.attr["_XlaMustCompile"].b]
+    assert compiled  # the search really is marked for XLA
+    plain = tf.saved_model.load(os.path.join(base, "1")).signatures["serving_default"]
+    xla = tf.saved_model.load(path).signatures["serving_default"]
+    expected, outputs = plain(image_bytes=tf.constant(IMAGES)), xla(image_bytes=tf.constant(IMAGES))
+    np.testing.assert_array_equal(outputs["captions"].numpy(), expected["captions"].numpy())
+    np.testing.assert_allclose(outputs["scores"].numpy(), expected["scores"].numpy(), atol=1e-4)
+    with open(os.path.join(path, "assets.extra", "export_config.json")) as file:
+        assert json.load(file)["jit_compile"] is True

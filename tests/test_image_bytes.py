@@ -31,6 +31,16 @@ def test_pixels_equal_the_training_pipelines(tmp_path):
     np.testing.assert_array_equal(decode(data), np.stack(expected))
 
 
+def test_an_image_of_the_size_keeps_its_pixels_and_others_are_resized():
+    exact = encode_image("png", 24, 24, seed=3)
+    pixels = tf.io.decode_png(exact, channels=3).numpy()
+    np.testing.assert_array_equal(decode([exact])[0], pixels)
+    wide = encode_image("png", 24, 48, seed=3)  # same height, other width: resized
+    resized = tf.image.resize(tf.io.decode_png(wide, channels=3), (24, 24), antialias=True)
+    expected = np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(decode([wide])[0], expected)
+
+
 def test_bmp_stored_top_down_has_its_size_read_from_a_negative_height():
     data = bytearray(encode_image("bmp", 30, 20))
     height = int.from_bytes(data[22:26], "little", signed=True)
