@@ -86,10 +86,13 @@ class ShowAttendTell(keras.Model):
             batch, the authors' code).
         reinforce_weight, entropy_weight, baseline_decay: hard attention's
             loss terms (0.1, 0.002) and the baseline's moving-average decay (0.9).
-        reinforce_baseline: "caption" (the authors': b averages whole-caption
-            NLLs) or "per_token" (b averages NLL per token and is scaled by
-            each caption's length, so long captions are not judged worse
-            samples for being long).
+        reinforce_baseline: "per_token" (default: b averages NLL per token
+            and is scaled by each caption's length, so a long caption is not
+            judged a worse sample for being long; the authors' code compares
+            per-word costs: capgen.py moves `baseline_time` by the mean
+            masked per-word cost and judges each caption by its mean over
+            time, in minibatches of captions of one length) or "caption"
+            (b averages whole-caption NLLs, the literal reading of eq. 12).
         seed: seed of the hard-attention sampling.
         image_size: side in pixels that image files are resized to before the
             encoder (`caption_image_files`, export); None if not fixed.
@@ -126,7 +129,7 @@ class ShowAttendTell(keras.Model):
                  doubly_stochastic_weight=1.0, loss_normalization="caption",
                  hard_inference="expected", expected_context_probability=0.5,
                  sample_mixing="image", reinforce_weight=0.1, entropy_weight=0.002,
-                 baseline_decay=0.9, reinforce_baseline="caption", seed=None, **kwargs):
+                 baseline_decay=0.9, reinforce_baseline="per_token", seed=None, **kwargs):
         super().__init__(**kwargs)
         if attention not in ATTENTIONS:
             raise ValueError(

@@ -14,8 +14,9 @@ def hard_model(make_model):
     return make_model(attention="hard", seed=3)
 
 
-def test_training_step_moves_the_baseline_as_specified(hard_model, batch):
+def test_training_step_moves_the_baseline_as_specified(make_model, batch):
     inputs, targets = batch
+    hard_model = make_model(attention="hard", seed=3, reinforce_baseline="caption")
     hard_model.compile(optimizer=keras.optimizers.Adam(1e-3))
     logs = hard_model.train_on_batch(inputs, targets, return_dict=True)
     assert float(_numpy(hard_model.baseline)) == pytest.approx(0.1 * logs["nll"], rel=1e-5)
