@@ -77,7 +77,14 @@ class BahdanauStyleSoftAttention(keras.layers.Layer):
         query_keys = self.query_projection(query)  # (batch, units)
         hidden = keys + ops.expand_dims(query_keys, 1)  # (batch, num_locations, units)
         hidden = ops.tanh(hidden) if self.activation == "tanh" else ops.relu(hidden)
-        scores = ops.sum(hidden * self.score_vector, axis=-1)  # (batch, num_locations)
+        # v . hidden as one (batch * L, units) x (units, 1) product: a multiply
+        # and a sum would write (and differentiate) one more (batch, L, units)
+        # tensor per word.
+        batch_size, num_locations = ops.shape(hidden)[0], ops.shape(hidden)[1]
+        scores = ops.reshape(
+            ops.matmul(ops.reshape(hidden, (-1, self.units)),
+                       ops.expand_dims(ops.cast(self.score_vector, hidden.dtype), -1)),
+            (batch_size, num_locations))  # (batch, num_locations)
         attention_weights = ops.softmax(scores, axis=-1)  # (batch, num_locations)
         context = ops.squeeze(
             ops.matmul(ops.expand_dims(attention_weights, 1), annotations), 1
