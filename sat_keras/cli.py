@@ -48,8 +48,8 @@ def _train(args):
                     features_dir=args.features, fine_tune_layers=args.fine_tune_layers,
                     encoder_multiplier=args.encoder_lr_multiplier, epochs=args.epochs,
                     batch_size=args.batch_size, learning_rate=args.learning_rate,
-                    max_minutes=args.max_minutes, missing=args.missing, seed=args.seed,
-                    **_run_arguments(args))
+                    max_minutes=args.max_minutes, patience=args.patience, missing=args.missing,
+                    seed=args.seed, **_run_arguments(args))
     return 0
 
 
@@ -176,6 +176,9 @@ def build_parser():
     train.add_argument("--max-minutes", type=float, default=None,
                        help="stop training after this much wall-clock time")
     train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--patience", type=int, default=None, metavar="EPOCHS",
+                       help="real datasets: stop after this many epochs without a better val "
+                            "BLEU-4 (default: the config's)")
     train.add_argument("--batch-size", type=int, default=None)
     train.add_argument("--learning-rate", type=float, default=None)
     train.add_argument("--num-images", type=int, default=None,

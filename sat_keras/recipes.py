@@ -22,7 +22,7 @@ def train_captioner(dataset, data_dir, output_dir, config_name="flickr8k_mobilen
                     captions_file=None, encoder=None, encoder_weights="imagenet",
                     features_dir=None, fine_tune_layers=None, encoder_multiplier=0.1,
                     epochs=None, batch_size=None, learning_rate=None, max_minutes=None,
-                    missing="error", seed=0, verbose="auto", print_fn=print, strategy=None,
+                    patience=None, missing="error", seed=0, verbose="auto", print_fn=print, strategy=None,
                     backup_every_steps=100, clip_norm=None, mixed_precision=None):
     """Trains soft attention on a dataset's train split, selected on val BLEU-4.
 
@@ -44,7 +44,8 @@ def train_captioner(dataset, data_dir, output_dir, config_name="flickr8k_mobilen
         fine_tune_layers: fine-tune the encoder's top N weighted layers, at
             `encoder_multiplier` times the learning rate (needs images, not
             cached features).
-        epochs, batch_size, learning_rate: override the config.
+        epochs, batch_size, learning_rate, patience: override the config
+            (patience: epochs without a better val BLEU-4 before stopping).
         max_minutes: wall-clock training budget.
         strategy: a `tf.distribute` strategy (default: the current one).
         backup_every_steps, clip_norm: see `training.train`.
@@ -56,7 +57,7 @@ def train_captioner(dataset, data_dir, output_dir, config_name="flickr8k_mobilen
         "train_minutes".
     """
     config = get_config(config_name, epochs=epochs, batch_size=batch_size,
-                        learning_rate=learning_rate)
+                        learning_rate=learning_rate, patience=patience)
     settings = config["training"]
     if fine_tune_layers and features_dir:
         raise ValueError(

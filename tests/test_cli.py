@@ -1,4 +1,5 @@
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -64,7 +65,6 @@ def test_train_on_synthetic_data_saves_a_loadable_model(tmp_path, capsys, attent
 
 
 def test_load_captioner_detects_a_mismatched_vocabulary(model_dir):
-    import json
     import os
 
     path = os.path.join(model_dir, "vocabulary.json")
@@ -112,8 +112,10 @@ def test_train_on_a_csv_dataset_from_cached_features(tmp_path, capsys, csv_datas
     assert cli.main(["extract-features", *flags, "--output", str(tmp_path / "features")]) == 0
     assert cli.main(["train", *flags, "--features", str(tmp_path / "features"),
                      "--output-dir", str(tmp_path / "model"), "--epochs", "1",
-                     "--batch-size", "2"]) == 0
+                     "--batch-size", "2", "--patience", "7"]) == 0
     assert "val (3 images), greedy: BLEU-1" in capsys.readouterr().out
+    with open(tmp_path / "model" / "config.json") as file:
+        assert json.load(file)["training"]["patience"] == 7
     model = load_captioner(str(tmp_path / "model"))
     assert model.encoder.backbone == "mobilenet_v3_small" and model.image_size == 224
     assert cli.main(["caption", records[0].image_path, "--model", str(tmp_path / "model")]) == 0

@@ -58,9 +58,10 @@ def extract_features(image_paths, encoder, output_dir, image_size, batch_size=32
     shards, shape, writer, written = [], None, None, 0
     started = time.perf_counter()
     # One compiled graph (at most two shapes: full and last batch), not op-by-op eager calls.
-    encode = tf.function(lambda images: encoder(images, training=False), reduce_retracing=True)
+    encode = tf.function(lambda images: tf.cast(encoder(images, training=False), dtype),
+                         reduce_retracing=True)
     for images in make_image_dataset(paths, image_size, batch_size=batch_size):
-        annotations = keras.ops.convert_to_numpy(encode(images)).astype(dtype)
+        annotations = keras.ops.convert_to_numpy(encode(images))
         shape = list(annotations.shape[1:])
         for features in annotations:
             if written % shard_size == 0:
