@@ -1,23 +1,41 @@
 """`sat-keras serve`: TF Serving when installed, else the in-process servers."""
 
+import json
 import os
 import shutil
 import subprocess
 import threading
 
+from sat_keras.export import EXPORT_CONFIG_FILE
 from sat_keras.serving.model_runner import ModelRunner
 from sat_keras.serving.model_runner import model_versions
 
 MODEL_SERVER = "tensorflow_model_server"
 
 
-def model_server_command(model_dir, model_name, port, rest_port=None):
-    """The `tensorflow_model_server` command line for a model base path."""
+def model_server_command(model_dir, model_name, port, rest_port=None, xla=False):
+    """The `tensorflow_model_server` command line for a model base path.
+
+    `xla`: the model was exported with `jit_compile=True`, which TF Serving
+    runs on CPUs only with its (experimental) XLA flag.
+    """
     command = [MODEL_SERVER, f"--port={port}", f"--model_name={model_name}",
                f"--model_base_path={os.path.abspath(model_dir)}"]
     if rest_port:
         command.append(f"--rest_api_port={rest_port}")
+    if xla:
+        command.append("--xla_cpu_compilation_enabled=true")
     return command
+
+
+def exported_with_xla(model_dir):
+    """Whether the newest version was exported with `jit_compile=True`."""
+    version = os.path.join(model_dir, str(model_versions(model_dir)[-1]))
+    config_path = os.path.join(version, "assets.extra", EXPORT_CONFIG_FILE)
+    if not os.path.exists(config_path):  # a SavedModel written by other code
+        return False
+    with open(config_path, encoding="utf-8") as file:
+        return bool(json.load(file).get("jit_compile", False))
 
 
 class LocalServer:
@@ -60,8 +78,9 @@ def serve(model_dir, port=8500, rest_port=None, model_name=None, in_process=Fals
     """
     model_name = model_name or os.path.basename(os.path.normpath(model_dir))
     if shutil.which(MODEL_SERVER) and not in_process:
-        model_versions(model_dir)  # an error here rather than in the server's log
-        command = model_server_command(model_dir, model_name, port, rest_port)
+        # exported_with_xla reads the versions: an error here rather than in the server's log.
+        command = model_server_command(model_dir, model_name, port, rest_port,
+                                       xla=exported_with_xla(model_dir))
         print_fn("Running " + " ".join(command))
         return subprocess.call(command)
     server = LocalServer(model_dir, port, rest_port, model_name)

@@ -1,4 +1,6 @@
+import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -56,8 +58,9 @@ def test_export_then_serve_commands(exported_model, tmp_path):
     assert "Serving tiny version 2" in output
 
 
-def test_serve_runs_tensorflow_model_server_when_it_is_installed(exported_model, tmp_path,
-                                                                  monkeypatch):
+@pytest.fixture
+def fake_model_server(tmp_path, monkeypatch):
+    """A `tensorflow_model_server` on PATH that writes its arguments to the returned file."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "tensorflow_model_server"
@@ -65,6 +68,12 @@ def test_serve_runs_tensorflow_model_server_when_it_is_installed(exported_model,
     fake.write_text(f"#!/bin/sh\necho \"$@\" > {record}\n")
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return record
+
+
+def test_serve_runs_tensorflow_model_server_when_it_is_installed(exported_model,
+                                                                  fake_model_server):
+    record = fake_model_server
     base = exported_model[1]
     assert cli.main(["serve", "--model-dir", base, "--port", "9000", "--rest-port", "9001",
                      "--model-name", "shapes"]) == 0
@@ -77,3 +86,18 @@ def test_serve_without_a_version_directory_says_so(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert cli.main(["serve", "--model-dir", str(tmp_path / "empty")]) == 2
     assert "holds no SavedModel version" in capsys.readouterr().err
+
+
+def test_serve_turns_on_tf_servings_xla_for_an_xla_export(exported_model, fake_model_server,
+                                                          tmp_path):
+    record = fake_model_server
+    base = tmp_path / "tiny"
+    shutil.copytree(exported_model[1], base)
+    config_path = base / "1" / "assets.extra" / "export_config.json"
+    config = json.loads(config_path.read_text())
+    assert config["jit_compile"] is False
+    assert cli.main(["serve", "--model-dir", str(base)]) == 0
+    assert "--xla_cpu_compilation_enabled=true" not in record.read_text().split()
+    config_path.write_text(json.dumps({**config, "jit_compile": True}))
+    assert cli.main(["serve", "--model-dir", str(base)]) == 0
+    assert record.read_text().split()[-1] == "--xla_cpu_compilation_enabled=true"
