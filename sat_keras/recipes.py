@@ -22,8 +22,8 @@ def train_captioner(dataset, data_dir, output_dir, config_name="flickr8k_mobilen
                     captions_file=None, encoder=None, encoder_weights="imagenet",
                     features_dir=None, fine_tune_layers=None, encoder_multiplier=0.1,
                     epochs=None, batch_size=None, learning_rate=None, max_minutes=None,
-                    patience=None, missing="error", seed=0, verbose="auto", print_fn=print, strategy=None,
-                    backup_every_steps=100, clip_norm=None, mixed_precision=None):
+                    patience=None, missing="error", seed=0, verbose="auto", print_fn=print,
+                    strategy=None, backup_every_steps=100, clip_norm=None, mixed_precision=None):
     """Trains soft attention on a dataset's train split, selected on val BLEU-4.
 
     Every epoch greedy captions of the first `validation_images` val images
