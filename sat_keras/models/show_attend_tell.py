@@ -96,7 +96,12 @@ class ShowAttendTell(keras.Model):
         seed: seed of the hard-attention sampling.
         image_size: side in pixels that image files are resized to before the
             encoder (`caption_image_files`, export); None if not fixed.
-        doubly_stochastic_weight: lambda of the penalty (authors: 1.0).
+        doubly_stochastic_weight: lambda of the penalty. None (default): 1.0
+            with soft attention (sec. 4.2.1, the authors' Flickr8k setting),
+            0.0 with hard attention, whose objective (sec. 4.1, eq. 10-12)
+            has no such term: the penalty favours spreading each word's
+            attention when a caption has fewer words than the image has
+            locations, which the sampled context of hard attention cannot use.
         loss_normalization: "caption" or "token" (see `losses.masked_nll`).
 
     Call arguments:
@@ -126,7 +131,7 @@ class ShowAttendTell(keras.Model):
                  attention_dim=512, attention_activation="tanh", gating="scalar",
                  deep_output=True, prev2out=True, ctx2out=True, dropout=0.5,
                  initial_state="mean_annotation", attention="soft", image_size=None,
-                 doubly_stochastic_weight=1.0, loss_normalization="caption",
+                 doubly_stochastic_weight=None, loss_normalization="caption",
                  hard_inference="expected", expected_context_probability=0.5,
                  sample_mixing="image", reinforce_weight=0.1, entropy_weight=0.002,
                  baseline_decay=0.9, reinforce_baseline="per_token", seed=None, **kwargs):
@@ -140,6 +145,8 @@ class ShowAttendTell(keras.Model):
                 f"loss_normalization must be one of {losses.NORMALIZATIONS}. "
                 f"Received: loss_normalization={loss_normalization!r}"
             )
+        if doubly_stochastic_weight is None:
+            doubly_stochastic_weight = 1.0 if attention == "soft" else 0.0
         if doubly_stochastic_weight < 0:
             raise ValueError(
                 "doubly_stochastic_weight must be >= 0. "

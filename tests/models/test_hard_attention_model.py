@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from sat_keras import ShowAttendTell
+from sat_keras.models import losses
 
 
 def _numpy(x):
@@ -128,3 +129,18 @@ def test_a_per_token_baseline_averages_nll_per_token_and_scales_by_length(make_m
 def test_an_unknown_baseline_is_refused(make_model):
     with pytest.raises(ValueError, match="reinforce_baseline"):
         make_model(attention="hard", reinforce_baseline="median")
+
+
+def test_the_doubly_stochastic_penalty_is_soft_attention_s_by_default(make_model, batch):
+    inputs, targets = batch
+    assert make_model().doubly_stochastic_weight == 1.0
+    assert make_model(attention="hard", doubly_stochastic_weight=0.5).doubly_stochastic_weight == 0.5
+    hard = make_model(attention="hard", seed=3)
+    assert hard.doubly_stochastic_weight == 0.0
+    outputs = hard(inputs)
+    penalty = _numpy(losses.doubly_stochastic_penalty(outputs["attention_weights"], targets))
+    assert penalty.min() > 0.0  # so a loss without it differs
+    nll = _numpy(losses.masked_nll(targets, outputs["logits"]))
+    loss = hard.compute_loss(y=targets, y_pred=outputs, training=False)
+    np.testing.assert_allclose(_numpy(loss), np.mean(nll), rtol=1e-5)
+    assert ShowAttendTell.from_config(hard.get_config()).doubly_stochastic_weight == 0.0
