@@ -131,7 +131,7 @@ def test_an_unknown_baseline_is_refused(make_model):
         make_model(attention="hard", reinforce_baseline="median")
 
 
-def test_the_doubly_stochastic_penalty_is_soft_attention_s_by_default(make_model, batch):
+def test_the_doubly_stochastic_penalty_defaults_to_soft_attention_only(make_model, batch):
     inputs, targets = batch
     assert make_model().doubly_stochastic_weight == 1.0
     assert make_model(attention="hard", doubly_stochastic_weight=0.5).doubly_stochastic_weight == 0.5
