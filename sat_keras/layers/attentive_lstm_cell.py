@@ -5,6 +5,7 @@ from keras import ops
 
 from sat_keras.layers.flat import flat_apply
 from sat_keras.layers.hard_attention import HardAttentionSampler
+from sat_keras.layers.products import matmul_with_transposed_kernel
 from sat_keras.layers.soft_attention import BahdanauStyleSoftAttention
 
 GATINGS = ("scalar", "vector", None)
@@ -198,12 +199,25 @@ class AttentiveLSTMCell(keras.layers.Layer):
         """
         return flat_apply(lambda x: ops.matmul(x, self.input_kernel), embedded) + self.lstm_bias
 
+    def transposed_kernels(self):
+        """The step's kernels, transposed, for `recurrent_step`.
+
+        Teacher forcing computes them once per batch, outside the recurrence,
+        so that each step's gradient multiplies by kernels already laid out
+        transposed (see `products.matmul_with_transposed_kernel`).
+        """
+        return {"context_kernel": ops.transpose(self.context_kernel),  # (4U, annotation_dim)
+                "recurrent_kernel": ops.transpose(self.recurrent_kernel),  # (4U, U)
+                "query_kernel": ops.transpose(self.soft_attention.query_projection.kernel)}
+
     def recurrent_step(self, embedded, states, memory, training=False, uniform_noise=None,
-                       input_gates=None):
+                       input_gates=None, transposed=None):
         """Steps 2-4 from E y_{t-1} (batch, embedding_dim).
 
         `input_gates`: `self.input_gates(embedded)` when already computed
-        (then `embedded` is not used).
+        (then `embedded` is not used). `transposed`: `self.transposed_kernels()`
+        when the step will be differentiated; the outputs are the same, their
+        gradients faster.
 
         Returns:
             (h_t, c_t, z_t, alpha_t, log_prob): log_prob (batch,) is log
@@ -212,7 +226,8 @@ class AttentiveLSTMCell(keras.layers.Layer):
         """
         h, c = states
         context, attention_weights = self.soft_attention(
-            h, memory["annotations"], keys=memory["keys"]
+            h, memory["annotations"], keys=memory["keys"],
+            query_kernel_t=None if transposed is None else transposed["query_kernel"],
         )  # (batch, annotation_dim), (batch, num_locations)
         context, log_prob = self._hard_context(
             context, attention_weights, memory, training, uniform_noise)
@@ -222,13 +237,21 @@ class AttentiveLSTMCell(keras.layers.Layer):
             input_gates = self.input_gates(embedded)  # (batch, 4 * units)
         gates = (
             input_gates
-            + ops.matmul(context, self.context_kernel)
-            + ops.matmul(h, self.recurrent_kernel)
+            + self._kernel_product(context, "context_kernel", transposed)
+            + self._kernel_product(h, "recurrent_kernel", transposed)
         )  # (batch, 4 * units)
         input_gate, forget_gate, candidate, output_gate = ops.split(gates, 4, axis=-1)
         c = ops.sigmoid(forget_gate) * c + ops.sigmoid(input_gate) * ops.tanh(candidate)  # (batch, units)
         h = ops.sigmoid(output_gate) * ops.tanh(c)  # (batch, units)
         return h, c, context, attention_weights, log_prob
+
+    def _kernel_product(self, inputs, name, transposed):
+        """inputs @ the LSTM kernel `name` ("context_kernel" or "recurrent_kernel")."""
+        kernel = getattr(self, name)
+        if transposed is None:
+            return ops.matmul(inputs, kernel)
+        return matmul_with_transposed_kernel(
+            inputs, ops.cast(kernel, inputs.dtype), ops.cast(transposed[name], inputs.dtype))
 
     def _hard_context(self, context, attention_weights, memory, training, uniform_noise):
         """The context and log p(s) for hard attention; soft passes through."""

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from sat_keras.layers.flat import flat_apply
+from sat_keras.layers.products import matmul_with_transposed_kernel
 
 ACTIVATIONS = ("tanh", "relu")
 
@@ -30,6 +31,10 @@ class BahdanauStyleSoftAttention(keras.layers.Layer):
         annotations: a, (batch, num_locations, annotation_dim).
         keys: optional output of `project_annotations(annotations)`;
             computed here when omitted.
+        query_kernel_t: optional W_h transposed (units, query_dim),
+            computed once outside a recurrence that will be differentiated:
+            the outputs are the same, the query's gradient faster
+            (`sat_keras.layers.products.matmul_with_transposed_kernel`).
 
     Returns:
         `(context, attention_weights)`: z_t (batch, annotation_dim) and
@@ -71,10 +76,15 @@ class BahdanauStyleSoftAttention(keras.layers.Layer):
         """Step 1, once per image: W_a a + b_a."""
         return flat_apply(self.annotation_projection, annotations)  # (batch, L, units)
 
-    def call(self, query, annotations, keys=None):
+    def call(self, query, annotations, keys=None, query_kernel_t=None):
         if keys is None:
             keys = self.project_annotations(annotations)  # (batch, num_locations, units)
-        query_keys = self.query_projection(query)  # (batch, units)
+        if query_kernel_t is None:
+            query_keys = self.query_projection(query)  # (batch, units)
+        else:
+            query_keys = matmul_with_transposed_kernel(
+                query, ops.cast(self.query_projection.kernel, query.dtype),
+                ops.cast(query_kernel_t, query.dtype))  # (batch, units)
         hidden = keys + ops.expand_dims(query_keys, 1)  # (batch, num_locations, units)
         hidden = ops.tanh(hidden) if self.activation == "tanh" else ops.relu(hidden)
         # v . hidden as one (batch * L, units) x (units, 1) product: a multiply

@@ -288,11 +288,13 @@ class ShowAttendTell(keras.Model):
                 seed=self.seed_generator)  # (T, batch, L), drawn once outside the loop
             sequence = (sequence, noise)
 
+        transposed = self.cell.transposed_kernels()  # once, outside the loop
+
         def recurrence(carry, inputs_t):
             gates_t, noise_t = inputs_t if sampling else (inputs_t, None)
             return tuple(self.cell.recurrent_step(
                 None, list(carry[:2]), memory, training=sampling, uniform_noise=noise_t,
-                input_gates=gates_t))
+                input_gates=gates_t, transposed=transposed))
 
         initial = (
             state[0], state[1],

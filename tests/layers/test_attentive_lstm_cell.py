@@ -93,3 +93,32 @@ def test_invalid_arguments(overrides, message):
     settings.update(overrides)
     with pytest.raises(ValueError, match=message):
         AttentiveLSTMCell(**settings)
+
+
+def test_transposed_kernels_change_no_value_and_no_gradient():
+    import tensorflow as tf
+
+    cell = _cell(gating="vector")
+    annotations = tf.constant(_annotations())
+    embedded = cell.embed(np.array([1, 5]))
+
+    def loss_and_grads(transposed):
+        with tf.GradientTape() as tape:
+            tape.watch(annotations)
+            memory = cell.prepare_memory(annotations)
+            h, c, context, _, _ = cell.recurrent_step(
+                embedded, cell.get_initial_state(annotations), memory,
+                transposed=cell.transposed_kernels() if transposed else None)
+            loss = tf.reduce_sum(h * c) + tf.reduce_sum(context)
+        return loss, tape.gradient(loss, cell.trainable_weights + [annotations])
+
+    (fast_loss, fast_grads), (plain_loss, plain_grads) = loss_and_grads(True), loss_and_grads(False)
+    np.testing.assert_allclose(fast_loss.numpy(), plain_loss.numpy(), rtol=1e-6)
+    names = [weight.path for weight in cell.trainable_weights] + ["annotations"]
+    for name, fast_grad, plain_grad in zip(names, fast_grads, plain_grads):
+        if plain_grad is None:  # the embedding and output layers are not in this step
+            assert fast_grad is None, name
+            continue
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(fast_grad),
+                                   keras.ops.convert_to_numpy(plain_grad),
+                                   rtol=1e-5, atol=1e-6, err_msg=name)
