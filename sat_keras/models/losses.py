@@ -33,11 +33,12 @@ def masked_nll(target_ids, logits, normalization="caption"):
             f"Received: normalization={normalization!r}"
         )
     mask = caption_mask(target_ids)  # (batch, time)
-    log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)  # (batch, time, V)
-    target_log_probs = ops.squeeze(
-        ops.take_along_axis(log_probs, ops.expand_dims(target_ids, -1), axis=-1), -1
-    )  # (batch, time)
-    nll = -ops.sum(target_log_probs * mask, axis=1)  # (batch,)
+    # One fused softmax cross-entropy (forward and gradient) on TensorFlow; a
+    # log-softmax and a gather would scatter the gradient into a
+    # (batch, time, V) tensor of zeros.
+    token_nll = ops.sparse_categorical_crossentropy(
+        target_ids, ops.cast(logits, "float32"), from_logits=True)  # (batch, time)
+    nll = ops.sum(token_nll * mask, axis=1)  # (batch,)
     if normalization == "token":
         nll = nll / ops.maximum(ops.sum(mask, axis=1), 1.0)  # (batch,)
     return nll

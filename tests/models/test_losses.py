@@ -39,3 +39,18 @@ def test_penalty_masks_attention_at_padded_steps():
     targets = np.array([[2, 0, 0]])  # one real step: (1 - 0.5)^2 * 2 locations
     np.testing.assert_allclose(_numpy(losses.doubly_stochastic_penalty(alpha, targets)), [0.5],
                                rtol=1e-6)
+
+
+def test_masked_nll_gradient_is_softmax_minus_one_hot_on_real_tokens():
+    import tensorflow as tf
+
+    logits = tf.constant(np.random.default_rng(0).normal(size=(1, 3, 4)), tf.float32)
+    targets = np.array([[3, 2, 0]])  # the last step is padding
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        nll = losses.masked_nll(targets, logits)
+    gradient = tape.gradient(nll, logits).numpy()
+    softmax = tf.nn.softmax(logits).numpy()
+    expected = softmax - np.eye(4)[targets]
+    expected[0, 2] = 0.0
+    np.testing.assert_allclose(gradient, expected, rtol=1e-5, atol=1e-7)
