@@ -11,10 +11,13 @@ spread evenly over 8-20 tokens, bucketed every 4 tokens as in real training
 (`data.pipeline.default_bucket_boundaries`). Full training steps (forward,
 backward, Adam) through `model.fit`, after one warm-up step per bucket.
 
-Prints, from one run: the fp32 matmul rate (2048 x 2048) measured in this
-process, captions/s and ms/step, the achieved rate in useful FLOPs (the count
-of `sat_keras.flops`, real tokens only) and its ratio to the matmul rate, the
-number of traces of the model's call, and the peak RSS.
+Prints, from one run: captions/s and ms/step, the achieved rate in useful
+FLOPs (the count of `sat_keras.flops`, real tokens only) and its ratio to the
+fp32 matmul rate (2048 x 2048), the number of traces of the model's call, and
+the peak RSS. The timed steps run in `--chunks` epochs, each right after its
+own measurement of the matmul rate, so that every ratio compares two figures
+taken in the same minute of a shared machine whose speed drifts; the
+headline is the median of the chunks' ratios.
 """
 
 import argparse
@@ -88,15 +91,42 @@ def build(args):
     return model
 
 
+class ChunkTimer(keras.callbacks.Callback):
+    """Measures the matmul rate before each epoch, then times the epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.matmul, self.seconds = [], []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.matmul.append(matmul_gflops(trials=2))
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.started)
+
+
+def caption_lengths(batch_size, steps, seed):
+    """Real tokens per caption of the first `steps` batches, and the padded positions."""
+    lengths, padded = [], []
+    for _, targets in caption_batches(batch_size, seed=seed).take(steps):
+        lengths.append(tf.reduce_sum(tf.cast(targets > 0, tf.int32), 1).numpy().tolist())
+        padded.append(int(np.prod(targets.shape)))
+    return lengths, padded
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--chunks", type=int, default=5, help="epochs the timed steps form")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--jit-compile", action="store_true")
     parser.add_argument("--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"])
     args = parser.parse_args()
+    if args.steps % args.chunks:
+        parser.error("--steps must be a multiple of --chunks")
+    per_chunk = args.steps // args.chunks
 
-    matmul = matmul_gflops()
     model = build(args)
     dataset = caption_batches(args.batch_size)
     warmup = len(default_bucket_boundaries(MAX_LENGTH + 1)) * 3
@@ -104,28 +134,34 @@ def main():
     traces_after_warmup = CountingModel.traces
 
     # The same seed gives the same batches: one copy is timed, the other counted.
-    started = time.perf_counter()
-    model.fit(caption_batches(args.batch_size, seed=1), steps_per_epoch=args.steps, epochs=1,
-              verbose=0)
-    seconds = time.perf_counter() - started
-    lengths, padded = [], 0
-    for _, targets in caption_batches(args.batch_size, seed=1).take(args.steps):
-        lengths.extend(tf.reduce_sum(tf.cast(targets > 0, tf.int32), 1).numpy().tolist())
-        padded += int(np.prod(targets.shape))
+    timer = ChunkTimer()
+    model.fit(caption_batches(args.batch_size, seed=1), steps_per_epoch=per_chunk,
+              epochs=args.chunks, verbose=0, callbacks=[timer])
+    lengths, padded = caption_lengths(args.batch_size, args.steps, seed=1)
 
-    flops = training_flops(SIZES, lengths)
-    achieved = flops / seconds / 1e9
     print(f"machine: {describe_machine()}")
-    print(f"fp32 matmul 2048x2048: {matmul:.1f} GFLOP/s")
     print(f"benchmark size: batch {args.batch_size}, L={SIZES.locations} D={SIZES.features} "
           f"E={SIZES.embedding} U={SIZES.units} A={SIZES.attention} V={SIZES.vocabulary}, "
           f"lengths 8-20; jit_compile={args.jit_compile}, "
           f"precision={args.mixed_precision or 'float32'}")
+    ratios = []
+    for chunk, (seconds, matmul) in enumerate(zip(timer.seconds, timer.matmul)):
+        steps = slice(chunk * per_chunk, (chunk + 1) * per_chunk)
+        achieved = training_flops(SIZES, sum(lengths[steps], [])) / seconds / 1e9
+        ratios.append(achieved / matmul)
+        print(f"chunk {chunk + 1}: {1000 * seconds / per_chunk:.0f} ms/step, "
+              f"{achieved:.1f} GFLOP/s useful, matmul {matmul:.1f} GFLOP/s: {ratios[-1]:.1%}")
+    seconds, all_lengths = sum(timer.seconds), sum(lengths, [])
+    flops = training_flops(SIZES, all_lengths)
     print(f"{args.steps} steps in {seconds:.2f} s: {1000 * seconds / args.steps:.0f} ms/step, "
-          f"{len(lengths) / seconds:.0f} captions/s, {sum(lengths) / seconds:.0f} tokens/s "
-          f"({sum(lengths) / padded:.0%} of the padded positions are real tokens)")
+          f"{len(all_lengths) / seconds:.0f} captions/s, {sum(all_lengths) / seconds:.0f} "
+          f"tokens/s ({sum(all_lengths) / sum(padded):.0%} of the padded positions are real "
+          f"tokens)")
     print(f"useful work: {flops / args.steps / 1e9:.1f} GFLOP/step, achieved "
-          f"{achieved:.1f} GFLOP/s = {achieved / matmul:.1%} of the matmul rate")
+          f"{flops / seconds / 1e9:.1f} GFLOP/s; fp32 matmul 2048x2048: "
+          f"{min(timer.matmul):.1f}-{max(timer.matmul):.1f} GFLOP/s")
+    print(f"ratio to the matmul rate of the same chunk: median {np.median(ratios):.1%} "
+          f"(chunks: {min(ratios):.1%}-{max(ratios):.1%})")
     print(f"traces of the model's call: {traces_after_warmup} in warm-up "
           f"({len(default_bucket_boundaries(MAX_LENGTH + 1)) + 1} buckets), "
           f"{CountingModel.traces - traces_after_warmup} while timed")
