@@ -8,7 +8,8 @@ noise. This script copies the `sat_keras` package of each revision (`git
 show`, from the repository this script is in) under another name, builds the
 benchmark-size model of `train_throughput.py` from each, and then times
 `--steps` training steps of each in turn, `--rounds` times, alternating which
-goes first, on the same batches. Prints each revision's median ms/step and
+goes first, on the same batches, held in memory (`train_on_batch`: a new
+input pipeline per round would add its start-up to the time). Prints each revision's median ms/step and
 the median over rounds of B's time divided by A's in the same round.
 """
 
@@ -53,7 +54,8 @@ def build(package):
                                    attention_dim=sizes.attention, dropout=0.5)
     model.build({"features": (None, sizes.locations, sizes.features)})
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    model.fit(train_throughput.caption_batches(64), steps_per_epoch=24, epochs=1, verbose=0)
+    for inputs, targets in train_throughput.caption_batches(64).take(24):  # trace every bucket
+        model.train_on_batch(inputs, targets)
     return model
 
 
@@ -75,10 +77,12 @@ def main():
     times = {name: [] for name in names}
     for round_index in range(args.rounds):
         order = names if round_index % 2 == 0 else names[::-1]
+        batches = list(train_throughput.caption_batches(64, seed=100 + round_index)
+                       .take(args.steps))
         for name in order:
-            batches = train_throughput.caption_batches(64, seed=100 + round_index)
             started = time.perf_counter()
-            models[name].fit(batches, steps_per_epoch=args.steps, epochs=1, verbose=0)
+            for inputs, targets in batches:
+                models[name].train_on_batch(inputs, targets)
             times[name].append(1000 * (time.perf_counter() - started) / args.steps)
     a, b = (np.array(times[name]) for name in names)
     for revision, values in zip(args.revisions, (a, b)):
