@@ -1,15 +1,16 @@
 """Is training on cached Flickr8k features input-bound? Real pipeline vs one repeated batch.
 
     python benchmarks/input_pipeline.py --features FEATURES [--data-dir ../shared/data/flickr8k]
-        [--steps 40]
+        [--steps 40] [--rounds 3]
 
 FEATURES: a folder written by `sat-keras extract-features --dataset flickr8k
 --encoder mobilenet`. Trains the "flickr8k_mobilenet" model (cached
 features, batch 64) for --steps steps fed by the real training pipeline
 (`make_caption_dataset(..., features=...)`: shuffle, tokenise with
-tensorflow-text, look up features, bucket), then for --steps steps on one
-of its batches repeated from memory (no input work), after warm-up on every
-bucket. Prints both step rates and their ratio; within 10% means the input
+tensorflow-text, look up features, bucket), then for --steps steps on
+--steps of its batches cached in memory (the same mix of caption lengths, no
+input work), alternating --rounds times, after warm-up on every bucket.
+Prints the median step rates and their ratio; within 10% means the input
 keeps up with the step.
 """
 
@@ -18,7 +19,7 @@ import os
 import time
 
 import keras
-import tensorflow as tf
+import numpy as np
 
 from sat_keras.data.datasets import read_dataset
 from sat_keras.data.features import CachedFeatures
@@ -42,6 +43,7 @@ def main():
     parser.add_argument("--features", required=True)
     parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "flickr8k"))
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     config = get_config("flickr8k_mobilenet")
     settings = config["training"]
@@ -58,21 +60,23 @@ def main():
                                     max_length=settings["max_length"], seed=0,
                                     drop_remainder=True, features=features, from_epoch=0)
     model.fit(pipeline, steps_per_epoch=30, epochs=1, verbose=0)  # warm-up: every bucket
-    # A batch of the most common length, from memory.
-    batches = [batch for batch in pipeline.take(30)]
-    common = max(set(b[1].shape[1] for b in batches), key=[b[1].shape[1] for b in batches].count)
-    one = next(b for b in batches if b[1].shape[1] == common)
-    repeated = tf.data.Dataset.from_tensors(one).repeat()
-    model.fit(repeated, steps_per_epoch=3, epochs=1, verbose=0)
-    real = steps_per_second(model, pipeline, args.steps)
-    memory = steps_per_second(model, repeated, args.steps)
+    # The same kind of batches with no input work: `steps` batches of the
+    # pipeline (every bucket, in its proportions) cached in memory.
+    memory = pipeline.take(args.steps).cache().repeat()
+    model.fit(memory, steps_per_epoch=args.steps, epochs=1, verbose=0)  # fills the cache
+    real_rates, memory_rates = [], []
+    for _ in range(args.rounds):  # alternated: the machine's speed drifts
+        real_rates.append(steps_per_second(model, pipeline, args.steps))
+        memory_rates.append(steps_per_second(model, memory, args.steps))
+    real, memory = np.median(real_rates), np.median(memory_rates)
     print(f"flickr8k_mobilenet on cached features {features.shape}, batch "
-          f"{settings['batch_size']}, {args.steps} steps each")
-    print(f"real pipeline:          {real:.2f} steps/s ({1000 / real:.0f} ms/step, buckets of "
-          f"every length)")
-    print(f"one batch from memory:  {memory:.2f} steps/s ({1000 / memory:.0f} ms/step, "
-          f"{common} tokens, the most common bucket)")
-    print(f"real / memory: {real / memory:.1%}")
+          f"{settings['batch_size']}, {args.steps} steps each, {args.rounds} rounds")
+    print(f"real pipeline:          {real:.2f} steps/s ({1000 / real:.0f} ms/step, median)")
+    print(f"cached in memory:       {memory:.2f} steps/s ({1000 / memory:.0f} ms/step, "
+          f"the same kind of batches)")
+    ratios = [r / m for r, m in zip(real_rates, memory_rates)]
+    print(f"real / memory: {real / memory:.1%} (rounds: "
+          f"{', '.join(f'{ratio:.1%}' for ratio in ratios)})")
 
 
 if __name__ == "__main__":

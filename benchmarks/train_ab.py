@@ -9,8 +9,9 @@ show`, from the repository this script is in) under another name, builds the
 benchmark-size model of `train_throughput.py` from each, and then times
 `--steps` training steps of each in turn, `--rounds` times, alternating which
 goes first, on the same batches, held in memory (`train_on_batch`: a new
-input pipeline per round would add its start-up to the time). Prints each revision's median ms/step and
-the median over rounds of B's time divided by A's in the same round.
+input pipeline per round would add its start-up to the time). Prints each
+revision's median ms/step and the median over rounds of B's time divided by
+A's in the same round.
 """
 
 import argparse

@@ -1,6 +1,6 @@
 """Training throughput at the benchmark size against the machine's matmul rate.
 
-    python benchmarks/train_throughput.py [--steps 40] [--jit-compile]
+    python benchmarks/train_throughput.py [--steps 40] [--chunks 5] [--jit-compile]
         [--mixed-precision mixed_bfloat16] [--batch-size 64]
 
 Benchmark size: batch 64 captions, 196 locations x 512 features (cached
