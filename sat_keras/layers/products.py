@@ -33,4 +33,3 @@ def matmul_with_transposed_kernel(inputs, kernel, kernel_t):
         return ops.matmul(x, w), gradient
 
     return product(inputs, kernel)
-
