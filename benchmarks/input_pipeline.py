@@ -1,4 +1,4 @@
-"""Is training on cached Flickr8k features input-bound? Real pipeline vs one repeated batch.
+"""Is training on cached Flickr8k features input-bound? Real pipeline vs its batches in memory.
 
     python benchmarks/input_pipeline.py --features FEATURES [--data-dir ../shared/data/flickr8k]
         [--steps 40] [--rounds 3]
