@@ -22,7 +22,6 @@ import sys
 import tempfile
 import time
 
-import keras
 import numpy as np
 
 import train_throughput
@@ -47,15 +46,9 @@ def package_copy(revision, name, folder):
 
 
 def build(package):
-    sizes = train_throughput.SIZES
-    vocabulary = package.Vocabulary(["<pad>", "<start>", "<end>", "<unk>"]
-                                    + [f"w{i}" for i in range(sizes.vocabulary - 4)])
-    keras.utils.set_random_seed(0)
-    model = package.ShowAttendTell(vocabulary, embedding_dim=sizes.embedding, units=sizes.units,
-                                   attention_dim=sizes.attention, dropout=0.5)
-    model.build({"features": (None, sizes.locations, sizes.features)})
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    for inputs, targets in train_throughput.caption_batches(64).take(24):  # trace every bucket
+    """The benchmark-size model from `package`, traced for every bucket."""
+    model = train_throughput.benchmark_model(package.ShowAttendTell, package.Vocabulary)
+    for inputs, targets in train_throughput.caption_batches(64).take(24):
         model.train_on_batch(inputs, targets)
     return model
 

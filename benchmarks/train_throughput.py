@@ -78,17 +78,22 @@ def caption_batches(batch_size, seed=0):
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def benchmark_model(model_class, vocabulary_class, jit_compile=False):
+    """The benchmark-size model of `model_class`, built and compiled (Adam 1e-3)."""
+    vocabulary = vocabulary_class(["<pad>", "<start>", "<end>", "<unk>"]
+                                  + [f"w{i}" for i in range(SIZES.vocabulary - 4)])
+    keras.utils.set_random_seed(0)
+    model = model_class(vocabulary, embedding_dim=SIZES.embedding, units=SIZES.units,
+                        attention_dim=SIZES.attention, dropout=0.5)
+    model.build({"features": (None, SIZES.locations, SIZES.features)})
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit_compile)
+    return model
+
+
 def build(args):
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy(args.mixed_precision)
-    vocabulary = Vocabulary(["<pad>", "<start>", "<end>", "<unk>"]
-                            + [f"w{i}" for i in range(SIZES.vocabulary - 4)])
-    keras.utils.set_random_seed(0)
-    model = CountingModel(vocabulary, embedding_dim=SIZES.embedding, units=SIZES.units,
-                          attention_dim=SIZES.attention, dropout=0.5)
-    model.build({"features": (None, SIZES.locations, SIZES.features)})
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=args.jit_compile)
-    return model
+    return benchmark_model(CountingModel, Vocabulary, jit_compile=args.jit_compile)
 
 
 class ChunkTimer(keras.callbacks.Callback):
