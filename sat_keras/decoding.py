@@ -1,9 +1,13 @@
 """Caption search over the step contract, in-graph (keras.ops only).
 
 A decoder is seen only through
-`step(token_ids (batch,), state, memory) -> (logits (batch, V), state,
-attention_weights (batch, L))`; `state` and `memory` are any nested
-structures of tensors whose leaves have the batch first.
+`step(token_ids (rows,), state, memory) -> (logits (rows, V), state,
+attention_weights (rows, L))`; `state` and `memory` are any nested
+structures of tensors whose leaves have their rows first. `memory` holds
+one row per image; `token_ids` and `state` hold one row per hypothesis:
+one per image in greedy search and sampling, `beam_size` consecutive rows
+per image in beam search (rows = images * beams), so the beams of an image
+share its memory instead of reading `beam_size` copies of it.
 """
 
 import keras
@@ -165,20 +169,24 @@ def beam_search(step, initial_state, memory, num_locations, max_length, beam_siz
     batch_size = _batch_size(memory)
     k = beam_size
     state = tree.map_structure(lambda x: _tile_beams(x, k), initial_state)
-    memory = tree.map_structure(lambda x: _tile_beams(x, k), memory)
     # Only the first beam is live at the start, so the k beams do not repeat.
     first_beam = ops.cast(ops.equal(ops.arange(k), 0), "float32")  # (k,)
     live_scores = ops.tile(ops.expand_dims((1.0 - first_beam) * NEGATIVE_INFINITY, 0),
                            (batch_size, 1))  # (batch, k)
     live_tokens = ops.zeros((batch_size * k, max_length), "int32")  # (batch * k, T)
-    live_attention = ops.zeros((batch_size * k, max_length, num_locations))  # (batch * k, T, L)
     finished_scores = ops.full((batch_size, k), NEGATIVE_INFINITY)  # (batch, k)
     finished_tokens = ops.zeros((batch_size * k, max_length), "int32")  # (batch * k, T)
-    finished_attention = ops.zeros((batch_size * k, max_length, num_locations))  # (b*k, T, L)
+    # Where each finished hypothesis ended: t * k + j, j its live beam at step t.
+    finished_origins = ops.zeros((batch_size, k), "int32")  # (batch, k)
+    # The attention of every live beam at every step, and each step's choice
+    # of parents: the attention of a hypothesis is traced back at the end
+    # (`_trace_attention`) instead of copied along with it at every step.
+    attention_history = ops.zeros((max_length, batch_size * k, num_locations))  # (T, b*k, L)
+    parent_history = ops.zeros((max_length, batch_size, k), "int32")  # (T, batch, k)
     previous = ops.full((batch_size * k,), start_id, "int32")  # (batch * k,)
 
-    def keep_going(t, previous, state, live_scores, live_tokens, live_attention,
-                   finished_scores, finished_tokens, finished_attention):
+    def keep_going(t, previous, state, live_scores, live_tokens, finished_scores,
+                   finished_tokens, finished_origins, attention_history, parent_history):
         # Log-probabilities only fall, so a live hypothesis can at best keep its
         # score; with a length penalty its best is the score at max_length.
         best_live = live_scores[:, 0] / ops.maximum(
@@ -187,9 +195,11 @@ def beam_search(step, initial_state, memory, num_locations, max_length, beam_siz
         undecided = ops.any(best_live > worst_finished)
         return ops.logical_and(t < max_length, undecided)
 
-    def one_step(t, previous, state, live_scores, live_tokens, live_attention,
-                 finished_scores, finished_tokens, finished_attention):
+    def one_step(t, previous, state, live_scores, live_tokens, finished_scores,
+                 finished_tokens, finished_origins, attention_history, parent_history):
         logits, state, alpha = step(previous, state, memory)  # (b*k, V), ., (b*k, L)
+        attention_history = ops.slice_update(
+            attention_history, (t, 0, 0), ops.expand_dims(ops.cast(alpha, "float32"), 0))
         vocabulary_size = ops.shape(logits)[-1]
         log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)  # (b*k, V)
         candidates = ops.expand_dims(live_scores, -1) + _unflatten_beams(
@@ -200,19 +210,17 @@ def beam_search(step, initial_state, memory, num_locations, max_length, beam_siz
         words = ops.cast(top_indices % vocabulary_size, "int32")  # (batch, 2k)
         tokens = _write_column(_gather_beams(live_tokens, parents, batch_size, k), t,
                                ops.reshape(words, (-1,)))  # (batch * 2k, T)
-        attention = _write_column(
-            _gather_beams(live_attention, parents, batch_size, k), t,
-            _gather_beams(ops.cast(alpha, "float32"), parents, batch_size, k))  # (b*2k, T, L)
         ended = ops.equal(words, end_id)  # (batch, 2k)
 
         # The k best extensions that do not end stay live.
         live_scores, live_picks = ops.top_k(
             ops.where(ended, NEGATIVE_INFINITY, top_scores), k)  # (batch, k)
         live_parents = ops.take_along_axis(parents, live_picks, axis=1)  # (batch, k)
+        parent_history = ops.slice_update(
+            parent_history, (t, 0, 0), ops.expand_dims(ops.cast(live_parents, "int32"), 0))
         state = tree.map_structure(
             lambda x: _gather_beams(x, live_parents, batch_size, k), state)
         live_tokens = _gather_beams(tokens, live_picks, batch_size, k)  # (batch * k, T)
-        live_attention = _gather_beams(attention, live_picks, batch_size, k)  # (b*k, T, L)
         previous = ops.reshape(ops.take_along_axis(words, live_picks, axis=1), (-1,))  # (b*k,)
 
         # Extensions that end within the k best join the finished ones (as in
@@ -227,34 +235,65 @@ def beam_search(step, initial_state, memory, num_locations, max_length, beam_siz
         all_tokens = ops.concatenate(
             [_unflatten_beams(finished_tokens, batch_size), _unflatten_beams(tokens, batch_size)],
             axis=1)  # (batch, 3k, T)
-        all_attention = ops.concatenate(
-            [_unflatten_beams(finished_attention, batch_size),
-             _unflatten_beams(attention, batch_size)], axis=1)  # (batch, 3k, T, L)
         finished_tokens = _gather_beams(_flatten_beams(all_tokens), picks, batch_size, 3 * k)
-        finished_attention = _gather_beams(_flatten_beams(all_attention), picks, batch_size,
-                                           3 * k)  # (batch * k, T, L)
-        return (t + 1, previous, state, live_scores, live_tokens, live_attention,
-                finished_scores, finished_tokens, finished_attention)
+        all_origins = ops.concatenate(
+            [finished_origins, t * k + ops.cast(parents, "int32")], axis=1)  # (batch, 3k)
+        finished_origins = ops.take_along_axis(all_origins, picks, axis=1)  # (batch, k)
+        return (t + 1, previous, state, live_scores, live_tokens, finished_scores,
+                finished_tokens, finished_origins, attention_history, parent_history)
 
     outputs = ops.while_loop(
         keep_going, one_step,
-        (0, previous, state, live_scores, live_tokens, live_attention,
-         finished_scores, finished_tokens, finished_attention),
+        (0, previous, state, live_scores, live_tokens, finished_scores, finished_tokens,
+         finished_origins, attention_history, parent_history),
         maximum_iterations=max_length,
     )
-    (_, _, _, live_scores, live_tokens, live_attention,
-     finished_scores, finished_tokens, finished_attention) = outputs
+    (steps, _, _, live_scores, live_tokens, finished_scores, finished_tokens,
+     finished_origins, attention_history, parent_history) = outputs
     # Best finished hypothesis per image, or the best live one if none ended.
     has_finished = finished_scores[:, 0] > NEGATIVE_INFINITY / 2  # (batch,)
     best_live_score = live_scores[:, 0] / length_normalizer(max_length, length_penalty)
     first = ops.zeros((batch_size, 1), "int32")  # (batch, 1)
     finished_best = _gather_beams(finished_tokens, first, batch_size, k)  # (batch, T)
     live_best = _gather_beams(live_tokens, first, batch_size, k)  # (batch, T)
+    last = steps - 1
+    live_origin = last * k + ops.take(parent_history, last, axis=0)[:, 0]  # (batch,)
+    origins = ops.where(has_finished, finished_origins[:, 0], live_origin)  # (batch,)
     return {
         "token_ids": ops.where(ops.expand_dims(has_finished, 1), finished_best, live_best),
         "scores": ops.where(has_finished, finished_scores[:, 0], best_live_score),
-        "attention_weights": ops.where(
-            ops.reshape(has_finished, (-1, 1, 1)),
-            _gather_beams(finished_attention, first, batch_size, k),
-            _gather_beams(live_attention, first, batch_size, k)),  # (batch, T, L)
+        "attention_weights": _trace_attention(
+            attention_history, parent_history, origins, k),  # (batch, T, L)
     }
+
+
+def _trace_attention(attention_history, parent_history, origins, beam_size):
+    """The attention of one hypothesis per image, followed back through its parents.
+
+    Args:
+        attention_history: (T, batch * k, L), the attention of the live beam
+            j of image b at step t in row b * k + j of entry t.
+        parent_history: (T, batch, k): at step t, the beam of step t - 1 that
+            each new live beam extends.
+        origins: (batch,) int, t * k + j: the hypothesis's last word was
+            chosen at step t from live beam j.
+        beam_size: k.
+
+    Returns:
+        (batch, T, L): the attention at each of the hypothesis's steps, zero
+        after its last word.
+    """
+    max_length = attention_history.shape[0]
+    batch_size = ops.shape(origins)[0]
+    offsets = ops.arange(batch_size, dtype="int32") * beam_size  # (batch,)
+    end_step = origins // beam_size  # (batch,)
+    beam = origins % beam_size  # (batch,)
+    rows = []
+    for t in reversed(range(max_length)):
+        alpha = ops.take(attention_history[t], offsets + beam, axis=0)  # (batch, L)
+        rows.append(ops.where(ops.expand_dims(t <= end_step, -1), alpha, 0.0))
+        if t > 0:
+            parent = ops.take_along_axis(parent_history[t - 1], ops.expand_dims(beam, -1),
+                                         axis=1)[:, 0]  # (batch,)
+            beam = ops.where(t <= end_step, parent, beam)  # (batch,)
+    return ops.stack(rows[::-1], axis=1)  # (batch, T, L)

@@ -129,6 +129,39 @@ def test_tokens_after_end_are_padding_and_attention_is_zero_there():
     assert out["attention_weights"][0, :end + 1].sum() == pytest.approx(end + 1)
 
 
+
+def attend_to_previous_word(step):
+    """The step, with attention one-hot on the previous word (L = V locations)."""
+
+    def attending(token_ids, state, memory):
+        logits, state, _ = step(token_ids, state, memory)
+        return logits, state, ops.one_hot(token_ids, VOCABULARY_SIZE)
+
+    return attending
+
+
+@pytest.mark.parametrize("ends", [True, False])
+def test_beam_attention_follows_the_chosen_hypothesis(ends):
+    # Attention on the previous word makes each hypothesis's attention its own
+    # tokens shifted by one: tracing it back through the wrong parent shows.
+    rng = np.random.default_rng(4)
+    tables = rng.dirichlet(np.ones(VOCABULARY_SIZE) * 0.3, size=(5, VOCABULARY_SIZE))
+    if not ends:
+        tables[..., 2] = 0.0
+        tables /= tables.sum(-1, keepdims=True)
+    state = {"row": ops.convert_to_tensor(np.arange(5, dtype="int32"))}
+    memory = np.zeros((5, VOCABULARY_SIZE, 2), "float32")
+    out = {k: ops.convert_to_numpy(v) for k, v in beam_search(
+        attend_to_previous_word(table_step(tables)), state, memory,
+        num_locations=VOCABULARY_SIZE, max_length=6, beam_size=3).items()}
+    for ids, attention in zip(out["token_ids"], out["attention_weights"]):
+        length = int(np.count_nonzero(ids))
+        previous = np.concatenate([[1], ids[:length - 1]])  # <start>, then the words
+        np.testing.assert_array_equal(attention[:length].argmax(-1), previous)
+        np.testing.assert_array_equal(attention[:length].max(-1), 1.0)
+        assert not attention[length:].any()
+    assert (out["token_ids"] == 2).any(axis=1).all() == ends
+
 def test_length_penalty_prefers_longer_captions():
     # 4 -> <end>: 0.5 * 0.5 = 0.25 (2 tokens); 5 6 <end>: 0.5 * 0.45 * 1.0 = 0.225 (3 tokens).
     table = _table({1: {4: 0.5, 5: 0.5}, 4: {2: 0.5, 7: 0.5}, 5: {6: 0.45, 7: 0.55},

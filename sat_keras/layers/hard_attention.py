@@ -24,7 +24,9 @@ class HardAttentionSampler(keras.layers.Layer):
         seed: seed of the layer's `keras.random.SeedGenerator`.
 
     Call arguments:
-        attention_weights: alpha (batch, num_locations), rows summing to 1.
+        attention_weights: alpha (batch, num_locations), rows summing to 1;
+            or (batch * beams, num_locations), an image's beams in
+            consecutive rows, all choosing among that image's annotations.
         annotations: a (batch, num_locations, annotation_dim).
         uniform_noise: optional u (batch, num_locations) in (0, 1); drawn
             from the seed generator when omitted (pass it to draw noise for
@@ -64,14 +66,17 @@ class HardAttentionSampler(keras.layers.Layer):
         num_locations = ops.shape(alpha)[-1]
         one_hot = ops.stop_gradient(
             ops.one_hot(ops.argmax(scores, axis=-1), num_locations))  # (batch, L)
-        context = ops.sum(
-            ops.expand_dims(ops.cast(one_hot, annotations.dtype), -1) * annotations, axis=1
-        )  # (batch, D)
+        images = ops.shape(annotations)[0]
+        context = ops.reshape(
+            ops.matmul(ops.reshape(ops.cast(one_hot, annotations.dtype),
+                                   (images, -1, num_locations)), annotations),
+            (-1, ops.shape(annotations)[-1]))  # (batch, D): a_s, as one product per image
         log_prob = ops.sum(one_hot * log_alpha, axis=-1)  # (batch,)
         return one_hot, context, log_prob
 
     def compute_output_shape(self, attention_weights_shape, annotations_shape):
-        batch, num_locations, annotation_dim = annotations_shape
+        _, num_locations, annotation_dim = annotations_shape
+        batch = attention_weights_shape[0]
         return (batch, num_locations), (batch, annotation_dim), (batch,)
 
     def get_config(self):

@@ -27,7 +27,9 @@ class BahdanauStyleSoftAttention(keras.layers.Layer):
         activation: "tanh" (the authors' code) or "relu" (some ports).
 
     Call arguments:
-        query: the previous hidden state h_{t-1}, (batch, query_dim).
+        query: the previous hidden state h_{t-1}, (batch, query_dim); or
+            (batch * beams, query_dim), the beams of an image in consecutive
+            rows, which all attend over that image's annotations.
         annotations: a, (batch, num_locations, annotation_dim).
         keys: optional output of `project_annotations(annotations)`;
             computed here when omitted.
@@ -38,7 +40,8 @@ class BahdanauStyleSoftAttention(keras.layers.Layer):
 
     Returns:
         `(context, attention_weights)`: z_t (batch, annotation_dim) and
-        alpha_t (batch, num_locations), which sums to 1 over locations.
+        alpha_t (batch, num_locations), which sums to 1 over locations (one
+        row per query row).
 
     Example:
     >>> layer = BahdanauStyleSoftAttention(units=8)
@@ -85,24 +88,28 @@ class BahdanauStyleSoftAttention(keras.layers.Layer):
             query_keys = matmul_with_transposed_kernel(
                 query, ops.cast(self.query_projection.kernel, query.dtype),
                 ops.cast(query_kernel_t, query.dtype))  # (batch, units)
-        hidden = keys + ops.expand_dims(query_keys, 1)  # (batch, num_locations, units)
+        # The queries of an image's beams (consecutive rows) meet its keys
+        # as one group: each image's keys and annotations are read once.
+        images, num_locations = ops.shape(keys)[0], ops.shape(keys)[1]
+        query_keys = ops.reshape(query_keys, (images, -1, 1, self.units))  # (b, beams, 1, units)
+        hidden = ops.expand_dims(keys, 1) + query_keys  # (batch, beams, L, units)
         hidden = ops.tanh(hidden) if self.activation == "tanh" else ops.relu(hidden)
-        # v . hidden as one (batch * L, units) x (units, 1) product: a multiply
-        # and a sum would write (and differentiate) one more (batch, L, units)
-        # tensor per word.
-        batch_size, num_locations = ops.shape(hidden)[0], ops.shape(hidden)[1]
+        # v . hidden as one (batch * beams * L, units) x (units, 1) product: a
+        # multiply and a sum would write (and differentiate) one more tensor
+        # of hidden's size per word.
         scores = ops.reshape(
             ops.matmul(ops.reshape(hidden, (-1, self.units)),
                        ops.expand_dims(ops.cast(self.score_vector, hidden.dtype), -1)),
-            (batch_size, num_locations))  # (batch, num_locations)
-        attention_weights = ops.softmax(scores, axis=-1)  # (batch, num_locations)
-        context = ops.squeeze(
-            ops.matmul(ops.expand_dims(attention_weights, 1), annotations), 1
-        )  # (batch, annotation_dim)
+            (-1, num_locations))  # (batch * beams, num_locations)
+        attention_weights = ops.softmax(scores, axis=-1)  # (batch * beams, num_locations)
+        context = ops.reshape(
+            ops.matmul(ops.reshape(attention_weights, (images, -1, num_locations)), annotations),
+            (-1, ops.shape(annotations)[-1]))  # (batch * beams, annotation_dim)
         return context, attention_weights
 
     def compute_output_shape(self, query_shape, annotations_shape):
-        batch, num_locations, annotation_dim = annotations_shape
+        _, num_locations, annotation_dim = annotations_shape
+        batch = query_shape[0]
         return (batch, annotation_dim), (batch, num_locations)
 
     def get_config(self):

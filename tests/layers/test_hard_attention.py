@@ -26,6 +26,16 @@ def test_log_prob_is_log_alpha_at_the_sample_and_context_is_that_annotation():
                                annotations[np.arange(6), index], rtol=1e-6)
 
 
+
+def test_beams_choose_among_their_images_annotations():
+    rng = np.random.default_rng(2)
+    alpha = rng.dirichlet(np.ones(5), size=6).astype("float32")  # 2 images x 3 beams
+    annotations = rng.normal(size=(2, 5, 3)).astype("float32")
+    _, context, _ = HardAttentionSampler(seed=1)(alpha, annotations, argmax=True)
+    image = np.arange(6) // 3
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(context),
+                               annotations[image, alpha.argmax(-1)], rtol=1e-6)
+
 def test_argmax_and_given_noise_are_deterministic():
     alpha = np.array([[0.2, 0.5, 0.3]], "float32")
     sampler = HardAttentionSampler(seed=2)

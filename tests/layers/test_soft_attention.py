@@ -67,3 +67,19 @@ def test_config_round_trip():
 def test_invalid_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         BahdanauStyleSoftAttention(**kwargs)
+
+
+def test_beams_share_their_images_annotations():
+    # Three queries per image against un-repeated keys and annotations give the
+    # rows that repeating each image's annotations three times gives.
+    rng = np.random.default_rng(1)
+    queries = rng.normal(size=(6, 16)).astype("float32")  # 2 images x 3 beams
+    annotations = rng.normal(size=(2, 4, 8)).astype("float32")
+    layer = BahdanauStyleSoftAttention(units=6)
+    context, weights = layer(queries, annotations)
+    repeated_context, repeated_weights = layer(queries, np.repeat(annotations, 3, axis=0))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(weights),
+                               keras.ops.convert_to_numpy(repeated_weights), rtol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(context),
+                               keras.ops.convert_to_numpy(repeated_context), rtol=1e-5)
+    assert layer.compute_output_shape((6, 16), (2, 4, 8)) == ((6, 8), (6, 4))
