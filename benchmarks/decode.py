@@ -31,6 +31,17 @@ SIZES = Sizes(locations=196, features=512, embedding=512, units=512, attention=5
               vocabulary=5000)
 
 
+def benchmark_model(model_class, vocabulary_class):
+    """An untrained, seeded model of the benchmark size, built for cached features."""
+    vocabulary = vocabulary_class(["<pad>", "<start>", "<end>", "<unk>"]
+                                  + [f"w{i}" for i in range(SIZES.vocabulary - 4)])
+    keras.utils.set_random_seed(0)
+    model = model_class(vocabulary, embedding_dim=SIZES.embedding, units=SIZES.units,
+                        attention_dim=SIZES.attention)
+    model.build({"features": (None, SIZES.locations, SIZES.features)})
+    return model
+
+
 def _inputs(args):
     if args.model:
         from sat_keras.data.pipeline import load_image_files
@@ -42,12 +53,7 @@ def _inputs(args):
         paths = (paths * (args.num_images // len(paths) + 1))[: args.num_images]
         images, _, _ = load_image_files(paths, model.image_size)
         return model, {"images": images}
-    vocabulary = Vocabulary(["<pad>", "<start>", "<end>", "<unk>"]
-                            + [f"w{i}" for i in range(SIZES.vocabulary - 4)])
-    keras.utils.set_random_seed(0)
-    model = ShowAttendTell(vocabulary, embedding_dim=SIZES.embedding, units=SIZES.units,
-                           attention_dim=SIZES.attention)
-    model.build({"features": (None, SIZES.locations, SIZES.features)})
+    model = benchmark_model(ShowAttendTell, Vocabulary)
     features = np.random.default_rng(0).normal(
         size=(args.num_images, SIZES.locations, SIZES.features)).astype("float32")
     return model, {"features": features}
