@@ -1,6 +1,7 @@
 """Captions/s of greedy and batched beam search, and beam search image by image.
 
     python benchmarks/decode.py [--num-images 256] [--beam-size 3] [--jit-compile]
+        [--mixed-precision mixed_bfloat16]
     python benchmarks/decode.py --model sat_keras_demo/model
 
 Without --model: an untrained model of the benchmark size (see
@@ -11,6 +12,8 @@ FLOP count (`sat_keras.flops.decoding_flops`) is exact. With a model saved by
 `sat-keras demo` or `train`, it decodes that model's synthetic test images.
 All runs use `model.caption` (the in-graph search); the first call of each
 shape is excluded as warm-up. Prints the matmul rate measured in this process.
+--mixed-precision builds the untrained model under that Keras policy (products
+in bfloat16 or float16, the search's scores in float32).
 """
 
 import argparse
@@ -84,7 +87,10 @@ def main():
     parser.add_argument("--one-by-one", type=int, default=32,
                         help="images decoded one at a time for the comparison")
     parser.add_argument("--jit-compile", action="store_true")
+    parser.add_argument("--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"])
     args = parser.parse_args()
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy(args.mixed_precision)
     matmul = matmul_gflops()
     model, inputs = _inputs(args)
     if args.jit_compile:
@@ -94,7 +100,7 @@ def main():
     one_by_one, _ = _rate(model, inputs, 1, args.beam_size, args, limit=args.one_by_one)
     what = args.model or "untrained, benchmark size"
     print(f"model: {what}; {args.num_images} images, max_length {args.max_length}, "
-          f"jit_compile={args.jit_compile}")
+          f"jit_compile={args.jit_compile}, precision={args.mixed_precision or 'float32'}")
     print(f"fp32 matmul 2048x2048: {matmul:.1f} GFLOP/s")
     for name, rate, words, k in (("greedy", greedy, greedy_words, 1),
                                  (f"beam {args.beam_size}", beam, beam_words, args.beam_size)):
