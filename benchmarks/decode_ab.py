@@ -8,8 +8,9 @@ drifts more between runs than the changes being measured). Builds the
 benchmark-size model of `decode.py` from each revision's `sat_keras`, then
 captions the same --num-images random annotations with each in turn,
 `--rounds` times, alternating which goes first. Prints each revision's median
-captions/s, the median over rounds of B's rate divided by A's, and whether
-the two revisions chose the same words.
+captions/s, the median over rounds of B's rate divided by A's, how many
+images got the same words from both revisions, and the largest difference
+between their attention maps on those images.
 """
 
 import argparse
@@ -44,13 +45,13 @@ def main():
         return model.caption(features=features, max_length=args.max_length,
                              beam_size=args.beam_size, batch_size=args.num_images)
 
-    models, token_ids = {}, {}
+    models, results = {}, {}
     for name, revision in zip(names, args.revisions):
         package_copy(revision, name, folder)
         package = importlib.import_module(name)
         models[name] = decode.benchmark_model(package.ShowAttendTell, package.Vocabulary)
         models[name].jit_compile = args.jit_compile
-        token_ids[name] = run(models[name])["token_ids"]  # also the warm-up
+        results[name] = run(models[name])  # also the warm-up
 
     rates = {name: [] for name in names}
     for round_index in range(args.rounds):
@@ -66,8 +67,12 @@ def main():
               f"(rounds: {', '.join(f'{value:.1f}' for value in values)})")
     print(f"B / A, median over rounds: {np.median(b / a):.3f} "
           f"(rounds: {np.min(b / a):.3f}-{np.max(b / a):.3f})")
-    same = np.mean(np.all(token_ids[names[0]] == token_ids[names[1]], axis=1))
-    print(f"same caption from both: {same:.1%} of images")
+    first, second = results[names[0]], results[names[1]]
+    same = np.all(first["token_ids"] == second["token_ids"], axis=1)  # (images,)
+    difference = np.max(np.abs(first["attention_weights"][same]
+                               - second["attention_weights"][same]), initial=0.0)
+    print(f"same caption from both: {same.mean():.1%} of images; largest difference of "
+          f"their attention weights: {difference:.2g}")
 
 
 if __name__ == "__main__":
