@@ -167,6 +167,21 @@ def test_beam_search_through_the_model(make_model, batch):
         model.caption(features=features, beam_size=0)
 
 
+
+@pytest.mark.parametrize("overrides", [{}, {"attention": "hard", "hard_inference": "argmax"}])
+def test_batched_beam_search_equals_image_by_image(make_model, overrides):
+    # The beams of each image attend over that image's annotations only.
+    model = make_model(**overrides)
+    features = np.random.default_rng(5).normal(size=(4, 4, 8)).astype("float32")
+    batched = model.caption(features=features, max_length=6, beam_size=3, batch_size=4)
+    for index in range(4):
+        alone = model.caption(features=features[index:index + 1], max_length=6, beam_size=3,
+                              batch_size=1)
+        np.testing.assert_array_equal(alone["token_ids"][0], batched["token_ids"][index])
+        np.testing.assert_allclose(alone["attention_weights"][0],
+                                   batched["attention_weights"][index], atol=1e-6)
+        np.testing.assert_allclose(alone["scores"][0], batched["scores"][index], rtol=1e-5)
+
 def test_caption_by_sampling(make_model, batch):
     model = make_model()
     features = np.repeat(batch[0]["features"][:1], 50, axis=0)
