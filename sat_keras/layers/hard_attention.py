@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from sat_keras.layers.per_image import weighted_annotations
+
 TINY = 1e-8  # keeps log alpha finite where softmax underflows
 
 
@@ -66,11 +68,8 @@ class HardAttentionSampler(keras.layers.Layer):
         num_locations = ops.shape(alpha)[-1]
         one_hot = ops.stop_gradient(
             ops.one_hot(ops.argmax(scores, axis=-1), num_locations))  # (batch, L)
-        images = ops.shape(annotations)[0]
-        context = ops.reshape(
-            ops.matmul(ops.reshape(ops.cast(one_hot, annotations.dtype),
-                                   (images, -1, num_locations)), annotations),
-            (-1, ops.shape(annotations)[-1]))  # (batch, D): a_s, as one product per image
+        context = weighted_annotations(
+            ops.cast(one_hot, annotations.dtype), annotations)  # (batch, D): a_s
         log_prob = ops.sum(one_hot * log_alpha, axis=-1)  # (batch,)
         return one_hot, context, log_prob
 

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from sat_keras.layers.flat import flat_apply
+from sat_keras.layers.per_image import weighted_annotations
 from sat_keras.layers.products import matmul_with_transposed_kernel
 
 ACTIVATIONS = ("tanh", "relu")
@@ -102,9 +103,7 @@ class BahdanauStyleSoftAttention(keras.layers.Layer):
                        ops.expand_dims(ops.cast(self.score_vector, hidden.dtype), -1)),
             (-1, num_locations))  # (batch * beams, num_locations)
         attention_weights = ops.softmax(scores, axis=-1)  # (batch * beams, num_locations)
-        context = ops.reshape(
-            ops.matmul(ops.reshape(attention_weights, (images, -1, num_locations)), annotations),
-            (-1, ops.shape(annotations)[-1]))  # (batch * beams, annotation_dim)
+        context = weighted_annotations(attention_weights, annotations)  # (b * beams, D)
         return context, attention_weights
 
     def compute_output_shape(self, query_shape, annotations_shape):
