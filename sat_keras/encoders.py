@@ -5,6 +5,7 @@ everywhere (training, captioning, export).
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -168,20 +169,31 @@ class PretrainedEncoder(keras.layers.Layer):
         self.image_size = BACKBONES[backbone][1]
 
     def build(self, images_shape=None):
+        # The backbone is built and its weights loaded eagerly, whatever
+        # calls build: on a first call inside a traced function (feature
+        # extraction, `fit`, export) the weight file's assignments would
+        # otherwise become ops of that graph and the network it runs would
+        # compute with the initial values. `tf.init_scope` is the TensorFlow
+        # backend's way out of a trace, the one `tf.*` use in this module.
+        with tf.init_scope():
+            self.network = self._build_network()
+
+    def _build_network(self):
         constructor, size, layer_name, _ = BACKBONES[self.backbone]
         network = getattr(keras.applications, constructor)(
             include_top=False, weights=self.weights_source, input_shape=(size, size, 3),
             **self.backbone_kwargs)
         output = network.output if layer_name is None else network.get_layer(layer_name).output
-        self.network = keras.Model(network.input, output, name=f"{self.backbone}_grid")
-        self.network.trainable = self.trainable
-        for layer in self.network.layers:
+        network = keras.Model(network.input, output, name=f"{self.backbone}_grid")
+        network.trainable = self.trainable
+        for layer in network.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
         if self.trainable_layers:
-            weighted = [layer for layer in self.network.layers if layer.trainable_weights]
+            weighted = [layer for layer in network.layers if layer.trainable_weights]
             for layer in weighted[:-self.trainable_layers]:
                 layer.trainable = False
+        return network
 
     def _preprocess(self, images):
         x = ops.cast(images, self.compute_dtype)  # (batch, S, S, 3)

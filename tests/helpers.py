@@ -1,6 +1,8 @@
 """Test helpers shared by several test files (fixtures live in conftest.py)."""
 
 import io
+import os
+import pathlib
 import socket
 
 import keras
@@ -11,6 +13,10 @@ from sat_keras import ShowAttendTell
 from sat_keras import SmallCNNEncoder
 from sat_keras import Vocabulary
 from sat_keras.data.pipeline import load_image
+
+SHARED = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared"
+FLICKR8K_DIR = pathlib.Path(os.environ.get("SAT_KERAS_FLICKR8K_DIR", SHARED / "data" / "flickr8k"))
+MOBILENET_WEIGHTS = SHARED / "weights" / "mobilenet_1_0_224_imagenet_no_top.weights.h5"
 
 CAPTIONS = ["a red circle", "a blue square to the left of a red circle",
             "a small green triangle", "there is a blue square"]
@@ -56,3 +62,25 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def flickr8k_subset(data_dir, train=4, dev=0):
+    """A Flickr8k folder of the first `train` and `dev` shared images, official layout."""
+    data_dir = pathlib.Path(data_dir)
+    (data_dir / "Flicker8k_Dataset").mkdir(parents=True)
+    lines = (FLICKR8K_DIR / "Flickr8k.token.txt").read_text(encoding="utf-8").splitlines()
+    chosen = []
+    for list_file, count in (("Flickr_8k.trainImages.txt", train), ("Flickr_8k.devImages.txt", dev)):
+        names = (FLICKR8K_DIR / list_file).read_text().split()[:count]
+        if not names:
+            continue
+        (data_dir / list_file).write_text("".join(f"{name}\n" for name in names))
+        chosen.extend(names)
+    for name in chosen:
+        (data_dir / "Flicker8k_Dataset" / name).write_bytes(
+            (FLICKR8K_DIR / "Flicker8k_Dataset" / name).read_bytes())
+    wanted = set(chosen)
+    (data_dir / "Flickr8k.token.txt").write_text(
+        "".join(f"{line}\n" for line in lines if line.split("#", 1)[0] in wanted),
+        encoding="utf-8")
+    return str(data_dir)

@@ -1,53 +1,100 @@
-import pathlib
-
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from helpers import MOBILENET_WEIGHTS as WEIGHTS
+from helpers import flickr8k_subset
 from sat_keras import ShowAttendTell
+from sat_keras import cli
+from sat_keras.data.features import CachedFeatures
+from sat_keras.data.features import extract_features
+from sat_keras.data.pipeline import load_image_files
 from sat_keras.encoders import BACKBONES
 from sat_keras.encoders import PretrainedEncoder
 from sat_keras.encoders import build_encoder
 from sat_keras.encoders import encoder_names
 
-WEIGHTS = (pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "weights"
-           / "mobilenet_2_5_224_tf_no_top.h5")
-needs_weights = pytest.mark.skipif(not WEIGHTS.exists(), reason="shared weights absent")
+needs_weights = pytest.mark.skipif(
+    not WEIGHTS.exists(), reason=f"the shared MobileNet ImageNet weights are not at {WEIGHTS}")
 
 
 def _images(count=2, size=224):
     return np.random.default_rng(0).integers(0, 255, (count, size, size, 3)).astype("uint8")
 
 
+def _reference_grid(images):
+    """conv_pw_11's grid of keras.applications' own MobileNet, its own preprocessing."""
+    reference = keras.applications.MobileNet(include_top=False, input_shape=(224, 224, 3),
+                                             weights=str(WEIGHTS))
+    grid = keras.Model(reference.input, reference.get_layer("conv_pw_11_relu").output)
+    output = grid(keras.applications.mobilenet.preprocess_input(images.astype("float32")))
+    return keras.ops.convert_to_numpy(output).reshape(len(images), 196, 512)
+
+
 @needs_weights
 def test_mobilenet_grid_equals_keras_applications_with_its_preprocessing():
-    encoder = PretrainedEncoder("mobilenet", weights=str(WEIGHTS),
-                                backbone_kwargs={"alpha": 0.25})
     images = _images()
+    encoder = PretrainedEncoder("mobilenet", weights=str(WEIGHTS))
     annotations = keras.ops.convert_to_numpy(encoder(images))
-    reference = keras.applications.MobileNet(alpha=0.25, include_top=False,
-                                             input_shape=(224, 224, 3), weights=str(WEIGHTS))
-    grid = keras.Model(reference.input, reference.get_layer("conv_pw_11_relu").output)
-    expected = keras.ops.convert_to_numpy(
-        grid(keras.applications.mobilenet.preprocess_input(images.astype("float32"))))
-    assert annotations.shape == (2, 196, 128)
-    np.testing.assert_allclose(annotations, expected.reshape(2, 196, 128), atol=1e-5)
+    assert annotations.shape == (2, 196, 512)
+    np.testing.assert_allclose(annotations, _reference_grid(images), atol=1e-4)
+
+
+@needs_weights
+def test_weights_are_real_when_the_first_call_is_traced():
+    # A first call inside tf.function (extraction, fit, export) once ran a
+    # network whose weight file was never loaded: every feature 0.0.
+    images = _images()
+    encoder = PretrainedEncoder("mobilenet", weights=str(WEIGHTS))
+    traced = keras.ops.convert_to_numpy(tf.function(encoder)(images))
+    expected = _reference_grid(images)
+    assert (expected != 0).mean() > 0.2
+    np.testing.assert_allclose(traced, expected, atol=1e-4)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(encoder(images)), expected, atol=1e-4)
+
+
+@needs_weights
+def test_fresh_encoder_through_extract_features_gives_its_eager_features(tmp_path):
+    paths = [str(tmp_path / f"{index}.png") for index in range(3)]
+    for path, image in zip(paths, _images(3)):
+        tf.io.write_file(path, tf.io.encode_png(image))
+    extract_features(paths, PretrainedEncoder("mobilenet", weights=str(WEIGHTS)),
+                     str(tmp_path / "features"), image_size=224, dtype="float32", verbose=0,
+                     print_fn=lambda _: None)
+    cached = CachedFeatures(str(tmp_path / "features"))
+    images, _, _ = load_image_files(paths, 224)
+    eager = PretrainedEncoder("mobilenet", weights=str(WEIGHTS))(images)
+    np.testing.assert_allclose(np.stack([cached.lookup(p).numpy() for p in paths]),
+                               keras.ops.convert_to_numpy(eager), atol=1e-4)
+
+
+@needs_weights
+def test_extract_features_command_writes_real_features_of_real_photos(tmp_path):
+    data_dir = flickr8k_subset(tmp_path / "flickr8k", train=3)
+    assert cli.main(["extract-features", "--dataset", "flickr8k", "--data-dir", data_dir,
+                     "--encoder", "mobilenet", "--encoder-weights", str(WEIGHTS),
+                     "--dtype", "float32", "--output", str(tmp_path / "features")]) == 0
+    cached = CachedFeatures(str(tmp_path / "features"))
+    features = np.stack([cached.lookup(path).numpy() for path in cached.paths])
+    images, _, _ = load_image_files(cached.paths, 224)
+    assert (features != 0).mean() > 0.2
+    np.testing.assert_allclose(features, _reference_grid(images), atol=1e-4)
 
 
 @needs_weights
 def test_frozen_by_default_trainable_on_request():
-    frozen = PretrainedEncoder("mobilenet", weights=str(WEIGHTS), backbone_kwargs={"alpha": 0.25})
+    frozen = PretrainedEncoder("mobilenet", weights=str(WEIGHTS))
     frozen.build((None, 224, 224, 3))
     assert frozen.trainable_weights == [] and frozen.weights
-    tuned = PretrainedEncoder("mobilenet", weights=str(WEIGHTS), trainable=True,
-                              backbone_kwargs={"alpha": 0.25})
+    tuned = PretrainedEncoder("mobilenet", weights=str(WEIGHTS), trainable=True)
     tuned.build((None, 224, 224, 3))
     assert len(tuned.trainable_weights) > 0
 
 
 @needs_weights
 def test_saved_model_restores_encoder_weights_without_the_weights_file(tmp_path, vocabulary):
-    encoder = PretrainedEncoder("mobilenet", weights=str(WEIGHTS), backbone_kwargs={"alpha": 0.25})
+    encoder = PretrainedEncoder("mobilenet", weights=str(WEIGHTS))
     model = ShowAttendTell(vocabulary, encoder=encoder, image_size=224, embedding_dim=8,
                            units=8, attention_dim=8)
     inputs = {"images": _images(1), "token_ids": np.array([[1, 4]])}

@@ -46,6 +46,10 @@ def extract_features(image_paths, encoder, output_dir, image_size, batch_size=32
 
     Returns:
         dict: "count", "seconds", "images_per_second", "shape" (L, D).
+
+    Raises:
+        ValueError: every image got the same features (an encoder whose
+            weights were not loaded), as soon as the first batch shows it.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {DTYPES}. Received: {dtype!r}")
@@ -56,12 +60,19 @@ def extract_features(image_paths, encoder, output_dir, image_size, batch_size=32
     num_shards = -(-len(paths) // shard_size)
     progress = keras.utils.Progbar(len(paths), unit_name="image") if verbose else None
     shards, shape, writer, written = [], None, None, 0
+    reference, varied = None, False
+    advice = "Check that the encoder's weights are loaded"
     started = time.perf_counter()
     # One compiled graph (at most two shapes: full and last batch), not op-by-op eager calls.
     encode = tf.function(lambda images: tf.cast(encoder(images, training=False), dtype),
                          reduce_retracing=True)
     for images in make_image_dataset(paths, image_size, batch_size=batch_size):
         annotations = keras.ops.convert_to_numpy(encode(images))
+        if not varied:  # checked until one image's features differ from the first's
+            reference = annotations[0] if reference is None else reference
+            varied = not _all_equal([reference, *annotations])
+            if not varied and written == 0 and len(annotations) > 1:  # fail fast
+                raise _constant_error(f"the first {len(annotations)} images", advice)
         shape = list(annotations.shape[1:])
         for features in annotations:
             if written % shard_size == 0:
@@ -77,6 +88,8 @@ def extract_features(image_paths, encoder, output_dir, image_size, batch_size=32
             progress.update(written)
     writer.close()
     os.replace(shards[-1] + ".tmp", shards[-1])
+    if not varied and written > 1:  # the index is not written: the folder is never read
+        raise _constant_error(f"all {written} images", advice)
     seconds = time.perf_counter() - started
     index = {"format": _FORMAT, "version": _FORMAT_VERSION, "count": written, "dtype": dtype,
              "shape": shape, "image_size": image_size,
@@ -91,6 +104,19 @@ def extract_features(image_paths, encoder, output_dir, image_size, batch_size=32
     return {"count": written, "seconds": seconds, "images_per_second": rate, "shape": shape}
 
 
+def _all_equal(arrays):
+    return all(np.array_equal(array, arrays[0]) for array in arrays[1:])
+
+
+def _constant_error(what, advice):
+    """Distinct images never give identical annotations from a working
+    encoder; identical ones (typically all zeros) mean it ran with weights
+    that were never loaded, and a captioner trained on them learns nothing
+    of the images."""
+    return ValueError(f"Every one of {what} has the same features: they carry nothing "
+                      f"about the images. {advice}.")
+
+
 class CachedFeatures:
     """Features read back from `extract_features`' folder, looked up by image path in-graph.
 
@@ -100,9 +126,11 @@ class CachedFeatures:
 
     Args:
         feature_dir: the folder `extract_features` wrote.
+        allow_constant: accept a folder whose images all have the same
+            features (an image-blind baseline); by default that is an error.
     """
 
-    def __init__(self, feature_dir):
+    def __init__(self, feature_dir, allow_constant=False):
         index_path = os.path.join(feature_dir, INDEX_FILE)
         if not os.path.exists(index_path):
             raise FileNotFoundError(
@@ -125,6 +153,11 @@ class CachedFeatures:
             raise ValueError(
                 f"{feature_dir}: the index lists {self.index['count']} images but the shards "
                 f"hold {len(paths)}; extract the features again.")
+        if not allow_constant and len(arrays) > 1 and _all_equal(arrays):
+            raise _constant_error(
+                f"the {len(arrays)} images in {feature_dir}",
+                "Extract them again with an encoder whose weights are loaded, or pass "
+                "allow_constant=True for an image-blind baseline")
         self.paths = paths
         self.shape = shape
         self._positions = {path: position for position, path in enumerate(paths)}

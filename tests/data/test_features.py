@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from sat_keras.data import features as features_module
 from sat_keras.data.features import CachedFeatures
 from sat_keras.data.features import extract_features
 from sat_keras.data.pipeline import load_image_files
@@ -74,3 +75,33 @@ def test_missing_index_and_uncached_images_are_reported(records, encoder, tmp_pa
     with pytest.raises(ValueError, match="have no cached features"):
         make_caption_dataset(records, Vocabulary.build(["a"]),
                              features=CachedFeatures(str(tmp_path)))
+
+
+class BlindEncoder(keras.layers.Layer):
+    """The same annotations (zeros) for every image, like a network without its weights."""
+
+    def call(self, images, training=None):
+        return keras.ops.zeros((keras.ops.shape(images)[0], 4, 8))
+
+
+@pytest.mark.parametrize("batch_size", [5, 1])
+def test_extraction_refuses_an_encoder_blind_to_its_images(records, tmp_path, batch_size):
+    paths = [r.image_path for r in records]
+    with pytest.raises(ValueError, match="has the same features.*weights are loaded"):
+        extract_features(paths, BlindEncoder(), str(tmp_path), image_size=64,
+                         batch_size=batch_size, verbose=0, print_fn=lambda _: None)
+    assert not os.path.exists(tmp_path / "features.json")
+
+
+def test_a_folder_of_constant_features_is_refused_unless_allowed(records, tmp_path,
+                                                                monkeypatch):
+    # A folder written before extraction checked its output: every image 0.0.
+    monkeypatch.setattr(features_module, "_all_equal", lambda arrays: False)
+    paths = [r.image_path for r in records]
+    extract_features(paths, BlindEncoder(), str(tmp_path), image_size=64, verbose=0,
+                     print_fn=lambda _: None)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="the 12 images in .* has the same features"):
+        CachedFeatures(str(tmp_path))
+    baseline = CachedFeatures(str(tmp_path), allow_constant=True)
+    assert not baseline.lookup(paths[3]).numpy().any()
