@@ -3,35 +3,71 @@
 Used by the exported SavedModel, so only stock TensorFlow ops (no Python,
 no tensorflow-text): TF Serving must be able to run it.
 
-Every item is checked before anything is decoded: not empty, not over
-`max_bytes`, a JPEG, PNG, GIF or BMP by its signature, complete (the
-format's end marker: JPEG EOI or PNG IEND within the last 64 bytes, the
-GIF trailer as the last byte; a BMP's declared size fits), and of a size between `min_side`
-and `max_pixels` read from its header (so a small file that would decode
-to a huge image is refused before decoding). A failed check raises
-`InvalidArgumentError` listing every bad item as `image_bytes[i]: problem`.
-Data damaged inside an otherwise well-formed file is left to the decoder,
-whose own error does not name the item.
+Every item is checked before anything is decoded, so that what the decoder
+allocates, and how long it works, is known from the bytes and bounded by
+`ImageLimits` (README, "Bad input", has the measured worst case):
+
+- every format: not empty, at most `max_bytes`, a JPEG, PNG, GIF or BMP by
+  its signature, complete (its end marker: JPEG EOI or PNG IEND within the
+  last 64 bytes, the GIF trailer as the last byte; a BMP's declared size
+  fits), at least `min_side` on a side, and at most `max_pixels` decoded
+  pixels by its header;
+- JPEG: the size of the frame header (`extract_jpeg_shape`); at most
+  `max_jpeg_scans` scans (start-of-scan markers), since a progressive
+  JPEG's decoding time grows with every scan over the whole image;
+- PNG: IHDR is the first chunk, and its size is the size decoded (libpng
+  bounds the ancillary chunks it inflates itself);
+- GIF: the decoder reads every frame at its own size, whatever the logical
+  screen says, so `gif_structure.gif_frames` walks the blocks: every frame
+  must lie within the screen, the blocks must be well formed and end in
+  the trailer, and frames x screen pixels count against `max_pixels`;
+- BMP: a BITMAPINFOHEADER or a later version (40 to 124 bytes), and pixel
+  rows that fit in the file (so no BMP decodes to more than its bytes
+  allow).
+
+A whole request may decode to at most `max_request_pixels`. A failed check
+raises `InvalidArgumentError` listing every bad item as `image_bytes[i]:
+problem`. Data damaged inside an otherwise well-formed file is left to the
+decoder, whose own error does not name the item.
 """
 
 import dataclasses
 
 import tensorflow as tf
 
+from sat_keras import gif_structure
+
 _PAD = 64  # bytes of zero padding, so fixed-size head and tail slices exist
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageLimits:
-    """What an accepted encoded image may be."""
+    """What an accepted encoded image, and a request of them, may be.
+
+    Attributes:
+        max_bytes: bytes of one encoded image.
+        max_pixels: pixels one image decodes to by its headers (a GIF's
+            frames x its screen).
+        min_side: pixels on an image's shorter side.
+        max_request_pixels: pixels all the images of one request decode to.
+        max_jpeg_scans: scans of a (progressive) JPEG.
+        max_gif_blocks: block heads and 16 KB windows of sub-blocks read
+            while walking one GIF (bounds the walk's time).
+    """
 
     max_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 40_000_000
     min_side: int = 8
+    max_request_pixels: int = 200_000_000
+    max_jpeg_scans: int = 100
+    max_gif_blocks: int = 10_000
 
     def __post_init__(self):
-        if not (0 < self.min_side and 0 < self.max_bytes and self.min_side ** 2 <= self.max_pixels):
-            raise ValueError(f"Inconsistent image limits: {self}")
+        positive = all(value > 0 for value in dataclasses.astuple(self))
+        if not (positive and self.min_side ** 2 <= self.max_pixels <= self.max_request_pixels):
+            raise ValueError(
+                f"Inconsistent image limits: every limit must be positive and "
+                f"min_side^2 <= max_pixels <= max_request_pixels. Received: {self}")
 
 
 def _bytes_matrix(strings, length):
@@ -141,6 +177,44 @@ def decode_and_resize(data, image_size):
     return tf.ensure_shape(image, (image_size, image_size, 3))
 
 
+_BMP_INFO_HEADERS = (40, 52, 56, 108, 124)  # BITMAPINFOHEADER and its successors
+
+
+def _bmp_problems(head, length):
+    """(unsupported header (N,), pixel rows past the end of the file (N,)) of BMP heads."""
+    header_size = _little_endian([head[:, i] for i in range(14, 18)])
+    unsupported = tf.logical_not(tf.reduce_any(tf.stack(
+        [tf.equal(header_size, size) for size in _BMP_INFO_HEADERS], axis=1), axis=1))
+    width = _little_endian([head[:, i] for i in range(18, 22)])
+    height = _little_endian([head[:, i] for i in range(22, 26)])
+    height = tf.abs(tf.where(height >= 2 ** 31, height - 2 ** 32, height))
+    bits = _little_endian([head[:, 28], head[:, 29]])
+    pixel_offset = _little_endian([head[:, i] for i in range(10, 14)])
+    row_bytes = (bits * tf.minimum(width, 2 ** 31) + 31) // 32 * 4
+    return unsupported, pixel_offset + row_bytes * height > tf.cast(length, tf.int64)
+
+
+def _walk(image_bytes, formats, limits):
+    """(GIF frames (N,) int64, GIF walk status (N,), JPEG scans (N,)), item by item.
+
+    One item at a time (`parallel_iterations=1`): each walk reads at most
+    16 KB at a time, and splitting a JPEG at its scan markers copies it once.
+    """
+    def walk(item):
+        data, is_gif, is_jpeg = item
+        frames, status = tf.cond(
+            is_gif, lambda: gif_structure.gif_frames(data, limits.max_gif_blocks),
+            lambda: (tf.constant(1), tf.constant(gif_structure.COMPLETE)))
+        scans = tf.cond(is_jpeg, lambda: tf.size(tf.strings.split(data, sep=b"\xff\xda")) - 1,
+                        lambda: tf.constant(0))
+        return frames, status, scans
+
+    frames, status, scans = tf.map_fn(
+        walk, (image_bytes, formats["gif"], formats["jpeg"]), parallel_iterations=1,
+        fn_output_signature=(tf.int32, tf.int32, tf.int32))
+    return tf.cast(frames, tf.int64), status, scans
+
+
 def check_image_bytes(image_bytes, limits=ImageLimits()):
     """Asserts every item of image_bytes (N,) is an acceptable image; returns the checks' op."""
     length = tf.strings.length(image_bytes)  # (N,) bytes
@@ -154,19 +228,43 @@ def check_image_bytes(image_bytes, limits=ImageLimits()):
         formats["png"], _contains_iend(tail), tf.where(
             formats["gif"], tf.equal(tail[:, -1], 0x3B),
             bmp_declared <= tf.cast(length, tf.int64))))
+    ihdr_first = tf.reduce_all(tf.stack(
+        [tf.equal(head[:, 12 + i], ord(letter)) for i, letter in enumerate("IHDR")], axis=1),
+        axis=1)
+    bmp_unsupported, bmp_rows_missing = _bmp_problems(head, length)
     structure = _assert_no_problems(_problem_messages([
         (tf.equal(length, 0), "empty"),
         (length > limits.max_bytes, f"over {limits.max_bytes} bytes"),
         (tf.logical_not(known), "not a JPEG, PNG, GIF or BMP image"),
         (tf.logical_not(complete), "truncated (no end marker)"),
+        (formats["png"] & tf.logical_not(ihdr_first), "malformed PNG (IHDR is not the first chunk)"),
+        (formats["bmp"] & bmp_unsupported,
+         "unsupported BMP header (only BITMAPINFOHEADER, 40 to 124 bytes)"),
+        (formats["bmp"] & bmp_rows_missing, "truncated BMP (its pixel rows run past the end)"),
     ]), "Bad image bytes:")
     with tf.control_dependencies([structure]):
+        frames, gif_status, scans = _walk(image_bytes, formats, limits)
         height, width = _header_sizes(head, formats, image_bytes)
-    return _assert_no_problems(_problem_messages([
+    pixels = tf.where(formats["gif"], frames, 1) * height * width  # (N,) decoded
+    status_is = {code: tf.equal(gif_status, code) for code in range(6)}
+    items = _assert_no_problems(_problem_messages([
+        (status_is[gif_structure.TRUNCATED], "truncated GIF (its blocks run past the end)"),
+        (status_is[gif_structure.UNKNOWN_BLOCK], "malformed GIF (an unknown block)"),
+        (status_is[gif_structure.FRAME_OUTSIDE_SCREEN],
+         "a GIF frame larger than the logical screen"),
+        (status_is[gif_structure.TOO_MANY_BLOCKS], f"over {limits.max_gif_blocks} GIF blocks"),
+        (formats["gif"] & tf.equal(frames, 0), "a GIF without an image"),
+        (scans > limits.max_jpeg_scans, f"over {limits.max_jpeg_scans} JPEG scans"),
         (tf.minimum(height, width) < limits.min_side,
          f"smaller than {limits.min_side} pixels on a side"),
-        (height * width > limits.max_pixels, f"over {limits.max_pixels} pixels"),
-    ]), "Bad image size:")
+        (pixels > limits.max_pixels, f"over {limits.max_pixels} pixels"),
+    ]), "Bad image:")
+    total = tf.reduce_sum(pixels)
+    with tf.control_dependencies([items]):
+        return tf.debugging.Assert(total <= limits.max_request_pixels, [tf.strings.join([
+            "Bad request: its images decode to", tf.strings.as_string(total),
+            f"pixels in all, over the limit of {limits.max_request_pixels} a request; "
+            "send fewer or smaller images"], separator=" ")])
 
 
 def decode_image_batch(image_bytes, image_size, limits=ImageLimits()):

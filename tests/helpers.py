@@ -1,9 +1,11 @@
 """Test helpers shared by several test files (fixtures live in conftest.py)."""
 
+import functools
 import io
 import os
 import pathlib
 import socket
+import time
 
 import keras
 import numpy as np
@@ -64,6 +66,20 @@ def free_port():
         return probe.getsockname()[1]
 
 
+def wait_until_serving(client, process, seconds=120):
+    """The served model's metadata once `client` gets an answer; fails if `process` ends."""
+    from sat_keras.serving import CaptionServiceError
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[0][-3000:]
+        try:
+            return client.metadata()
+        except CaptionServiceError:
+            time.sleep(0.5)
+    raise TimeoutError("the server did not come up")
+
+
 def flickr8k_subset(data_dir, train=4, dev=0):
     """A Flickr8k folder of the first `train` and `dev` shared images, official layout."""
     data_dir = pathlib.Path(data_dir)
@@ -84,3 +100,52 @@ def flickr8k_subset(data_dir, train=4, dev=0):
         "".join(f"{line}\n" for line in lines if line.split("#", 1)[0] in wanted),
         encoding="utf-8")
     return str(data_dir)
+
+
+@functools.lru_cache(maxsize=4)
+def _one_colour_gif(side):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("P", (side, side), 0).save(buffer, format="GIF")
+    return buffer.getvalue()
+
+
+def gif_bomb(screen=(64, 64), frame_side=8000, frames=1):
+    """A small GIF whose logical screen is `screen` (width, height) and whose
+    `frames` image blocks are each frame_side x frame_side pixels of one colour.
+
+    A one-colour frame compresses about 1,300:1, so 40 frames of 8000 x 8000
+    take 2 MB and decode to 7.7 GB.
+    """
+    data = _one_colour_gif(frame_side)
+    image_start = data.index(b"\x2c\x00\x00\x00\x00")  # the first image descriptor
+    image_block = data[image_start:-1]  # up to the trailer
+    screen_bytes = screen[0].to_bytes(2, "little") + screen[1].to_bytes(2, "little")
+    return data[:6] + screen_bytes + data[10:image_start] + image_block * frames + b"\x3b"
+
+
+def hostile_images():
+    """(label, encoded bytes, the refusal's text): files made to exhaust a decoder or fool a check.
+
+    Small to send, large or slow only if decoded.
+    """
+    png, gif, bmp = encode_image("png"), encode_image("gif"), encode_image("bmp")
+    rows = int.from_bytes(bmp[22:26], "little")
+    frame = "a GIF frame larger than the logical screen"
+    return [
+        ("GIF bomb, 1 frame", gif_bomb(frames=1), frame),
+        ("GIF bomb, 4 frames", gif_bomb(frames=4), frame),
+        ("GIF bomb, 40 frames", gif_bomb(frames=40), frame),
+        ("GIF with an unknown block", gif[:-1] + b"\x99\x3b", "malformed GIF (an unknown block)"),
+        ("GIF whose blocks run past the end", gif[:len(gif) // 2] + b"\x3b",
+         "truncated GIF (its blocks run past the end)"),
+        ("PNG whose first chunk is not IHDR", png[:12] + b"tEXt" + png[16:],
+         "malformed PNG (IHDR is not the first chunk)"),
+        ("BMP with an OS/2 header", bmp[:14] + (12).to_bytes(4, "little") + bmp[18:],
+         "unsupported BMP header"),
+        ("BMP declaring rows it lacks", bmp[:22] + (rows * 100).to_bytes(4, "little") + bmp[26:],
+         "truncated BMP (its pixel rows run past the end)"),
+        ("PNG of 49 million pixels", tf.io.encode_png(tf.zeros((7000, 7000, 1), tf.uint8)).numpy(),
+         "over 40000000 pixels"),
+    ]

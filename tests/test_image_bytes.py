@@ -1,8 +1,12 @@
+import io
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from helpers import encode_image
+from helpers import gif_bomb
+from helpers import hostile_images
 from sat_keras.data.pipeline import load_image
 from sat_keras.image_bytes import ImageLimits
 from sat_keras.image_bytes import decode_image_batch
@@ -92,6 +96,10 @@ def test_oversized_bytes_are_refused():
 def test_inconsistent_limits_are_refused():
     with pytest.raises(ValueError, match="Inconsistent image limits"):
         ImageLimits(min_side=100, max_pixels=50)
+    with pytest.raises(ValueError, match="Inconsistent image limits"):
+        ImageLimits(max_pixels=100, max_request_pixels=99)
+    with pytest.raises(ValueError, match="Inconsistent image limits"):
+        ImageLimits(max_gif_blocks=0)
 
 
 def test_op_error_text_keeps_the_ops_own_message():
@@ -106,3 +114,63 @@ def test_op_error_text_keeps_the_ops_own_message():
              "size 55 [Op:DecodeImage]")
     assert op_error_text(tf.errors.InvalidArgumentError(None, None, eager)) == (
         "Invalid PNG data, size 55")
+
+
+@pytest.mark.parametrize("label, data, problem", hostile_images(),
+                         ids=[label for label, _, _ in hostile_images()])
+def test_hostile_images_are_refused_before_decoding(label, data, problem):
+    assert len(data) < 2_000_000
+    assert f"image_bytes[1]: {problem}" in error_of([GOOD, data]), label
+
+
+def test_a_20_mb_gif_bomb_is_refused():
+    bomb = gif_bomb(screen=(64, 64), frame_side=8000, frames=430)
+    assert 20_000_000 < len(bomb) < ImageLimits().max_bytes
+    assert "image_bytes[0]: a GIF frame larger than the logical screen" in error_of([bomb])
+
+
+def _animated_gif(frames, side=40):
+    from PIL import Image
+
+    images = [Image.fromarray(np.random.default_rng(i).integers(0, 255, (side, side, 3), np.uint8))
+              for i in range(frames)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:])
+    return buffer.getvalue()
+
+
+def test_an_animated_gif_decodes_its_first_frame_and_counts_every_frame():
+    animation = _animated_gif(5)
+    first = tf.io.decode_gif(animation)[0]
+    resized = tf.image.resize(first, (24, 24), antialias=True)
+    np.testing.assert_array_equal(decode([animation])[0],
+                                  np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8))
+    message = error_of([animation], ImageLimits(max_pixels=4 * 40 * 40, min_side=8))
+    assert f"image_bytes[0]: over {4 * 40 * 40} pixels" in message  # 5 frames of 40 x 40
+
+
+def test_gif_blocks_are_bounded():
+    data = encode_image("gif")
+    comments = data[:-1] + b"\x21\xfe\x01x\x00" * 20 + b"\x3b"  # 20 comment extensions
+    assert decode([comments]).shape == (1, 24, 24, 3)
+    assert "image_bytes[0]: over 15 GIF blocks" in error_of([comments],
+                                                             ImageLimits(max_gif_blocks=15))
+
+
+def test_jpeg_scans_are_counted():
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 48, 3), np.uint8)).save(
+        buffer, format="JPEG", progressive=True)
+    progressive = buffer.getvalue()
+    assert decode([progressive, GOOD]).shape == (2, 24, 24, 3)
+    message = error_of([GOOD, progressive], ImageLimits(max_jpeg_scans=3))
+    assert "image_bytes[1]: over 3 JPEG scans" in message and "image_bytes[0]" not in message
+
+
+def test_a_request_decoding_to_too_many_pixels_in_all_is_refused():
+    limits = ImageLimits(max_pixels=40 * 48, max_request_pixels=3 * 40 * 48)
+    assert decode([GOOD] * 3, limits=limits).shape == (3, 24, 24, 3)
+    message = error_of([GOOD] * 4, limits)
+    assert f"Bad request: its images decode to {4 * 40 * 48} pixels in all" in message
