@@ -6,6 +6,7 @@ import sys
 from sat_keras.data.datasets import dataset_names
 from sat_keras.distribute import STRATEGIES
 from sat_keras.encoders import encoder_names
+from sat_keras.image_bytes import ImageLimits
 from sat_keras.models.configs import config_names
 
 
@@ -108,9 +109,11 @@ def _export(args):
     from sat_keras.export import export_captioner
     from sat_keras.training import load_captioner
 
+    limits = ImageLimits(max_bytes=args.max_image_bytes, max_pixels=args.max_image_pixels,
+                         max_request_pixels=args.max_request_pixels)
     path = export_captioner(load_captioner(args.model), args.output, beam_size=args.beam_size,
                             max_length=args.max_length, length_penalty=args.length_penalty,
-                            max_batch_size=args.max_batch_size,
+                            max_batch_size=args.max_batch_size, limits=limits,
                             jit_compile=args.jit_compile, overwrite=args.overwrite)
     print(f"SavedModel written to {path}")
     return 0
@@ -120,7 +123,8 @@ def _serve(args):
     from sat_keras.serving.server import serve
 
     return serve(args.model_dir, port=args.port, rest_port=args.rest_port,
-                 model_name=args.model_name, in_process=args.in_process)
+                 model_name=args.model_name, in_process=args.in_process,
+                 deadline=args.deadline)
 
 
 def _add_dataset_arguments(parser, default_dataset="synthetic"):
@@ -241,6 +245,13 @@ def build_parser():
     export.add_argument("--length-penalty", type=float, default=0.0)
     export.add_argument("--max-batch-size", type=int, default=64,
                         help="requests with more images are refused")
+    export.add_argument("--max-image-bytes", type=int, default=ImageLimits.max_bytes,
+                        help="bytes of one encoded image")
+    export.add_argument("--max-image-pixels", type=int, default=ImageLimits.max_pixels,
+                        help="pixels one image decodes to (a GIF: frames x screen)")
+    export.add_argument("--max-request-pixels", type=int,
+                        default=ImageLimits.max_request_pixels,
+                        help="pixels all the images of one request decode to")
     export.add_argument("--jit-compile", action="store_true",
                         help="XLA-compile the search")
     export.add_argument("--overwrite", action="store_true", help="replace an existing version")
@@ -258,6 +269,9 @@ def build_parser():
                        help="the name clients ask for; default: the directory's name")
     serve.add_argument("--in-process", action="store_true",
                        help="use the in-process servers even if TF Serving is installed")
+    serve.add_argument("--deadline", type=float, default=30.0, metavar="SECONDS",
+                       help="in-process servers: seconds a request may take before it is "
+                            "answered DEADLINE_EXCEEDED")
     serve.set_defaults(handler=_serve)
     return parser
 

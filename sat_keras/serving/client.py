@@ -14,7 +14,7 @@ import urllib.request
 import numpy as np
 
 PROTOCOLS = ("grpc", "rest")
-RETRIED_GRPC_CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED")
+RETRIED_GRPC_CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED")
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
@@ -49,8 +49,8 @@ class CaptionClient:
         signature: the signature to call for images.
         timeout: seconds per attempt.
         retries: further attempts when the server is unreachable or busy
-            (gRPC UNAVAILABLE / DEADLINE_EXCEEDED, HTTP 503 or no
-            connection), with exponential backoff from `backoff` seconds.
+            (gRPC UNAVAILABLE / DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED,
+            HTTP 503 / 504 / 429 or no connection), with exponential backoff from `backoff` seconds.
             Refused requests (INVALID_ARGUMENT, NOT_FOUND) are not retried.
     """
 
@@ -196,8 +196,8 @@ class CaptionClient:
                 message = json.loads(error.read()).get("error", error.reason)
             except ValueError:
                 message = str(error.reason)
-            code = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND",
-                    503: "UNAVAILABLE"}.get(error.code, "INTERNAL")
+            code = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED",
+                    503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}.get(error.code, "INTERNAL")
             raise CaptionServiceError(code, message) from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
             raise CaptionServiceError("UNAVAILABLE", str(error)) from None

@@ -42,7 +42,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             except (TypeError, ValueError) as error:
                 raise ServingError("INVALID_ARGUMENT", f"Malformed input tensor: {error}")
             signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
-            outputs = self.runner.predict(inputs, signature_name, list(request.output_filter))
+            outputs = self.runner.predict(inputs, signature_name, list(request.output_filter),
+                                          deadline=context.time_remaining())
         except ServingError as error:
             context.abort(getattr(grpc.StatusCode, error.code), error.message)
         response = predict_pb2.PredictResponse()

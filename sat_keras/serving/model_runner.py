@@ -3,9 +3,19 @@
 The checks are those TF Serving makes (signature, input names, dtypes,
 shapes), so the local servers answer a bad request as TF Serving would:
 with a `ServingError` whose `code` is a gRPC status name.
+
+Each request has a deadline (the runner's, or the client's if sooner): past
+it the client is answered DEADLINE_EXCEEDED. A TensorFlow function cannot be
+stopped, so the work goes on to its end in the background, and it holds one
+of `max_running` slots until then; when every slot is held a request waits
+for one until its deadline, then is answered RESOURCE_EXHAUSTED. So slow
+requests make the server refuse more, never pile up without bound.
 """
 
 import os
+import threading
+import time
+from concurrent import futures
 
 import numpy as np
 import tensorflow as tf
@@ -42,7 +52,14 @@ def model_versions(base_path):
 class ModelRunner:
     """The newest version of a model base path (TF Serving's default policy)."""
 
-    def __init__(self, base_path, model_name=None):
+    def __init__(self, base_path, model_name=None, deadline=30.0, max_running=4):
+        if not deadline > 0 or not (isinstance(max_running, int) and max_running > 0):
+            raise ValueError(f"deadline and max_running must be positive. Received: "
+                             f"deadline={deadline!r}, max_running={max_running!r}")
+        self.deadline = deadline
+        self.max_running = max_running
+        self._slots = threading.BoundedSemaphore(max_running)
+        self._workers = futures.ThreadPoolExecutor(max_running, thread_name_prefix="predict")
         self.base_path = os.path.abspath(base_path)
         self.model_name = model_name or os.path.basename(os.path.normpath(self.base_path))
         self.version = model_versions(self.base_path)[-1]
@@ -111,17 +128,39 @@ class ModelRunner:
             checked[name] = tf.constant(value, spec.dtype)
         return checked
 
-    def predict(self, inputs, signature_name=None, output_filter=()):
+    def _run(self, function, inputs, deadline):
+        """function(**inputs) in a worker slot, waited for until `deadline` seconds."""
+        deadline = self.deadline if deadline is None else min(deadline, self.deadline)
+        started = time.monotonic()
+        if not self._slots.acquire(timeout=deadline):
+            raise ServingError("RESOURCE_EXHAUSTED",
+                               f"The server is busy: {self.max_running} requests are running "
+                               f"and none ended within the deadline of {deadline:g} s; "
+                               "try again later")
+        future = self._workers.submit(function, **inputs)
+        future.add_done_callback(lambda _: self._slots.release())
+        try:
+            return future.result(timeout=max(0.0, deadline - (time.monotonic() - started)))
+        except futures.TimeoutError:
+            raise ServingError("DEADLINE_EXCEEDED",
+                               f"The request did not finish within its deadline of "
+                               f"{deadline:g} s") from None
+
+    def predict(self, inputs, signature_name=None, output_filter=(), deadline=None):
         """Runs a signature on {name: array}; returns {name: np.ndarray}.
+
+        Args:
+            deadline: seconds the caller waits (None: the runner's).
 
         Raises:
             ServingError: INVALID_ARGUMENT for a bad signature, input or
-                image (with the model's message), INTERNAL otherwise.
+                image (with the model's message), DEADLINE_EXCEEDED,
+                RESOURCE_EXHAUSTED when busy, INTERNAL otherwise.
         """
         function = self._signature(signature_name)
         checked = self._checked_inputs(signature_name, inputs)
         try:
-            outputs = function(**checked)
+            outputs = self._run(function, checked, deadline)
         except tf.errors.InvalidArgumentError as error:
             raise ServingError("INVALID_ARGUMENT", op_error_text(error)) from None
         except tf.errors.OpError as error:

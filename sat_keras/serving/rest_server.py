@@ -25,7 +25,8 @@ from sat_keras.serving.model_runner import ServingError
 MAX_BODY_BYTES = 64 * 1024 * 1024
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?"
                    r"(?P<rest>/metadata|:predict)?$")
-_HTTP_STATUS = {"INVALID_ARGUMENT": 400, "NOT_FOUND": 404, "INTERNAL": 500}
+_HTTP_STATUS = {"INVALID_ARGUMENT": 400, "NOT_FOUND": 404, "RESOURCE_EXHAUSTED": 429,
+                "INTERNAL": 500, "DEADLINE_EXCEEDED": 504}
 
 
 def _decode_value(value):

@@ -42,11 +42,11 @@ class LocalServer:
     """The gRPC (and optionally REST) servers of one model, in this process."""
 
     def __init__(self, model_dir, port=8500, rest_port=None, model_name=None,
-                 host="0.0.0.0", max_workers=16):
+                 host="0.0.0.0", max_workers=16, deadline=30.0):
         from sat_keras.serving.grpc_server import start_grpc_server
         from sat_keras.serving.rest_server import start_rest_server
 
-        self.runner = ModelRunner(model_dir, model_name)
+        self.runner = ModelRunner(model_dir, model_name, deadline=deadline)
         self.grpc_server, self.port = start_grpc_server(self.runner, port, host, max_workers)
         self.rest_server, self.rest_port = None, None
         if rest_port is not None:
@@ -70,11 +70,13 @@ class LocalServer:
 
 
 def serve(model_dir, port=8500, rest_port=None, model_name=None, in_process=False,
-          print_fn=print):
+          deadline=30.0, print_fn=print):
     """Serves a model base path until interrupted (Ctrl-C).
 
     Runs `tensorflow_model_server` when it is on PATH (and not
-    `in_process`), otherwise `LocalServer`. Returns the exit status.
+    `in_process`), otherwise `LocalServer`, whose requests get `deadline`
+    seconds each (TF Serving's are bounded by its clients' deadlines).
+    Returns the exit status.
     """
     model_name = model_name or os.path.basename(os.path.normpath(model_dir))
     if shutil.which(MODEL_SERVER) and not in_process:
@@ -83,7 +85,7 @@ def serve(model_dir, port=8500, rest_port=None, model_name=None, in_process=Fals
                                        xla=exported_with_xla(model_dir))
         print_fn("Running " + " ".join(command))
         return subprocess.call(command)
-    server = LocalServer(model_dir, port, rest_port, model_name)
+    server = LocalServer(model_dir, port, rest_port, model_name, deadline=deadline)
     why = "" if in_process else f"; {MODEL_SERVER} is not on PATH"
     print_fn(f"Serving {model_name} version {server.runner.version} from "
              f"{os.path.abspath(model_dir)} "

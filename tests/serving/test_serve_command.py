@@ -4,12 +4,12 @@ import shutil
 import stat
 import subprocess
 import sys
-import time
 
 import pytest
 
 from helpers import encode_image
 from helpers import free_port
+from helpers import wait_until_serving
 from sat_keras import cli
 from sat_keras.serving import CaptionClient
 from sat_keras.serving import CaptionServiceError
@@ -18,22 +18,15 @@ from sat_keras.training import save_captioner
 SAT_KERAS = os.path.join(os.path.dirname(sys.executable), "sat-keras")
 
 
-def wait_until_serving(client, process, seconds=120):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[0][-3000:]
-        try:
-            return client.metadata()
-        except CaptionServiceError:
-            time.sleep(0.5)
-    raise TimeoutError("the server did not come up")
-
-
 def test_export_then_serve_commands(exported_model, tmp_path):
     model_dir = save_captioner(exported_model[0], str(tmp_path / "model"))
     base = tmp_path / "saved_models" / "tiny"
     assert cli.main(["export", "--model", model_dir, "--output", str(base / "2"),
-                     "--beam-size", "2", "--max-length", "6"]) == 0
+                     "--beam-size", "2", "--max-length", "6", "--max-image-pixels", "5000",
+                     "--max-request-pixels", "10000"]) == 0
+    with open(base / "2" / "assets.extra" / "export_config.json") as file:
+        limits = json.load(file)["image_limits"]
+    assert (limits["max_pixels"], limits["max_request_pixels"]) == (5000, 10000)
     assert cli.main(["export", "--model", model_dir, "--output", str(base / "2")]) == 2
     grpc_port, rest_port = free_port(), free_port()
     process = subprocess.Popen(
@@ -50,6 +43,9 @@ def test_export_then_serve_commands(exported_model, tmp_path):
         assert rest_client.caption(images)["captions"] == served
         with pytest.raises(CaptionServiceError, match="image_bytes\\[0\\]: empty"):
             grpc_client.caption([b""])
+        with pytest.raises(CaptionServiceError, match="decode to 11520 pixels in all, over "
+                                                      "the limit of 10000"):
+            rest_client.caption(images * 3)  # 6 images of 40 x 48
         assert grpc_client.caption(images)["captions"] == served
         grpc_client.close()
     finally:

@@ -1,0 +1,100 @@
+"""`sat-keras serve` under a bounded soak on loopback: 8 clients mixing good images
+with every refused kind, bombs included. Good requests never fail, bad ones are
+refused by name, and the server's memory does not grow with the requests."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from helpers import encode_image
+from helpers import free_port
+from helpers import hostile_images
+from helpers import wait_until_serving
+from sat_keras.serving import CaptionClient
+from sat_keras.serving import CaptionServiceError
+
+SAT_KERAS = os.path.join(os.path.dirname(sys.executable), "sat-keras")
+SHAPES = os.path.join(os.path.dirname(__file__), "..", "..", "saved_models", "shapes")
+CLIENTS, WARM_UP_SECONDS, SOAK_SECONDS = 8, 20, 120
+RSS_MARGIN_MB = 64
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as file:
+        return next(int(line.split()[1]) for line in file if line.startswith("VmRSS")) / 1024
+
+
+def requests():
+    """(label, images, refusal text or None) cycled through by every client."""
+    good = [encode_image(kind, 64, 64, seed=seed)
+            for seed, kind in enumerate(["jpeg", "png", "gif", "bmp"])]
+    bad = [(label, [good[0], data], f"image_bytes[1]: {problem}")
+           for label, data, problem in hostile_images()]
+    bad += [("empty", [b""], "image_bytes[0]: empty"),
+            ("truncated JPEG", [good[0][:-200]], "image_bytes[0]: truncated")]
+    mixed = []
+    for index, item in enumerate(bad):
+        mixed += [("good", good[index % 4: index % 4 + 2], None), item]
+    return mixed
+
+
+def soak(ports, seconds, outcomes):
+    """Runs the clients for `seconds`; appends (label, expected, error or None) to outcomes."""
+    stop = time.monotonic() + seconds
+    cases = requests()
+
+    def client_loop(index):
+        protocol = "grpc" if index % 2 == 0 else "rest"
+        with CaptionClient(f"127.0.0.1:{ports[protocol]}", "shapes", protocol=protocol,
+                           timeout=60, retries=0) as client:
+            position = index * 3
+            while time.monotonic() < stop:
+                label, images, expected = cases[position % len(cases)]
+                position += 1
+                try:
+                    client.caption(images)
+                    outcomes.append((label, expected, None))
+                except CaptionServiceError as error:
+                    outcomes.append((label, expected, error))
+
+    threads = [threading.Thread(target=client_loop, args=(index,)) for index in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+@pytest.mark.slow
+def test_eight_clients_mixing_good_and_hostile_images():
+    ports = {"grpc": free_port(), "rest": free_port()}
+    process = subprocess.Popen(
+        [SAT_KERAS, "serve", "--model-dir", SHAPES, "--port", str(ports["grpc"]),
+         "--rest-port", str(ports["rest"]), "--in-process"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until_serving(CaptionClient(f"127.0.0.1:{ports['grpc']}", "shapes"), process)
+        soak(ports, WARM_UP_SECONDS, [])  # every kind of request once or more
+        started_mb = rss_mb(process.pid)
+        outcomes = []
+        soak(ports, SOAK_SECONDS, outcomes)
+        ended_mb = rss_mb(process.pid)
+        with CaptionClient(f"127.0.0.1:{ports['grpc']}", "shapes") as client:
+            assert len(client.caption([encode_image("png", 64, 64)])["captions"]) == 1
+    finally:
+        process.terminate()
+        process.communicate(timeout=60)
+    good = [error for label, expected, error in outcomes if expected is None]
+    bad = [(label, expected, error) for label, expected, error in outcomes if expected]
+    summary = (f"{len(good)} good and {len(bad)} bad requests; RSS {started_mb:.0f} -> "
+               f"{ended_mb:.0f} MB")
+    print(summary)
+    assert len(good) >= 100 and len(bad) >= 100, summary
+    assert not any(good), [error for error in good if error][:3]
+    for label, expected, error in bad:
+        assert error is not None and error.code == "INVALID_ARGUMENT", (label, error)
+        assert expected in error.message, (label, error.message)
+    assert ended_mb - started_mb < RSS_MARGIN_MB, summary
