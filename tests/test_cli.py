@@ -82,9 +82,12 @@ def test_extract_features_command(tmp_path, capsys):
     from sat_keras.data.synthetic import generate_synthetic
 
     generate_synthetic(str(tmp_path / "data"), num_images=4, seed=0)
+    # Random weights: MobileNetV3's outputs are about 1e-9, all 0.0 in float16,
+    # which extraction refuses (tests/test_pretrained_encoder.py has real weights).
     code = cli.main(["extract-features", "--dataset", "synthetic", "--data-dir",
                      str(tmp_path / "data"), "--encoder", "mobilenet_v3_small",
-                     "--encoder-weights", "none", "--output", str(tmp_path / "features")])
+                     "--encoder-weights", "none", "--dtype", "float32",
+                     "--output", str(tmp_path / "features")])
     assert code == 0
     assert "images/s" in capsys.readouterr().out
     assert len(CachedFeatures(str(tmp_path / "features")).paths) == 4
@@ -109,7 +112,9 @@ def csv_dataset(tmp_path):
 
 def test_train_on_a_csv_dataset_from_cached_features(tmp_path, capsys, csv_dataset):
     records, flags = csv_dataset
-    assert cli.main(["extract-features", *flags, "--output", str(tmp_path / "features")]) == 0
+    # float32: see test_extract_features_command.
+    assert cli.main(["extract-features", *flags, "--dtype", "float32",
+                     "--output", str(tmp_path / "features")]) == 0
     assert cli.main(["train", *flags, "--features", str(tmp_path / "features"),
                      "--output-dir", str(tmp_path / "model"), "--epochs", "1",
                      "--batch-size", "2", "--patience", "7"]) == 0
