@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from helpers import encode_image
+from helpers import hostile_images
 from helpers import python_captions
 from helpers import tiny_image_model
 from sat_keras.export import export_captioner
@@ -128,6 +129,17 @@ def test_an_empty_or_oversized_batch_is_refused(exported_model):
         signature(image_bytes=tf.constant([], tf.string))
     with pytest.raises(tf.errors.InvalidArgumentError, match="1 to 64 items; it holds 65"):
         signature(image_bytes=tf.constant([IMAGES[0]] * 65))
+
+
+def test_the_stock_signature_names_a_refused_item_and_its_reason(exported_model):
+    # What TF Serving answers is the op's own message: it must read well unprocessed.
+    signature = tf.saved_model.load(os.path.join(exported_model[1], "1")).signatures[
+        "serving_default"]
+    for label, data, problem in hostile_images():
+        with pytest.raises(tf.errors.InvalidArgumentError) as error:
+            signature(image_bytes=tf.constant([IMAGES[0], data]))
+        assert "assertion failed: [Bad image" in error.value.message, label
+        assert f"image_bytes[1]: {problem}" in error.value.message, label
 
 
 def test_ids_to_captions_matches_vocabulary_decode(vocabulary):
