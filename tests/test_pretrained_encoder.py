@@ -55,6 +55,19 @@ def test_weights_are_real_when_the_first_call_is_traced():
 
 
 @needs_weights
+def test_fit_on_images_with_a_fresh_encoder_runs_the_real_weights(vocabulary):
+    # Keras builds an unbuilt model for fit from inside its own machinery.
+    model = ShowAttendTell(vocabulary, encoder=PretrainedEncoder("mobilenet", weights=str(WEIGHTS)),
+                           image_size=224, embedding_dim=8, units=8, attention_dim=8)
+    model.compile(optimizer="adam")
+    images = _images()
+    model.fit({"images": images, "token_ids": np.array([[1, 4], [1, 5]])},
+              np.array([[4, 2], [5, 2]]), epochs=1, verbose=0)
+    annotations = keras.ops.convert_to_numpy(model.encode({"images": images}))
+    np.testing.assert_allclose(annotations, _reference_grid(images), atol=1e-4)
+
+
+@needs_weights
 def test_fresh_encoder_through_extract_features_gives_its_eager_features(tmp_path):
     paths = [str(tmp_path / f"{index}.png") for index in range(3)]
     for path, image in zip(paths, _images(3)):
