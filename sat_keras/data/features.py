@@ -109,10 +109,12 @@ def _all_equal(arrays):
 
 
 def _constant_error(what, advice):
-    """Distinct images never give identical annotations from a working
-    encoder; identical ones (typically all zeros) mean it ran with weights
-    that were never loaded, and a captioner trained on them learns nothing
-    of the images."""
+    """The error for images that all have the same features.
+
+    Distinct images never give identical annotations from a working encoder;
+    identical ones (typically all zeros) mean it ran with weights that were
+    never loaded, and a captioner trained on them learns nothing of the images.
+    """
     return ValueError(f"Every one of {what} has the same features: they carry nothing "
                       f"about the images. {advice}.")
 
