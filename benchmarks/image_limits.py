@@ -1,4 +1,4 @@
-"""Peak memory and time of the exported signature on refused bombs and on the worst accepted request.
+"""Peak memory and time of the exported signature on bombs and on the worst accepted request.
 
     python benchmarks/image_limits.py [--model-dir saved_models/shapes/1]
 

@@ -46,7 +46,8 @@ def gif_frames(data, max_blocks):
 
     Args:
         data: a scalar string holding a GIF (its signature already checked).
-        max_blocks: the most block heads and sub-blocks read before giving up.
+        max_blocks: the most iterations (block heads, and windows of
+            sub-blocks) before giving up.
 
     Returns:
         `frames`, the number of image blocks, and `status`: COMPLETE (the

@@ -237,7 +237,8 @@ def check_image_bytes(image_bytes, limits=ImageLimits()):
         (length > limits.max_bytes, f"over {limits.max_bytes} bytes"),
         (tf.logical_not(known), "not a JPEG, PNG, GIF or BMP image"),
         (tf.logical_not(complete), "truncated (no end marker)"),
-        (formats["png"] & tf.logical_not(ihdr_first), "malformed PNG (IHDR is not the first chunk)"),
+        (formats["png"] & tf.logical_not(ihdr_first),
+         "malformed PNG (IHDR is not the first chunk)"),
         (formats["bmp"] & bmp_unsupported,
          "unsupported BMP header (only BITMAPINFOHEADER, 40 to 124 bytes)"),
         (formats["bmp"] & bmp_rows_missing, "truncated BMP (its pixel rows run past the end)"),
@@ -246,13 +247,14 @@ def check_image_bytes(image_bytes, limits=ImageLimits()):
         frames, gif_status, scans = _walk(image_bytes, formats, limits)
         height, width = _header_sizes(head, formats, image_bytes)
     pixels = tf.where(formats["gif"], frames, 1) * height * width  # (N,) decoded
-    status_is = {code: tf.equal(gif_status, code) for code in range(6)}
     items = _assert_no_problems(_problem_messages([
-        (status_is[gif_structure.TRUNCATED], "truncated GIF (its blocks run past the end)"),
-        (status_is[gif_structure.UNKNOWN_BLOCK], "malformed GIF (an unknown block)"),
-        (status_is[gif_structure.FRAME_OUTSIDE_SCREEN],
+        (tf.equal(gif_status, gif_structure.TRUNCATED),
+         "truncated GIF (its blocks run past the end)"),
+        (tf.equal(gif_status, gif_structure.UNKNOWN_BLOCK), "malformed GIF (an unknown block)"),
+        (tf.equal(gif_status, gif_structure.FRAME_OUTSIDE_SCREEN),
          "a GIF frame larger than the logical screen"),
-        (status_is[gif_structure.TOO_MANY_BLOCKS], f"over {limits.max_gif_blocks} GIF blocks"),
+        (tf.equal(gif_status, gif_structure.TOO_MANY_BLOCKS),
+         f"over {limits.max_gif_blocks} GIF blocks"),
         (formats["gif"] & tf.equal(frames, 0), "a GIF without an image"),
         (scans > limits.max_jpeg_scans, f"over {limits.max_jpeg_scans} JPEG scans"),
         (tf.minimum(height, width) < limits.min_side,

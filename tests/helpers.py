@@ -86,7 +86,8 @@ def flickr8k_subset(data_dir, train=4, dev=0):
     (data_dir / "Flicker8k_Dataset").mkdir(parents=True)
     lines = (FLICKR8K_DIR / "Flickr8k.token.txt").read_text(encoding="utf-8").splitlines()
     chosen = []
-    for list_file, count in (("Flickr_8k.trainImages.txt", train), ("Flickr_8k.devImages.txt", dev)):
+    lists = (("Flickr_8k.trainImages.txt", train), ("Flickr_8k.devImages.txt", dev))
+    for list_file, count in lists:
         names = (FLICKR8K_DIR / list_file).read_text().split()[:count]
         if not names:
             continue
