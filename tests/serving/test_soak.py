@@ -19,12 +19,14 @@ from sat_keras.serving import CaptionServiceError
 
 SAT_KERAS = os.path.join(os.path.dirname(sys.executable), "sat-keras")
 SHAPES = os.path.join(os.path.dirname(__file__), "..", "..", "saved_models", "shapes")
-# The server's RSS climbs for its first minute of such traffic (memory
+# The server's RSS climbs for the first 80 s or so of such traffic (memory
 # allocator arenas of the serving threads, TensorFlow's caches), then
 # levels off: measured in 20 s rounds after start-up, 974, 1021, 1029, 1089,
-# 1095, 1085 MB. A leak of even the decoded 64 x 64 images would add 12 KB a
-# request, over 80 MB in the soak below.
-CLIENTS, WARM_UP_SECONDS, SOAK_SECONDS = 8, 40, 90
+# 1095, 1085 MB (after a 40 s warm-up, 90 s added 53 and 97 MB in two runs;
+# after 80 s, 60 s added 42 MB). Keeping the bytes of every request (bombs of
+# up to 2 MB among them) would add gigabytes; a leak of a few KB a request
+# would not stand out from this noise.
+CLIENTS, WARM_UP_SECONDS, SOAK_SECONDS = 8, 80, 60
 RSS_MARGIN_MB = 96
 
 
