@@ -50,7 +50,8 @@ class CaptionClient:
         timeout: seconds per attempt.
         retries: further attempts when the server is unreachable or busy
             (gRPC UNAVAILABLE / DEADLINE_EXCEEDED / RESOURCE_EXHAUSTED,
-            HTTP 503 / 504 / 429 or no connection), with exponential backoff from `backoff` seconds.
+            HTTP 503 / 504 / 429 or no connection), with exponential backoff
+            from `backoff` seconds.
             Refused requests (INVALID_ARGUMENT, NOT_FOUND) are not retried.
     """
 
