@@ -54,13 +54,13 @@ def _animated_gif(frames, side):
 
 def build_cases(folder):
     """{name: [file paths]} of one request each."""
-    from helpers import gif_bomb
+    from helpers import gif_bomb_20_mb
     from helpers import hostile_images
 
     cases = {}
     for label, data, _ in hostile_images():
         cases[f"refused: {label}"] = [data]
-    cases["refused: GIF bomb, 430 frames (20 MB)"] = [gif_bomb(frames=430)]
+    cases["refused: GIF bomb, 430 frames (20 MB)"] = [gif_bomb_20_mb()]
     pixels = _smooth(SIDE)
     cases["accepted: 5 baseline JPEGs of 40 Mpixel"] = [_encode(pixels, format="JPEG")] * 5
     cases["accepted: 5 progressive JPEGs of 40 Mpixel"] = [

@@ -126,6 +126,11 @@ def gif_bomb(screen=(64, 64), frame_side=8000, frames=1):
     return data[:6] + screen_bytes + data[10:image_start] + image_block * frames + b"\x3b"
 
 
+def gif_bomb_20_mb():
+    """`gif_bomb` with 430 frames: 20.6 MB, just under the default 20 MiB item limit."""
+    return gif_bomb(frames=430)
+
+
 def hostile_images():
     """(label, encoded bytes, the refusal's text): files made to exhaust a decoder or fool a check.
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from helpers import encode_image
-from helpers import gif_bomb
+from helpers import gif_bomb_20_mb
 from helpers import hostile_images
 from helpers import python_captions
 from helpers import tiny_image_model
@@ -136,7 +136,7 @@ def test_the_stock_signature_names_a_refused_item_and_its_reason(exported_model)
     # What TF Serving answers is the op's own message: it must read well unprocessed.
     signature = tf.saved_model.load(os.path.join(exported_model[1], "1")).signatures[
         "serving_default"]
-    bomb_20_mb = ("GIF bomb of 20 MB", gif_bomb(frames=430),
+    bomb_20_mb = ("GIF bomb of 20 MB", gif_bomb_20_mb(),
                   "a GIF frame larger than the logical screen")
     for label, data, problem in hostile_images() + [bomb_20_mb]:
         with pytest.raises(tf.errors.InvalidArgumentError) as error:

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from helpers import encode_image
-from helpers import gif_bomb
+from helpers import gif_bomb_20_mb
 from helpers import hostile_images
 from sat_keras.data.pipeline import load_image
 from sat_keras.image_bytes import ImageLimits
@@ -124,7 +124,7 @@ def test_hostile_images_are_refused_before_decoding(label, data, problem):
 
 
 def test_a_20_mb_gif_bomb_is_refused():
-    bomb = gif_bomb(screen=(64, 64), frame_side=8000, frames=430)
+    bomb = gif_bomb_20_mb()
     assert 20_000_000 < len(bomb) < ImageLimits().max_bytes
     assert "image_bytes[0]: a GIF frame larger than the logical screen" in error_of([bomb])
 
