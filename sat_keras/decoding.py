@@ -143,7 +143,7 @@ def _unflatten_beams(tensor, batch_size):
 
 
 def beam_search(step, initial_state, memory, num_locations, max_length, beam_size=3,
-                length_penalty=0.0, start_id=START_ID, end_id=END_ID):
+                length_penalty=0.0, num_captions=None, start_id=START_ID, end_id=END_ID):
     """Batched beam search: `beam_size` hypotheses for every image at once.
 
     At each step every live hypothesis is extended by every word; of the
@@ -159,13 +159,23 @@ def beam_search(step, initial_state, memory, num_locations, max_length, beam_siz
         beam_size: k, hypotheses kept per image; 1 gives the greedy result.
         length_penalty: exponent of `length_normalizer`; 0 ranks by summed
             log-probability.
+        num_captions: None for the best hypothesis per image; n (1 to
+            beam_size) for the n best, best first: the finished ones, then,
+            where fewer than n finished, the best live ones at max_length.
 
     Returns:
         The best hypothesis per image, as `greedy_search` returns it;
-        "scores" are the length-normalised log-probabilities.
+        "scores" are the length-normalised log-probabilities. With
+        `num_captions=n` every output gains an axis of n after the batch:
+        token_ids (batch, n, T), scores (batch, n), attention_weights
+        (batch, n, T, L).
     """
     if not isinstance(beam_size, int) or beam_size < 1:
         raise ValueError(f"beam_size must be a positive integer. Received: {beam_size!r}")
+    if num_captions is not None and not (
+            isinstance(num_captions, int) and 1 <= num_captions <= beam_size):
+        raise ValueError(f"num_captions must be an integer from 1 to beam_size ({beam_size}). "
+                         f"Received: {num_captions!r}")
     batch_size = _batch_size(memory)
     k = beam_size
     state = tree.map_structure(lambda x: _tile_beams(x, k), initial_state)
@@ -250,50 +260,59 @@ def beam_search(step, initial_state, memory, num_locations, max_length, beam_siz
     )
     (steps, _, _, live_scores, live_tokens, finished_scores, finished_tokens,
      finished_origins, attention_history, parent_history) = outputs
-    # Best finished hypothesis per image, or the best live one if none ended.
-    has_finished = finished_scores[:, 0] > NEGATIVE_INFINITY / 2  # (batch,)
-    best_live_score = live_scores[:, 0] / length_normalizer(max_length, length_penalty)
-    first = ops.zeros((batch_size, 1), "int32")  # (batch, 1)
-    finished_best = _gather_beams(finished_tokens, first, batch_size, k)  # (batch, T)
-    live_best = _gather_beams(live_tokens, first, batch_size, k)  # (batch, T)
+    n = 1 if num_captions is None else num_captions
+    # Slot i of an image: its i-th finished hypothesis while it has more than
+    # i, then its live ones, best first, scored as if they ended at max_length.
+    num_finished = ops.sum(ops.cast(finished_scores > NEGATIVE_INFINITY / 2, "int32"),
+                           axis=1, keepdims=True)  # (batch, 1)
+    slots = ops.expand_dims(ops.arange(n, dtype="int32"), 0)  # (1, n)
+    picks = ops.where(slots < num_finished, slots, k + slots - num_finished)  # (batch, n)
     last = steps - 1
-    live_origin = last * k + ops.take(parent_history, last, axis=0)[:, 0]  # (batch,)
-    origins = ops.where(has_finished, finished_origins[:, 0], live_origin)  # (batch,)
-    return {
-        "token_ids": ops.where(ops.expand_dims(has_finished, 1), finished_best, live_best),
-        "scores": ops.where(has_finished, finished_scores[:, 0], best_live_score),
+    live_origins = last * k + ops.take(parent_history, last, axis=0)  # (batch, k)
+    scores = ops.concatenate(
+        [finished_scores, live_scores / length_normalizer(max_length, length_penalty)], axis=1)
+    tokens = ops.concatenate([_unflatten_beams(finished_tokens, batch_size),
+                              _unflatten_beams(live_tokens, batch_size)], axis=1)  # (b, 2k, T)
+    origins = ops.concatenate([finished_origins, live_origins], axis=1)  # (batch, 2k)
+    outputs = {
+        "token_ids": _unflatten_beams(
+            _gather_beams(_flatten_beams(tokens), picks, batch_size, 2 * k), batch_size),
+        "scores": ops.take_along_axis(scores, picks, axis=1),  # (batch, n)
         "attention_weights": _trace_attention(
-            attention_history, parent_history, origins, k),  # (batch, T, L)
+            attention_history, parent_history, ops.take_along_axis(origins, picks, axis=1),
+            k),  # (batch, n, T, L)
     }
+    if num_captions is None:
+        outputs = {name: value[:, 0] for name, value in outputs.items()}
+    return outputs
 
 
 def _trace_attention(attention_history, parent_history, origins, beam_size):
-    """The attention of one hypothesis per image, followed back through its parents.
+    """The attention of n hypotheses per image, followed back through their parents.
 
     Args:
         attention_history: (T, batch * k, L), the attention of the live beam
             j of image b at step t in row b * k + j of entry t.
         parent_history: (T, batch, k): at step t, the beam of step t - 1 that
             each new live beam extends.
-        origins: (batch,) int, t * k + j: the hypothesis's last word was
+        origins: (batch, n) int, t * k + j: the hypothesis's last word was
             chosen at step t from live beam j.
         beam_size: k.
 
     Returns:
-        (batch, T, L): the attention at each of the hypothesis's steps, zero
+        (batch, n, T, L): the attention at each of a hypothesis's steps, zero
         after its last word.
     """
     max_length = attention_history.shape[0]
     batch_size = ops.shape(origins)[0]
-    offsets = ops.arange(batch_size, dtype="int32") * beam_size  # (batch,)
-    end_step = origins // beam_size  # (batch,)
-    beam = origins % beam_size  # (batch,)
+    offsets = ops.expand_dims(ops.arange(batch_size, dtype="int32") * beam_size, 1)  # (b, 1)
+    end_step = origins // beam_size  # (batch, n)
+    beam = origins % beam_size  # (batch, n)
     rows = []
     for t in reversed(range(max_length)):
-        alpha = ops.take(attention_history[t], offsets + beam, axis=0)  # (batch, L)
+        alpha = ops.take(attention_history[t], offsets + beam, axis=0)  # (batch, n, L)
         rows.append(ops.where(ops.expand_dims(t <= end_step, -1), alpha, 0.0))
         if t > 0:
-            parent = ops.take_along_axis(parent_history[t - 1], ops.expand_dims(beam, -1),
-                                         axis=1)[:, 0]  # (batch,)
-            beam = ops.where(t <= end_step, parent, beam)  # (batch,)
-    return ops.stack(rows[::-1], axis=1)  # (batch, T, L)
+            parent = ops.take_along_axis(parent_history[t - 1], beam, axis=1)  # (batch, n)
+            beam = ops.where(t <= end_step, parent, beam)  # (batch, n)
+    return ops.stack(rows[::-1], axis=2)  # (batch, n, T, L)

@@ -8,6 +8,11 @@ Layout: `<base>/<name>/<version>/` with `saved_model.pb`, `variables/` and
   float32 (N, T, L);
 - `caption_features`: `features` float32 (N, L, D) -> the same outputs.
 
+Exported with `num_captions=n`, both also return the beam's n best, best
+first: `nbest_captions` string (N, n), `nbest_scores` float32 (N, n),
+`nbest_token_ids` int32 (N, n, T), `nbest_attention_weights` float32
+(N, n, T, L); the outputs above are then the first of them.
+
 Decoding, resizing, the encoder's preprocessing, the search and the
 id-to-word lookup are all in the graph, built from stock TensorFlow ops
 (no tensorflow-text, no Python), so TF Serving runs it as it is.
@@ -32,16 +37,16 @@ VOCABULARY_FILE = "vocabulary.json"
 
 
 def ids_to_captions(token_ids, tokens):
-    """In-graph `Vocabulary.decode`: int (N, T) ids -> string (N,) captions.
+    """In-graph `Vocabulary.decode`: int (..., T) ids -> string (...) captions.
 
     Words up to the first `<end>`, without `<pad>` and `<start>`, joined by
     single spaces.
     """
     token_ids = tf.cast(token_ids, tf.int32)
     words = tf.gather(tf.constant(tokens), token_ids)  # (N, T)
-    before_end = tf.equal(tf.cumsum(tf.cast(tf.equal(token_ids, END_ID), tf.int32), axis=1), 0)
+    before_end = tf.equal(tf.cumsum(tf.cast(tf.equal(token_ids, END_ID), tf.int32), axis=-1), 0)
     keep = before_end & tf.not_equal(token_ids, PAD_ID) & tf.not_equal(token_ids, START_ID)
-    return tf.strings.strip(tf.strings.reduce_join(tf.where(keep, words + " ", ""), axis=1))
+    return tf.strings.strip(tf.strings.reduce_join(tf.where(keep, words + " ", ""), axis=-1))
 
 
 def _check_batch(batch_size, max_batch_size, name):
@@ -69,11 +74,15 @@ class _CaptionFunctions:
 
     def _caption(self, inputs):
         """Encoder inputs ({"images"} or {"features"}) -> the signature's outputs."""
-        outputs = dict(self._search(self.model.encode(inputs, training=False)))
-        outputs["captions"] = ids_to_captions(outputs["token_ids"], self.model.vocabulary.tokens)
-        outputs["token_ids"] = tf.cast(outputs["token_ids"], tf.int32)
-        outputs["scores"] = tf.cast(outputs["scores"], tf.float32)
-        outputs["attention_weights"] = tf.cast(outputs["attention_weights"], tf.float32)
+        found = self._search(self.model.encode(inputs, training=False))
+        found = {"token_ids": tf.cast(found["token_ids"], tf.int32),
+                 "scores": tf.cast(found["scores"], tf.float32),
+                 "attention_weights": tf.cast(found["attention_weights"], tf.float32)}
+        found["captions"] = ids_to_captions(found["token_ids"], self.model.vocabulary.tokens)
+        if self.settings.get("num_captions") is None:
+            return found
+        outputs = {name: value[:, 0] for name, value in found.items()}  # the best
+        outputs.update({"nbest_" + name: value for name, value in found.items()})
         return outputs
 
     def caption_image_bytes(self, image_bytes):
@@ -103,8 +112,8 @@ def _annotation_shape(model):
 
 
 def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0,
-                     max_batch_size=64, limits=ImageLimits(), jit_compile=False,
-                     overwrite=False):
+                     num_captions=None, max_batch_size=64, limits=ImageLimits(),
+                     jit_compile=False, overwrite=False):
     """Writes `model` as a SavedModel at `path` (`.../<name>/<version>`).
 
     Args:
@@ -114,6 +123,8 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
         beam_size: 1 exports greedy search, more the batched beam search.
         max_length: the most words per caption, `<end>` included.
         length_penalty: as in `decoding.beam_search`.
+        num_captions: None, or n (1 to beam_size) to add the beam's n best
+            captions to the outputs (`nbest_*`, see the module docstring).
         max_batch_size: requests with more items are refused.
         limits: `image_bytes.ImageLimits` for the accepted images.
         jit_compile: XLA-compile the search (the server compiles it once
@@ -142,8 +153,14 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
         raise ValueError(f"beam_size must be a positive integer. Received: {beam_size!r}")
     if not isinstance(max_length, int) or max_length < 1:
         raise ValueError(f"max_length must be a positive integer. Received: {max_length!r}")
+    if num_captions is not None and not (
+            isinstance(num_captions, int) and 1 <= num_captions <= beam_size):
+        raise ValueError(f"num_captions must be an integer from 1 to beam_size ({beam_size}). "
+                         f"Received: {num_captions!r}")
     settings = {"max_length": max_length, "beam_size": beam_size,
                 "length_penalty": float(length_penalty)}
+    if num_captions is not None:
+        settings["num_captions"] = num_captions
     functions = _CaptionFunctions(model, settings, limits, max_batch_size, jit_compile)
     archive = keras.export.ExportArchive()
     archive.track(model)

@@ -185,3 +185,32 @@ def test_the_xla_compiled_search_gives_the_same_captions(exported_model, tmp_pat
     np.testing.assert_allclose(outputs["scores"].numpy(), expected["scores"].numpy(), atol=1e-4)
     with open(os.path.join(path, "assets.extra", "export_config.json")) as file:
         assert json.load(file)["jit_compile"] is True
+
+
+def test_the_n_best_export_adds_the_beams_best_and_keeps_the_default_outputs(
+        exported_model, tmp_path):
+    model, base = exported_model
+    path = export_captioner(model, str(tmp_path / "nbest" / "1"), beam_size=3, max_length=6,
+                            num_captions=3)
+    signatures = tf.saved_model.load(path).signatures
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(2, 64, 8)).astype("float32")
+    outputs = signatures["caption_features"](features=tf.constant(features))
+    expected = model.caption(features=features, beam_size=3, max_length=6, num_captions=3)
+    assert outputs["nbest_captions"].shape == (2, 3)
+    assert [[c.decode() for c in row] for row in outputs["nbest_captions"].numpy()] == \
+        expected["captions"]
+    np.testing.assert_array_equal(outputs["nbest_token_ids"].numpy(), expected["token_ids"])
+    np.testing.assert_allclose(outputs["nbest_scores"].numpy(), expected["scores"], rtol=1e-5)
+    np.testing.assert_allclose(outputs["nbest_attention_weights"].numpy(),
+                               expected["attention_weights"], atol=1e-6)
+    # The default outputs are the best of the n, as an export without n gives them.
+    assert [c.decode() for c in outputs["captions"].numpy()] == \
+        [row[0] for row in expected["captions"]]
+    assert outputs["attention_weights"].shape == (2, 6, 64)
+    from_images = signatures["serving_default"](image_bytes=tf.constant(IMAGES[:2]))
+    assert from_images["nbest_attention_weights"].shape == (2, 3, 6, 64)
+    with open(os.path.join(path, "assets.extra", "export_config.json")) as file:
+        assert json.load(file)["num_captions"] == 3
+    with pytest.raises(ValueError, match="num_captions"):
+        export_captioner(model, str(tmp_path / "bad" / "1"), beam_size=2, num_captions=3)

@@ -361,11 +361,12 @@ class ShowAttendTell(keras.Model):
         return self.search(self.encode(inputs, training=False), **self._decode_settings)
 
     def search(self, annotations, max_length=20, beam_size=1, length_penalty=0.0,
-               temperature=None):
+               temperature=None, num_captions=None):
         """Captions annotations (batch, L, D) in-graph; the settings as in `caption`.
 
         Returns the dict of `decoding.greedy_search` (token_ids, scores,
-        attention_weights), from the search the settings choose.
+        attention_weights), from the search the settings choose; with
+        `num_captions` n, the beam's n best, an axis of n after the batch.
         """
         state, memory = self.start(annotations)
         num_locations = ops.shape(annotations)[1]
@@ -373,25 +374,30 @@ class ShowAttendTell(keras.Model):
             return decoding.sample_search(
                 self.step, state, memory, num_locations=num_locations, max_length=max_length,
                 temperature=temperature, seed=self.seed_generator)
-        if beam_size == 1:
+        if beam_size == 1 and num_captions is None:
             return decoding.greedy_search(self.step, state, memory,
                                           num_locations=num_locations, max_length=max_length)
         return decoding.beam_search(
             self.step, state, memory, num_locations=num_locations, max_length=max_length,
-            beam_size=beam_size, length_penalty=length_penalty)
+            beam_size=beam_size, length_penalty=length_penalty, num_captions=num_captions)
 
     def caption(self, images=None, features=None, max_length=20, beam_size=1,
-                length_penalty=0.0, temperature=None, batch_size=64):
+                length_penalty=0.0, temperature=None, num_captions=None, batch_size=64):
         """Captions images (uint8, batch first) or features.
 
         `beam_size=1` is greedy search; larger sizes run the batched beam
         search of `decoding.beam_search` with `length_penalty`; a
         `temperature` draws every word instead (`decoding.sample_search`).
+        `num_captions=n` (1 to beam_size) returns the beam's n best distinct
+        captions per image, best first.
 
         Returns:
             dict: "captions" list of str; "token_ids" (N, max_length) int32
-            with `<end>` then padding; "scores" (N,) summed log-probabilities;
-            "attention_weights" (N, max_length, L), zero after `<end>`.
+            with `<end>` then padding; "scores" (N,) summed log-probabilities
+            (length-normalised with a length penalty); "attention_weights"
+            (N, max_length, L), zero after `<end>`. With `num_captions=n`,
+            "captions" is a list of n-lists and the arrays gain an axis of n
+            after N.
         """
         if (images is None) == (features is None):
             raise ValueError("Pass exactly one of images= or features=.")
@@ -401,8 +407,16 @@ class ShowAttendTell(keras.Model):
             raise ValueError(f"beam_size must be a positive integer. Received: {beam_size!r}")
         if temperature is not None and not temperature > 0:
             raise ValueError(f"temperature must be positive. Received: {temperature!r}")
+        if num_captions is not None:
+            if temperature is not None:
+                raise ValueError("num_captions comes from beam search; it does not combine "
+                                 "with temperature sampling.")
+            if not (isinstance(num_captions, int) and 1 <= num_captions <= beam_size):
+                raise ValueError(f"num_captions must be an integer from 1 to beam_size "
+                                 f"({beam_size}). Received: {num_captions!r}")
         settings = {"max_length": max_length, "beam_size": beam_size,
-                    "length_penalty": float(length_penalty), "temperature": temperature}
+                    "length_penalty": float(length_penalty), "temperature": temperature,
+                    "num_captions": num_captions}
         if settings != self._decode_settings:
             self._decode_settings = settings
             self.predict_function = None  # retrace with the new settings
@@ -411,7 +425,10 @@ class ShowAttendTell(keras.Model):
             self.build({name: (None,) + tuple(value.shape[1:]) for name, value in inputs.items()})
         outputs = self.predict(inputs, batch_size=batch_size, verbose=0)
         outputs = {name: np.asarray(value) for name, value in outputs.items()}
-        outputs["captions"] = [self.vocabulary.decode(ids) for ids in outputs["token_ids"]]
+        decode = self.vocabulary.decode
+        outputs["captions"] = [
+            decode(ids) if num_captions is None else [decode(row) for row in ids]
+            for ids in outputs["token_ids"]]
         return outputs
 
     # -- saving --------------------------------------------------------------

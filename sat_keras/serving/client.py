@@ -37,6 +37,13 @@ def _image_bytes(image):
     raise TypeError(f"An image must be bytes or a file path; received {type(image).__name__}")
 
 
+def _texts(value):
+    """Nested lists of bytes or str -> the same nesting of str."""
+    if isinstance(value, list):
+        return [_texts(item) for item in value]
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class CaptionClient:
     """Captions images with a model served by TF Serving or `sat-keras serve`.
 
@@ -77,7 +84,10 @@ class CaptionClient:
 
         Returns:
             dict: "captions" list of str; "scores" (N,); "token_ids" (N, T);
-            "attention_weights" (N, T, L).
+            "attention_weights" (N, T, L); from a model exported with
+            `num_captions` K, also "nbest_captions" (N lists of K str) and
+            "nbest_scores", "nbest_token_ids", "nbest_attention_weights"
+            with an axis of K after N.
 
         Raises:
             CaptionServiceError: with code INVALID_ARGUMENT naming the bad
@@ -94,9 +104,9 @@ class CaptionClient:
         """Any signature: {input name: array} -> {output name: array}."""
         call = self._predict_grpc if self.protocol == "grpc" else self._predict_rest
         outputs = self._with_retries(lambda: call(inputs, signature_name))
-        if "captions" in outputs:
-            outputs["captions"] = [c.decode() if isinstance(c, bytes) else c
-                                   for c in np.asarray(outputs["captions"]).tolist()]
+        for name in ("captions", "nbest_captions"):
+            if name in outputs:
+                outputs[name] = _texts(np.asarray(outputs[name]).tolist())
         return outputs
 
     def metadata(self):

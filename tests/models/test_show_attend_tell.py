@@ -192,3 +192,36 @@ def test_caption_by_sampling(make_model, batch):
     assert len({tuple(ids) for ids in hot["token_ids"]}) > 1
     with pytest.raises(ValueError, match="temperature"):
         model.caption(features=features, temperature=0.0)
+
+
+def test_n_best_captions_are_the_beams_best_scored_by_the_model(make_model):
+    # Each of the n best is scored again word by word through the model's own
+    # step: its score is that caption's log-probability, its attention the
+    # attention the model gives when fed that caption.
+    model = make_model()
+    features = np.random.default_rng(7).normal(size=(3, 4, 8)).astype("float32")
+    best = model.caption(features=features, max_length=6, beam_size=4)
+    several = model.caption(features=features, max_length=6, beam_size=4, num_captions=3)
+    assert several["token_ids"].shape == (3, 3, 6)
+    assert several["attention_weights"].shape == (3, 3, 6, 4)
+    assert [row[0] for row in several["captions"]] == best["captions"]
+    np.testing.assert_array_equal(several["token_ids"][:, 0], best["token_ids"])
+    for image in range(3):
+        assert len({tuple(ids) for ids in several["token_ids"][image]}) == 3
+        for slot in range(3):
+            ids = several["token_ids"][image, slot]
+            length = int(np.count_nonzero(ids))
+            state, memory = model.start(model.encode({"features": features[image:image + 1]}))
+            log_p, previous = 0.0, 1
+            for t in range(length):
+                logits, state, alpha = model.step(np.array([previous]), state, memory)
+                log_p += float(_numpy(keras.ops.log_softmax(logits, axis=-1))[0, ids[t]])
+                np.testing.assert_allclose(_numpy(alpha)[0],
+                                           several["attention_weights"][image, slot, t],
+                                           rtol=1e-4, atol=1e-6)
+                previous = ids[t]
+            np.testing.assert_allclose(several["scores"][image, slot], log_p, rtol=1e-4)
+    with pytest.raises(ValueError, match="num_captions"):
+        model.caption(features=features, beam_size=2, num_captions=3)
+    with pytest.raises(ValueError, match="num_captions"):
+        model.caption(features=features, temperature=1.0, num_captions=1)

@@ -134,3 +134,22 @@ def test_unknown_protocols_and_inputs_are_refused():
         CaptionClient("localhost:8500", "m", protocol="http2")
     with pytest.raises(TypeError, match="bytes or a file path"):
         CaptionClient("localhost:8500", "m").caption([np.zeros((4, 4, 3))])
+
+
+def test_both_protocols_return_the_n_best_of_an_n_best_export(exported_model, tmp_path):
+    from sat_keras.export import export_captioner
+    from sat_keras.serving import LocalServer
+
+    model = exported_model[0]
+    export_captioner(model, str(tmp_path / "nbest" / "1"), beam_size=2, max_length=6,
+                     num_captions=2)
+    features = np.random.default_rng(3).normal(size=(2, 64, 8)).astype("float32")
+    expected = model.caption(features=features, beam_size=2, max_length=6, num_captions=2)
+    with LocalServer(str(tmp_path / "nbest"), port=0, rest_port=0, host="127.0.0.1") as server:
+        for protocol in ("grpc", "rest"):
+            with client(server, protocol) as caption_client:
+                result = caption_client.caption_features(features)
+            assert result["nbest_captions"] == expected["captions"]
+            assert result["captions"] == [row[0] for row in expected["captions"]]
+            np.testing.assert_allclose(result["nbest_scores"], expected["scores"], rtol=1e-5)
+            assert np.asarray(result["nbest_attention_weights"]).shape == (2, 2, 6, 64)
