@@ -18,7 +18,8 @@ def _demo(args):
     if args.export:
         from sat_keras.export import export_captioner
 
-        print(f"SavedModel written to {export_captioner(result['model'], args.export)}")
+        path = export_captioner(result["model"], args.export, num_captions=args.num_captions)
+        print(f"SavedModel written to {path}")
     return 0
 
 
@@ -113,6 +114,7 @@ def _export(args):
                          max_request_pixels=args.max_request_pixels)
     path = export_captioner(load_captioner(args.model), args.output, beam_size=args.beam_size,
                             max_length=args.max_length, length_penalty=args.length_penalty,
+                            num_captions=args.num_captions,
                             max_batch_size=args.max_batch_size, limits=limits,
                             jit_compile=args.jit_compile, overwrite=args.overwrite)
     print(f"SavedModel written to {path}")
@@ -124,7 +126,7 @@ def _serve(args):
 
     return serve(args.model_dir, port=args.port, rest_port=args.rest_port,
                  model_name=args.model_name, in_process=args.in_process,
-                 deadline=args.deadline)
+                 deadline=args.deadline, web=not args.no_web)
 
 
 def _add_dataset_arguments(parser, default_dataset="synthetic"):
@@ -158,6 +160,9 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--export", default=None, metavar="DIR",
                       help="also export the model as a SavedModel, e.g. saved_models/shapes/1")
+    demo.add_argument("--num-captions", type=int, default=3, metavar="N",
+                      help="with --export: the beam's N best captions among the outputs "
+                           "(the caption page lists them)")
     demo.set_defaults(handler=_demo)
 
     train = commands.add_parser("train", help="train a captioner")
@@ -243,6 +248,9 @@ def build_parser():
     export.add_argument("--beam-size", type=int, default=3, help="1: greedy search")
     export.add_argument("--max-length", type=int, default=20)
     export.add_argument("--length-penalty", type=float, default=0.0)
+    export.add_argument("--num-captions", type=int, default=None, metavar="N",
+                        help="also return the beam's N best captions (outputs nbest_*); "
+                             "N from 1 to the beam size")
     export.add_argument("--max-batch-size", type=int, default=64,
                         help="requests with more images are refused")
     export.add_argument("--max-image-bytes", type=int, default=ImageLimits.max_bytes,
@@ -264,7 +272,8 @@ def build_parser():
                        help="the model base path holding numbered versions, e.g. "
                             "saved_models/shapes")
     serve.add_argument("--port", type=int, default=8500, help="gRPC port")
-    serve.add_argument("--rest-port", type=int, default=None, help="REST port (e.g. 8501)")
+    serve.add_argument("--rest-port", type=int, default=None,
+                       help="REST port (e.g. 8501); it also serves the caption page at /")
     serve.add_argument("--model-name", default=None,
                        help="the name clients ask for; default: the directory's name")
     serve.add_argument("--in-process", action="store_true",
@@ -272,6 +281,9 @@ def build_parser():
     serve.add_argument("--deadline", type=float, default=30.0, metavar="SECONDS",
                        help="in-process servers: seconds a request may take before it is "
                             "answered DEADLINE_EXCEEDED")
+    serve.add_argument("--no-web", action="store_true",
+                       help="with TF Serving: give it the REST port itself, without the "
+                            "caption page in front")
     serve.set_defaults(handler=_serve)
     return parser
 

@@ -6,6 +6,7 @@
   binary strings travel as `{"b64": "..."}`.
 - `GET /v1/models/NAME[/versions/V]`: the model's status;
   `GET /v1/models/NAME[/versions/V]/metadata`: its signatures.
+- `GET /`: the caption page (`web.py`).
 
 A bad request gets 400 (404 for an unknown model) and `{"error": "..."}`.
 """
@@ -21,6 +22,9 @@ from google.protobuf import json_format
 
 from sat_keras.serving.model_runner import DEFAULT_SIGNATURE
 from sat_keras.serving.model_runner import ServingError
+from sat_keras.serving.web import export_config
+from sat_keras.serving.web import page_response
+from sat_keras.serving.web import send_page
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+))?"
@@ -114,6 +118,7 @@ def format_predict_response(outputs, row_format):
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     runner = None  # set per server by `start_rest_server`
+    config = None  # the export's export_config.json, for the page
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format, *args):  # quiet, as TF Serving is
@@ -136,6 +141,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return match["rest"]
 
     def do_GET(self):
+        page = page_response(self.path, self.runner.model_name, self.config)
+        if page is not None:
+            return send_page(self, *page)
         try:
             rest = self._route()
             if rest == ":predict":
@@ -174,7 +182,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 def start_rest_server(runner, port, host="0.0.0.0"):
     """Serves `runner` over HTTP on a daemon thread; returns (server, port)."""
-    handler = type("Handler", (_Handler,), {"runner": runner})
+    config = export_config(runner.base_path, runner.version)
+    handler = type("Handler", (_Handler,), {"runner": runner, "config": config})
     server = http.server.ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -3,12 +3,15 @@
 import json
 import os
 import shutil
+import socket
 import subprocess
 import threading
 
 from sat_keras.export import EXPORT_CONFIG_FILE
 from sat_keras.serving.model_runner import ModelRunner
 from sat_keras.serving.model_runner import model_versions
+from sat_keras.serving.web import export_config
+from sat_keras.serving.web import start_web_proxy
 
 MODEL_SERVER = "tensorflow_model_server"
 
@@ -69,22 +72,48 @@ class LocalServer:
         self.stop()
 
 
+def _free_local_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _run_model_server(model_dir, model_name, port, rest_port, web, print_fn):
+    """Runs `tensorflow_model_server`; with `web`, its REST API behind the page's server."""
+    # exported_with_xla reads the versions: an error here rather than in the server's log.
+    xla = exported_with_xla(model_dir)
+    proxy = None
+    backend_port = rest_port
+    if rest_port and web:
+        backend_port = _free_local_port()
+        config = export_config(model_dir, model_versions(model_dir)[-1])
+        proxy, _ = start_web_proxy(rest_port, ("127.0.0.1", backend_port), model_name, config)
+    command = model_server_command(model_dir, model_name, port, backend_port, xla=xla)
+    print_fn("Running " + " ".join(command))
+    if proxy is not None:
+        print_fn(f"  the caption page and TF Serving's REST API on http://localhost:{rest_port}/")
+    try:
+        return subprocess.call(command)
+    finally:
+        if proxy is not None:
+            proxy.shutdown()
+            proxy.server_close()
+
+
 def serve(model_dir, port=8500, rest_port=None, model_name=None, in_process=False,
-          deadline=30.0, print_fn=print):
+          deadline=30.0, web=True, print_fn=print):
     """Serves a model base path until interrupted (Ctrl-C).
 
     Runs `tensorflow_model_server` when it is on PATH (and not
     `in_process`), otherwise `LocalServer`, whose requests get `deadline`
     seconds each (TF Serving's are bounded by its clients' deadlines).
-    Returns the exit status.
+    The REST port also serves the caption page (`web.py`); with TF Serving
+    that takes a forwarding server in front of its REST API, which
+    `web=False` leaves out. Returns the exit status.
     """
     model_name = model_name or os.path.basename(os.path.normpath(model_dir))
     if shutil.which(MODEL_SERVER) and not in_process:
-        # exported_with_xla reads the versions: an error here rather than in the server's log.
-        command = model_server_command(model_dir, model_name, port, rest_port,
-                                       xla=exported_with_xla(model_dir))
-        print_fn("Running " + " ".join(command))
-        return subprocess.call(command)
+        return _run_model_server(model_dir, model_name, port, rest_port, web, print_fn)
     server = LocalServer(model_dir, port, rest_port, model_name, deadline=deadline)
     why = "" if in_process else f"; {MODEL_SERVER} is not on PATH"
     print_fn(f"Serving {model_name} version {server.runner.version} from "
@@ -93,6 +122,7 @@ def serve(model_dir, port=8500, rest_port=None, model_name=None, in_process=Fals
     print_fn(f"  gRPC PredictionService on port {server.port}")
     if server.rest_port:
         print_fn(f"  REST on http://localhost:{server.rest_port}/v1/models/{model_name}:predict")
+        print_fn(f"  the caption page on http://localhost:{server.rest_port}/")
     stopped = threading.Event()
     try:
         stopped.wait()

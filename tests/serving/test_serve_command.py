@@ -68,14 +68,26 @@ def fake_model_server(tmp_path, monkeypatch):
 
 
 def test_serve_runs_tensorflow_model_server_when_it_is_installed(exported_model,
-                                                                  fake_model_server):
+                                                                  fake_model_server, capsys):
     record = fake_model_server
     base = exported_model[1]
-    assert cli.main(["serve", "--model-dir", base, "--port", "9000", "--rest-port", "9001",
-                     "--model-name", "shapes"]) == 0
+    rest_port = free_port()
+    assert cli.main(["serve", "--model-dir", base, "--port", "9000", "--rest-port",
+                     str(rest_port), "--model-name", "shapes", "--no-web"]) == 0
     assert record.read_text().split() == [
         "--port=9000", "--model_name=shapes", f"--model_base_path={os.path.abspath(base)}",
-        "--rest_api_port=9001"]
+        f"--rest_api_port={rest_port}"]
+    # With the page (the default), TF Serving's REST API moves to a local port
+    # behind the page's server, which listens on the REST port asked for.
+    assert cli.main(["serve", "--model-dir", base, "--port", "9000", "--rest-port",
+                     str(rest_port), "--model-name", "shapes"]) == 0
+    arguments = record.read_text().split()
+    backend_port = int(arguments[-1].split("=")[1])
+    assert arguments[:3] == [
+        "--port=9000", "--model_name=shapes", f"--model_base_path={os.path.abspath(base)}"]
+    assert arguments[-1].startswith("--rest_api_port=") and backend_port != rest_port
+    assert f"the caption page and TF Serving's REST API on http://localhost:{rest_port}/" in \
+        capsys.readouterr().out
 
 
 def test_serve_without_a_version_directory_says_so(tmp_path, capsys):
