@@ -142,6 +142,14 @@ def _unflatten_beams(tensor, batch_size):
     return ops.reshape(tensor, (batch_size, -1) + tuple(tensor.shape[1:]))
 
 
+def check_num_captions(num_captions, beam_size):
+    """Raises ValueError unless num_captions is None or an int from 1 to beam_size."""
+    if num_captions is not None and not (
+            isinstance(num_captions, int) and 1 <= num_captions <= beam_size):
+        raise ValueError(f"num_captions must be an integer from 1 to beam_size ({beam_size}). "
+                         f"Received: {num_captions!r}")
+
+
 def beam_search(step, initial_state, memory, num_locations, max_length, beam_size=3,
                 length_penalty=0.0, num_captions=None, start_id=START_ID, end_id=END_ID):
     """Batched beam search: `beam_size` hypotheses for every image at once.
@@ -172,10 +180,7 @@ def beam_search(step, initial_state, memory, num_locations, max_length, beam_siz
     """
     if not isinstance(beam_size, int) or beam_size < 1:
         raise ValueError(f"beam_size must be a positive integer. Received: {beam_size!r}")
-    if num_captions is not None and not (
-            isinstance(num_captions, int) and 1 <= num_captions <= beam_size):
-        raise ValueError(f"num_captions must be an integer from 1 to beam_size ({beam_size}). "
-                         f"Received: {num_captions!r}")
+    check_num_captions(num_captions, beam_size)
     batch_size = _batch_size(memory)
     k = beam_size
     state = tree.map_structure(lambda x: _tile_beams(x, k), initial_state)

@@ -29,6 +29,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from sat_keras.decoding import check_num_captions
 from sat_keras.image_bytes import ImageLimits, decode_image_batch
 from sat_keras.text import END_ID, PAD_ID, START_ID
 
@@ -153,10 +154,7 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
         raise ValueError(f"beam_size must be a positive integer. Received: {beam_size!r}")
     if not isinstance(max_length, int) or max_length < 1:
         raise ValueError(f"max_length must be a positive integer. Received: {max_length!r}")
-    if num_captions is not None and not (
-            isinstance(num_captions, int) and 1 <= num_captions <= beam_size):
-        raise ValueError(f"num_captions must be an integer from 1 to beam_size ({beam_size}). "
-                         f"Received: {num_captions!r}")
+    check_num_captions(num_captions, beam_size)
     settings = {"max_length": max_length, "beam_size": beam_size,
                 "length_penalty": float(length_penalty)}
     if num_captions is not None:

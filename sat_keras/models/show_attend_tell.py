@@ -407,13 +407,10 @@ class ShowAttendTell(keras.Model):
             raise ValueError(f"beam_size must be a positive integer. Received: {beam_size!r}")
         if temperature is not None and not temperature > 0:
             raise ValueError(f"temperature must be positive. Received: {temperature!r}")
-        if num_captions is not None:
-            if temperature is not None:
-                raise ValueError("num_captions comes from beam search; it does not combine "
-                                 "with temperature sampling.")
-            if not (isinstance(num_captions, int) and 1 <= num_captions <= beam_size):
-                raise ValueError(f"num_captions must be an integer from 1 to beam_size "
-                                 f"({beam_size}). Received: {num_captions!r}")
+        decoding.check_num_captions(num_captions, beam_size)
+        if num_captions is not None and temperature is not None:
+            raise ValueError("num_captions comes from beam search; it does not combine with "
+                             "temperature sampling.")
         settings = {"max_length": max_length, "beam_size": beam_size,
                     "length_penalty": float(length_penalty), "temperature": temperature,
                     "num_captions": num_captions}

@@ -1,13 +1,11 @@
 """`sat-keras serve`: TF Serving when installed, else the in-process servers."""
 
-import json
 import os
 import shutil
 import socket
 import subprocess
 import threading
 
-from sat_keras.export import EXPORT_CONFIG_FILE
 from sat_keras.serving.model_runner import ModelRunner
 from sat_keras.serving.model_runner import model_versions
 from sat_keras.serving.web import export_config
@@ -33,12 +31,8 @@ def model_server_command(model_dir, model_name, port, rest_port=None, xla=False)
 
 def exported_with_xla(model_dir):
     """Whether the newest version was exported with `jit_compile=True`."""
-    version = os.path.join(model_dir, str(model_versions(model_dir)[-1]))
-    config_path = os.path.join(version, "assets.extra", EXPORT_CONFIG_FILE)
-    if not os.path.exists(config_path):  # a SavedModel written by other code
-        return False
-    with open(config_path, encoding="utf-8") as file:
-        return bool(json.load(file).get("jit_compile", False))
+    config = export_config(model_dir, model_versions(model_dir)[-1])
+    return bool(config.get("jit_compile", False))  # {} from other code's SavedModels
 
 
 class LocalServer:

@@ -45,8 +45,7 @@ def export_config(model_dir, version):
 def page_config(model_name, config):
     """What the page needs to know: the model's name and its image size limit."""
     limits = config.get("image_limits", {})
-    return {"model_name": model_name, "max_image_bytes": limits.get("max_bytes"),
-            "num_captions": config.get("num_captions")}
+    return {"model_name": model_name, "max_image_bytes": limits.get("max_bytes")}
 
 
 def page_response(path, model_name, config):
