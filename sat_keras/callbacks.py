@@ -7,11 +7,15 @@ import time
 
 import keras
 
+from sat_keras import metrics
 from sat_keras import training
 
 
 class CaptionMetricsCallback(keras.callbacks.Callback):
     """Adds `val_bleu_1`..`val_bleu_4`, `val_rouge_l`, `val_cider` to the logs.
+
+    With them, how varied the captions are (`metrics.caption_diversity`):
+    `val_distinct_captions`, `val_vocabulary_used`, `val_mean_length`.
 
     Every `every_n_epochs` epochs it captions the validation images without
     teacher forcing (greedy, or beam search) and scores the captions with
@@ -50,10 +54,11 @@ class CaptionMetricsCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_n_epochs:
             return
-        scores, _ = training.evaluate_records(
+        scores, outputs = training.evaluate_records(
             self.model, self.records, self.max_length, beam_size=self.beam_size,
             batch_size=self.batch_size, with_meteor=self.with_meteor, features=self.features)
         scores["cider"] = scores.pop("cider_d")
+        scores.update(metrics.caption_diversity(outputs["captions"]))
         if logs is not None:
             logs.update({f"val_{name}": value for name, value in scores.items()
                          if value is not None})

@@ -55,6 +55,11 @@ def evaluate(model_path, dataset, data_dir, split="test", beam_size=3, max_lengt
                "num_images": len(records), "metrics": scores}
     print_fn(f"{dataset} {split} ({len(records)} images), beam {beam_size}: "
              + format_metrics(scores))
+    diversity = metrics.caption_diversity(outputs["captions"])
+    results["diversity"] = diversity
+    print_fn(f"captions: {diversity['distinct_captions']:.1%} distinct, "
+             f"{diversity['vocabulary_used']} different words, "
+             f"{diversity['mean_length']:.1f} words on average")
     if dataset == "synthetic":
         objects = read_synthetic_objects(data_dir)
         share = attention_in_objects(outputs["captions"], outputs["attention_weights"],

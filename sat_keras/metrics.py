@@ -221,6 +221,27 @@ def _meteor(tokenized_references, tokenized_hypotheses):
     return float(score)
 
 
+def caption_diversity(hypotheses):
+    """How varied generated captions are, in normalised words (`text.normalize_caption`).
+
+    A captioner that writes one caption for every image, or a sequence-level
+    objective collapsing onto a few phrasings, shows here before it shows in
+    the scores.
+
+    Returns:
+        dict: "distinct_captions", the share of captions that differ (1.0
+        when no two are equal, 1/N for one caption everywhere);
+        "vocabulary_used", how many different words they use;
+        "mean_length", their mean number of words.
+    """
+    if not hypotheses:
+        raise ValueError("caption_diversity needs at least one caption.")
+    words = [normalize_caption(hypothesis) for hypothesis in hypotheses]
+    return {"distinct_captions": len({tuple(w) for w in words}) / len(words),
+            "vocabulary_used": len({word for w in words for word in w}),
+            "mean_length": sum(len(w) for w in words) / len(words)}
+
+
 def caption_metrics(references, hypotheses, with_meteor=True, tokenization="normalize"):
     """Every metric: {"bleu_1".."bleu_4", "rouge_l", "cider_d", "meteor"}.
 

@@ -5,7 +5,9 @@ from sat_keras.callbacks import CaptionMetricsCallback
 from sat_keras.data.pipeline import make_caption_dataset
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import generate_synthetic
+from sat_keras.metrics import caption_diversity
 from sat_keras.text import Vocabulary
+from sat_keras.training import caption_records
 
 
 @pytest.fixture(scope="module")
@@ -27,6 +29,11 @@ def test_logs_caption_metrics_every_n_epochs_for_early_stopping(records, make_mo
     for name in ("val_bleu_1", "val_bleu_4", "val_rouge_l", "val_cider"):
         assert all(0.0 <= value <= 10.0 for value in history.history[name])
     assert "val_meteor" not in history.history
+    # How varied the last logged captions were: those of the final weights.
+    captions = caption_records(model, select_split(records, "val"), 6)["captions"]
+    expected = caption_diversity(captions)
+    for name, value in expected.items():
+        assert history.history[f"val_{name}"][-1] == pytest.approx(value)
 
 
 def test_argument_checks(records):

@@ -6,6 +6,7 @@ from sat_keras import cli
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import generate_synthetic
 from sat_keras.evaluation import format_metrics
+from sat_keras.metrics import caption_diversity
 from sat_keras.text import Vocabulary
 from sat_keras.training import save_captioner
 
@@ -43,6 +44,9 @@ def test_evaluate_writes_every_metric_and_every_caption(model_dir, data_dir, tmp
     assert "mean_share" in results["attention_in_object"]
     printed = capsys.readouterr().out
     assert "BLEU-4" in printed and "METEOR unavailable" in printed
+    diversity = caption_diversity([entry["caption"] for entry in results["captions"]])
+    assert results["diversity"] == diversity
+    assert f"{diversity['vocabulary_used']} different words" in printed
 
 
 def test_caption_writes_attention_plots(model_dir, data_dir, tmp_path, capsys):

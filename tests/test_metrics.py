@@ -132,3 +132,12 @@ def test_ptb_tokenization_matches_coco_caption_pipeline():
 def test_unknown_tokenization_is_rejected():
     with pytest.raises(ValueError, match="tokenization must be one of"):
         metrics.caption_metrics([["a"]], ["a"], tokenization="spacy")
+
+
+def test_caption_diversity_counts_distinct_captions_words_and_length():
+    diversity = metrics.caption_diversity(["A dog runs.", "a dog runs", "A cat sits on a mat"])
+    assert diversity == {"distinct_captions": 2 / 3, "vocabulary_used": 7, "mean_length": 4.0}
+    one_caption = metrics.caption_diversity(["a dog"] * 4)
+    assert one_caption["distinct_captions"] == 0.25 and one_caption["vocabulary_used"] == 2
+    with pytest.raises(ValueError, match="at least one"):
+        metrics.caption_diversity([])
