@@ -31,7 +31,19 @@ def _hard_suffix(args):
     return "_hard" if args.attention == "hard" else ""
 
 
+def _download(args):
+    """Fetches the dataset first when --download asks for it (Flickr8k only)."""
+    if not args.download:
+        return
+    if args.dataset != "flickr8k":
+        raise ValueError(f"--download fetches Flickr8k only; --dataset is {args.dataset}.")
+    from sat_keras.data.download import download_flickr8k
+
+    download_flickr8k(args.data_dir)
+
+
 def _train(args):
+    _download(args)
     if args.dataset == "synthetic":
         from sat_keras.demo import train_synthetic
 
@@ -87,6 +99,7 @@ def _extract_features(args):
     from sat_keras.data.features import extract_features
     from sat_keras.encoders import build_encoder
 
+    _download(args)
     records = read_dataset(args.dataset, args.data_dir, captions_file=args.captions_file,
                            missing=args.missing)
     encoder = build_encoder(args.encoder, weights=_encoder_weights(args))
@@ -99,6 +112,7 @@ def _extract_features(args):
 def _evaluate(args):
     from sat_keras.evaluation import evaluate
 
+    _download(args)
     evaluate(args.model, args.dataset, args.data_dir, split=args.split,
              beam_size=args.beam_size, max_length=args.max_length, output_path=args.output,
              with_meteor=not args.no_meteor, tokenization=args.tokenization,
@@ -138,6 +152,9 @@ def _add_dataset_arguments(parser, default_dataset="synthetic"):
                         help="karpathy / coco / csv: the captions file")
     parser.add_argument("--missing", choices=["error", "skip"], default="error",
                         help="listed images missing on disk: fail, or report and skip")
+    parser.add_argument("--download", action="store_true",
+                        help="flickr8k: fetch the images and captions into --data-dir first "
+                             "(about 1 GB, once; needs internet)")
 
 
 def _add_encoder_arguments(parser, default_encoder=None):

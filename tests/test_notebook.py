@@ -11,7 +11,7 @@ def test_the_notebook_runs_top_to_bottom_on_synthetic_data(tmp_path):
     parameters = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(parameters) == 1
     parameters[0].source = (
-        f'DATASET = "synthetic"\nDATA_DIR = None\nWORK_DIR = r"{tmp_path}"\n'
+        f'DATASET = "synthetic"\nDATA_DIR = None\nDOWNLOAD = False\nWORK_DIR = r"{tmp_path}"\n'
         'ENCODER_WEIGHTS = None\nEPOCHS = 1\nSYNTHETIC_IMAGES = 60\nINSTALL = False\n'
         'PACKAGE = None')
     nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3",
