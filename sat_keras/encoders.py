@@ -93,7 +93,8 @@ class SmallCNNEncoder(keras.layers.Layer):
 BACKBONES = {
     "vgg16": ("VGG16", 224, "block5_conv3", "caffe"),  # 14x14x512
     "vgg19": ("VGG19", 224, "block5_conv4", "caffe"),  # 14x14x512, the paper's conv5_4
-    "resnet50": ("ResNet50", 224, None, "caffe"),  # 7x7x2048
+    "resnet50": ("ResNet50", 224, None, "caffe"),  # 7x7x2048 (conv5_block3_out)
+    "resnet50_conv4": ("ResNet50", 224, "conv4_block6_out", "caffe"),  # 14x14x1024
     "resnet101": ("ResNet101", 224, None, "caffe"),
     "resnet152": ("ResNet152", 224, None, "caffe"),
     "resnet50_v2": ("ResNet50V2", 224, None, "tf"),

@@ -120,7 +120,8 @@ def test_saved_model_restores_encoder_weights_without_the_weights_file(tmp_path,
 
 
 @pytest.mark.parametrize("name, grid", [("mobilenet_v2", (49, 1280)), ("resnet50", (49, 2048)),
-                                        ("vgg16", (196, 512)), ("mobilenet_last", (49, 1024))])
+                                        ("resnet50_conv4", (196, 1024)), ("vgg16", (196, 512)),
+                                        ("mobilenet_last", (49, 1024))])
 def test_grid_shapes_with_random_weights(name, grid):
     encoder = build_encoder(name, weights=None)
     assert encoder.compute_output_shape((None, 224, 224, 3)) == (None,) + grid
