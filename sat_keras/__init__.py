@@ -1,5 +1,9 @@
 """Show, Attend and Tell (Xu et al., 2015) in Keras 3 on TensorFlow."""
 
+from sat_keras import startup
+
+startup.quiet_for_the_command_line()  # before the imports below start TensorFlow
+
 from sat_keras.encoders import PretrainedEncoder
 from sat_keras.encoders import SmallCNNEncoder
 from sat_keras.layers.attentive_lstm_cell import AttentiveLSTMCell

@@ -302,6 +302,10 @@ def build_parser():
                        help="with TF Serving: give it the REST port itself, without the "
                             "caption page in front")
     serve.set_defaults(handler=_serve)
+    for command in commands.choices.values():
+        command.add_argument("--verbose", action="store_true",
+                             help="show TensorFlow's start-up lines (hidden by default; "
+                                  "see sat_keras.startup)")
     return parser
 
 

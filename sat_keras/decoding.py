@@ -10,6 +10,8 @@ per image in beam search (rows = images * beams), so the beams of an image
 share its memory instead of reading `beam_size` copies of it.
 """
 
+import dataclasses
+
 import keras
 from keras import ops
 from keras import tree
@@ -148,6 +150,57 @@ def check_num_captions(num_captions, beam_size):
             isinstance(num_captions, int) and 1 <= num_captions <= beam_size):
         raise ValueError(f"num_captions must be an integer from 1 to beam_size ({beam_size}). "
                          f"Received: {num_captions!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSettings:
+    """How captions are searched for: the settings of `ShowAttendTell.search`.
+
+    `beam_size` 1 (with `num_captions` None) is greedy search, larger sizes
+    the batched `beam_search` with `length_penalty`; a `temperature` draws
+    every word instead (`sample_search`). `num_captions` n (1 to beam_size)
+    asks for the beam's n best. Frozen and hashable: the model keeps one
+    compiled search per distinct settings.
+
+    Example:
+    >>> SearchSettings(beam_size=3).as_kwargs()["beam_size"]
+    3
+    """
+
+    max_length: int = 20
+    beam_size: int = 1
+    length_penalty: float = 0.0
+    temperature: float = None
+    num_captions: int = None
+
+    def __post_init__(self):
+        if not isinstance(self.max_length, int) or self.max_length < 1:
+            raise ValueError(
+                f"max_length must be a positive integer. Received: {self.max_length!r}")
+        if not isinstance(self.beam_size, int) or self.beam_size < 1:
+            raise ValueError(
+                f"beam_size must be a positive integer. Received: {self.beam_size!r}")
+        if self.temperature is not None and not self.temperature > 0:
+            raise ValueError(f"temperature must be positive. Received: {self.temperature!r}")
+        check_num_captions(self.num_captions, self.beam_size)
+        if self.num_captions is not None and self.temperature is not None:
+            raise ValueError("num_captions comes from beam search; it does not combine with "
+                             "temperature sampling.")
+        object.__setattr__(self, "length_penalty", float(self.length_penalty))
+
+    @classmethod
+    def from_value(cls, value):
+        """None (the defaults), a `SearchSettings`, or a dict of its fields."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            return cls(**value)
+        raise TypeError(f"Expected SearchSettings, a dict or None. Received: {value!r}")
+
+    def as_kwargs(self):
+        return dataclasses.asdict(self)
 
 
 def beam_search(step, initial_state, memory, num_locations, max_length, beam_size=3,

@@ -13,6 +13,8 @@ and Java are installed, and is reported as None (unavailable) otherwise.
 import collections
 import math
 import shutil
+import subprocess
+import warnings
 
 from sat_keras.text import normalize_caption
 
@@ -41,13 +43,29 @@ TOKENIZATIONS = ("normalize", "ptb")
 
 def coco_tools_available():
     """Whether Java and pycocoevalcap are here (PTB tokenizer, METEOR)."""
+    return coco_tools_problem() is None
+
+
+def coco_tools_problem():
+    """Why the PTB tokenizer and METEOR cannot run here, or None when they can."""
     if shutil.which("java") is None:
-        return False
+        return "no `java` on PATH (METEOR 1.5 and the PTB tokenizer run on Java 8 or later)"
     try:
-        import pycocoevalcap  # noqa: F401
+        import pycocoevalcap  # noqa: F401  (optional: the "metrics" extra)
     except ImportError:
-        return False
-    return True
+        return 'pycocoevalcap is not installed (pip install "sat_keras[metrics]")'
+    return None
+
+
+def java_version():
+    """The first line of `java -version`, e.g. 'openjdk version "17.0.9" 2023-10-17'."""
+    try:
+        result = subprocess.run(["java", "-version"], capture_output=True, text=True,
+                                timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"unknown ({error})"
+    lines = (result.stderr or result.stdout).strip().splitlines()
+    return lines[0] if lines else "unknown"
 
 
 def _ptb_tokenize(references, hypotheses):
@@ -210,14 +228,22 @@ def meteor(references, hypotheses, tokenization="normalize"):
 
 
 def _meteor(tokenized_references, tokenized_hypotheses):
-    if not coco_tools_available():
+    """METEOR, or None with a warning that says why it could not run."""
+    problem = coco_tools_problem()
+    if problem is not None:
+        warnings.warn(f"METEOR unavailable: {problem}.", stacklevel=3)
         return None
-    from pycocoevalcap.meteor.meteor import Meteor
+    from pycocoevalcap.meteor.meteor import Meteor  # optional: the "metrics" extra
 
     references_by_id = {i: [" ".join(r) for r in refs]
                         for i, refs in enumerate(tokenized_references)}
     hypotheses_by_id = {i: [" ".join(h)] for i, h in enumerate(tokenized_hypotheses)}
-    score, _ = Meteor().compute_score(references_by_id, hypotheses_by_id)
+    try:
+        score, _ = Meteor().compute_score(references_by_id, hypotheses_by_id)
+    except Exception as error:  # the jar's failures surface as many error types
+        warnings.warn(f"METEOR unavailable: the METEOR 1.5 jar failed under "
+                      f"{java_version()}: {type(error).__name__}: {error}", stacklevel=3)
+        return None
     return float(score)
 
 

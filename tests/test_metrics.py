@@ -83,6 +83,24 @@ def test_meteor_runs_the_jar():
     assert metrics.meteor([["a red circle"]], ["a red circle"]) == pytest.approx(1.0, abs=0.01)
 
 
+def test_meteor_says_why_without_java(monkeypatch):
+    monkeypatch.setattr(metrics.shutil, "which", lambda name: None)
+    with pytest.warns(UserWarning, match="METEOR unavailable: no `java` on PATH"):
+        assert metrics.meteor([["a red circle"]], ["a red circle"]) is None
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="needs Java to fail the jar")
+def test_meteor_says_why_when_the_jar_fails(monkeypatch):
+    from pycocoevalcap.meteor import meteor
+
+    def broken(self):
+        raise OSError("Unsupported major.minor version 52.0")
+
+    monkeypatch.setattr(meteor.Meteor, "__init__", broken)
+    with pytest.warns(UserWarning, match=r"jar failed under .*version.*: OSError: Unsupported"):
+        assert metrics.meteor([["a red circle"]], ["a red circle"]) is None
+
+
 def test_perfect_captions_score_one_on_bleu_and_rouge():
     references = [["a red circle", "a circle that is red"], ["two blue squares"]]
     hypotheses = ["a red circle", "two blue squares"]

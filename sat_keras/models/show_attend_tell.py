@@ -31,6 +31,18 @@ def _scan_over_time(function, initial, sequence):
     return outputs
 
 
+def _encoder_input_shapes(inputs):
+    """{"images" or "features": (None, ...)} of a dict of arrays or a dataset of dicts."""
+    if hasattr(inputs, "element_spec"):  # a tf.data.Dataset
+        inputs = inputs.element_spec
+        inputs = inputs[0] if isinstance(inputs, tuple) else inputs
+    if not isinstance(inputs, dict) or not {"images", "features"} & set(inputs):
+        raise ValueError('Expected a dict with "images" or "features" (or a dataset of '
+                         f"them). Received: {type(inputs).__name__}")
+    return {name: (None,) + tuple(value.shape[1:]) for name, value in inputs.items()
+            if name in ("images", "features")}
+
+
 @keras.saving.register_keras_serializable(package="sat_keras")
 class ShowAttendTell(keras.Model):
     """Show, Attend and Tell (Xu et al. 2015) with soft or hard attention.
@@ -111,8 +123,15 @@ class ShowAttendTell(keras.Model):
         training: enables dropout.
 
     Returns:
-        dict with "logits" (batch, T, vocabulary_size) and
-        "attention_weights" (batch, T, L).
+        dict with "logits" (batch, T, vocabulary_size), "attention_weights"
+        (batch, T, L) and "sample_log_probs" (batch, T): log alpha_{t, s_t}
+        of the location hard attention sampled at each step in training,
+        the score that its REINFORCE term weights; 0 where no location was
+        sampled (soft attention, inference, the expected context).
+
+    `predict()` decodes instead: it returns the outputs of `search` with the
+    settings of `compile(search=...)` (default greedy, 20 words), on a fresh
+    model as on a loaded one.
 
     Example:
     >>> vocabulary = Vocabulary.build(["a red circle", "a blue square"])
@@ -202,7 +221,8 @@ class ShowAttendTell(keras.Model):
         if attention == "hard":
             self.reinforce_tracker = keras.metrics.Mean(name="reinforce")
             self.entropy_tracker = keras.metrics.Mean(name="entropy_bonus")
-        self._decode_settings = None
+        self.search_settings = decoding.SearchSettings()
+        self._search_functions = {}
         self._built_input_shape = None
 
     # -- building -----------------------------------------------------------
@@ -356,9 +376,49 @@ class ShowAttendTell(keras.Model):
 
     # -- decoding ------------------------------------------------------------
 
+    def compile(self, optimizer="auto", search=None, **kwargs):
+        """`keras.Model.compile` with the paper's optimizer and decoding defaults.
+
+        Args:
+            optimizer: "auto" (default) is Adam at 1e-3 (Xu et al. trained
+                with Adam, except RMSProp on Flickr8k); anything Keras takes.
+            search: the `predict()` decoding, a `decoding.SearchSettings`
+                or a dict of its fields (default: greedy, 20 words).
+            **kwargs: the other `keras.Model.compile` arguments.
+        """
+        if isinstance(optimizer, str) and optimizer == "auto":
+            optimizer = keras.optimizers.Adam(1e-3)
+        self.search_settings = decoding.SearchSettings.from_value(search)
+        self.predict_function = None  # predict() traces the new settings
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config:
+            config["search"] = self.search_settings.as_kwargs()
+        return config
+
+    def compile_from_config(self, config):
+        config = dict(config)
+        search = config.pop("search", None)
+        self.compile(search=search, **keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)  # so that its saved state loads
+
+    def predict(self, x, *args, **kwargs):
+        """`keras.Model.predict`, building the model from `x` first if needed."""
+        if not self.built:
+            self.build(_encoder_input_shapes(x))
+        return super().predict(x, *args, **kwargs)
+
     def predict_step(self, data):
+        """Decodes a batch with `self.search_settings` (set by `compile(search=...)`).
+
+        Returns the dict of `search`: token_ids, scores, attention_weights.
+        """
         inputs = data[0] if isinstance(data, tuple) else data
-        return self.search(self.encode(inputs, training=False), **self._decode_settings)
+        return self.search(self.encode(inputs, training=False),
+                           **self.search_settings.as_kwargs())
 
     def search(self, annotations, max_length=20, beam_size=1, length_penalty=0.0,
                temperature=None, num_captions=None):
@@ -381,6 +441,22 @@ class ShowAttendTell(keras.Model):
             self.step, state, memory, num_locations=num_locations, max_length=max_length,
             beam_size=beam_size, length_penalty=length_penalty, num_captions=num_captions)
 
+    def search_function(self, settings):
+        """The compiled search for one `SearchSettings`: inputs dict -> `search` outputs.
+
+        Traced once per distinct settings and kept, so that switching between
+        settings never retraces the others.
+        """
+        settings = decoding.SearchSettings.from_value(settings)
+        if settings not in self._search_functions:
+            import tensorflow as tf  # the backend this package runs on (see _scan_over_time)
+
+            def run(inputs):
+                return self.search(self.encode(inputs, training=False), **settings.as_kwargs())
+
+            self._search_functions[settings] = tf.function(run, reduce_retracing=True)
+        return self._search_functions[settings]
+
     def caption(self, images=None, features=None, max_length=20, beam_size=1,
                 length_penalty=0.0, temperature=None, num_captions=None, batch_size=64):
         """Captions images (uint8, batch first) or features.
@@ -401,31 +477,20 @@ class ShowAttendTell(keras.Model):
         """
         if (images is None) == (features is None):
             raise ValueError("Pass exactly one of images= or features=.")
-        if not isinstance(max_length, int) or max_length < 1:
-            raise ValueError(f"max_length must be a positive integer. Received: {max_length!r}")
-        if not isinstance(beam_size, int) or beam_size < 1:
-            raise ValueError(f"beam_size must be a positive integer. Received: {beam_size!r}")
-        if temperature is not None and not temperature > 0:
-            raise ValueError(f"temperature must be positive. Received: {temperature!r}")
-        decoding.check_num_captions(num_captions, beam_size)
-        if num_captions is not None and temperature is not None:
-            raise ValueError("num_captions comes from beam search; it does not combine with "
-                             "temperature sampling.")
-        settings = {"max_length": max_length, "beam_size": beam_size,
-                    "length_penalty": float(length_penalty), "temperature": temperature,
-                    "num_captions": num_captions}
-        if settings != self._decode_settings:
-            self._decode_settings = settings
-            self.predict_function = None  # retrace with the new settings
-        inputs = {"images": images} if features is None else {"features": features}
+        search = self.search_function(decoding.SearchSettings(
+            max_length=max_length, beam_size=beam_size, length_penalty=length_penalty,
+            temperature=temperature, num_captions=num_captions))
+        name, values = ("images", images) if features is None else ("features", features)
         if not self.built:
-            self.build({name: (None,) + tuple(value.shape[1:]) for name, value in inputs.items()})
-        outputs = self.predict(inputs, batch_size=batch_size, verbose=0)
-        outputs = {name: np.asarray(value) for name, value in outputs.items()}
+            self.build(_encoder_input_shapes({name: values}))
+        batches = [search({name: values[start:start + batch_size]})
+                   for start in range(0, len(values), batch_size)]
+        outputs = {key: np.concatenate([np.asarray(batch[key]) for batch in batches])
+                   for key in batches[0]} if batches else {}
         decode = self.vocabulary.decode
         outputs["captions"] = [
             decode(ids) if num_captions is None else [decode(row) for row in ids]
-            for ids in outputs["token_ids"]]
+            for ids in outputs.get("token_ids", [])]
         return outputs
 
     # -- saving --------------------------------------------------------------

@@ -1,0 +1,102 @@
+"""`ShowAttendTell` as a Keras task: predict(), compile() defaults, one search per setting."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sat_keras.decoding import SearchSettings
+
+
+def _features(batch_size=3, seed=0):
+    return np.random.default_rng(seed).normal(size=(batch_size, 4, 8)).astype("float32")
+
+
+def test_predict_on_a_fresh_model_returns_the_greedy_captions(make_model):
+    model = make_model()
+    features = _features()
+    predicted = model.predict({"features": features}, verbose=0)
+    assert sorted(predicted) == ["attention_weights", "scores", "token_ids"]
+    expected = model.caption(features=features)  # greedy, 20 words: the defaults
+    np.testing.assert_array_equal(predicted["token_ids"], expected["token_ids"])
+    np.testing.assert_allclose(predicted["scores"], expected["scores"], rtol=1e-5)
+    np.testing.assert_allclose(predicted["attention_weights"], expected["attention_weights"],
+                               atol=1e-6)
+
+
+def test_predict_on_a_fresh_image_model_and_from_a_dataset(make_model):
+    model = make_model(with_encoder=True)
+    images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    dataset = tf.data.Dataset.from_tensor_slices({"images": images}).batch(2)
+    predicted = model.predict(dataset, verbose=0)
+    expected = model.caption(images=images)
+    np.testing.assert_array_equal(predicted["token_ids"], expected["token_ids"])
+
+
+def test_predict_uses_the_compiled_search_and_survives_loading(make_model, tmp_path):
+    model = make_model()
+    features = _features()
+    model.compile(search={"beam_size": 3, "max_length": 6, "length_penalty": 0.5})
+    predicted = model.predict({"features": features}, verbose=0)
+    beam = model.caption(features=features, beam_size=3, max_length=6, length_penalty=0.5)
+    np.testing.assert_array_equal(predicted["token_ids"], beam["token_ids"])
+    np.testing.assert_allclose(predicted["scores"], beam["scores"], rtol=1e-5)
+    greedy = model.caption(features=features, max_length=6)
+    assert not np.array_equal(beam["scores"], greedy["scores"])  # the settings did matter
+
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    assert loaded.search_settings == SearchSettings(beam_size=3, max_length=6,
+                                                    length_penalty=0.5)
+    reloaded = loaded.predict({"features": features}, verbose=0)
+    np.testing.assert_array_equal(reloaded["token_ids"], predicted["token_ids"])
+    np.testing.assert_allclose(reloaded["scores"], predicted["scores"], rtol=1e-5)
+
+
+def test_predict_on_a_loaded_model_that_was_never_compiled(make_model, tmp_path):
+    model = make_model()
+    features = _features()
+    model.build({"features": (None, 4, 8)})
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    predicted = loaded.predict({"features": features}, verbose=0)
+    np.testing.assert_array_equal(predicted["token_ids"],
+                                  model.caption(features=features)["token_ids"])
+
+
+def test_compile_defaults_to_adam(make_model):
+    model = make_model()
+    model.compile()
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
+    model.compile(optimizer="sgd")
+    assert isinstance(model.optimizer, keras.optimizers.SGD)
+
+
+def test_each_setting_keeps_its_own_traced_search(make_model):
+    model = make_model()
+    features = _features()
+    greedy = model.caption(features=features)
+    beam = model.caption(features=features, beam_size=2)
+    greedy_function = model.search_function(SearchSettings())
+    traces = greedy_function.experimental_get_tracing_count()
+    again = model.caption(features=features)
+    assert greedy_function.experimental_get_tracing_count() == traces  # not retraced
+    np.testing.assert_array_equal(again["token_ids"], greedy["token_ids"])
+    assert model.search_function({"beam_size": 2}) is model.search_function(
+        SearchSettings(beam_size=2))
+    assert beam["token_ids"].shape == greedy["token_ids"].shape
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"beam_size": 0}, "beam_size"),
+    ({"max_length": 0}, "max_length"),
+    ({"temperature": 0.0}, "temperature"),
+    ({"beam_size": 2, "num_captions": 3}, "num_captions"),
+    ({"beam_size": 2, "num_captions": 2, "temperature": 1.0}, "temperature sampling"),
+])
+def test_search_settings_are_checked(make_model, settings, message):
+    with pytest.raises(ValueError, match=message):
+        SearchSettings(**settings)
+    with pytest.raises(ValueError, match=message):
+        make_model().compile(search=settings)
