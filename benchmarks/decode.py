@@ -22,8 +22,8 @@ import time
 
 import keras
 import numpy as np
-
 from machine import matmul_gflops
+
 from sat_keras import ShowAttendTell
 from sat_keras.flops import Sizes
 from sat_keras.flops import decoding_flops

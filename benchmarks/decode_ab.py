@@ -19,9 +19,8 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 import decode
+import numpy as np
 from train_ab import package_copy
 
 

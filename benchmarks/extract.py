@@ -16,6 +16,7 @@ import tempfile
 import time
 
 from machine import matmul_gflops
+
 from sat_keras.data.features import extract_features
 from sat_keras.encoders import build_encoder
 

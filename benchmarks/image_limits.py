@@ -92,7 +92,6 @@ def run_case(model_dir, paths):
     is already set higher by TensorFlow's start-up).
     """
     import tensorflow as tf
-
     from helpers import encode_image
 
     signature = tf.saved_model.load(model_dir).signatures["serving_default"]

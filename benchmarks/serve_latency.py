@@ -22,14 +22,14 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-
 from machine import matmul_gflops
 
 SHARED = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared"))
 
 
 def export_recipe_size_model(folder, weights, jit_compile):
-    from sat_keras import ShowAttendTell, Vocabulary
+    from sat_keras import ShowAttendTell
+    from sat_keras import Vocabulary
     from sat_keras.encoders import build_encoder
     from sat_keras.export import export_captioner
     from sat_keras.models.configs import get_config

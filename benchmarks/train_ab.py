@@ -23,7 +23,6 @@ import tempfile
 import time
 
 import numpy as np
-
 import train_throughput
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -26,10 +26,10 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
-
 from machine import describe_machine
 from machine import matmul_gflops
 from machine import peak_rss_mib
+
 from sat_keras import ShowAttendTell
 from sat_keras.data.pipeline import default_bucket_boundaries
 from sat_keras.flops import Sizes

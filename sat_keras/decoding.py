@@ -16,7 +16,9 @@ import keras
 from keras import ops
 from keras import tree
 
-from sat_keras.text import END_ID, PAD_ID, START_ID
+from sat_keras.text import END_ID
+from sat_keras.text import PAD_ID
+from sat_keras.text import START_ID
 
 
 def _batch_size(memory):
@@ -98,7 +100,8 @@ def _word_by_word(step, initial_state, memory, num_locations, max_length, choose
             ops.take_along_axis(log_probs, ops.expand_dims(chosen, -1), axis=-1), -1
         )  # (batch,)
         scores = scores + ops.where(finished, 0.0, chosen_log_probs)  # (batch,)
-        alpha = ops.where(ops.expand_dims(finished, -1), 0.0, ops.cast(alpha, "float32"))  # (batch, L)
+        alpha = ops.where(ops.expand_dims(finished, -1), 0.0,
+                          ops.cast(alpha, "float32"))  # (batch, L)
         token_ids = _write_column(token_ids, t, chosen)  # (batch, max_length)
         attention_weights = _write_column(attention_weights, t, alpha)  # (batch, T, L)
         finished = ops.logical_or(finished, ops.equal(chosen, end_id))  # (batch,)
@@ -210,7 +213,8 @@ def beam_search(step, initial_state, memory, num_locations, max_length, beam_siz
     At each step every live hypothesis is extended by every word; of the
     best 2k extensions, those among the best k that end are kept aside
     (scored by their log-probability divided by `length_normalizer`), and
-    the best k that do not end go on. The search stops when no live hypothesis can beat the finished ones,
+    the best k that do not end go on. The search stops when no live
+    hypothesis can beat the finished ones,
     or at max_length; an image with no finished hypothesis then gets its best
     live one, so every image gets a caption.
 

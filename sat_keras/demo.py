@@ -6,10 +6,10 @@ import time
 import keras
 
 from sat_keras import training
-from sat_keras.runs import start_run
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import generate_synthetic
 from sat_keras.models.configs import get_config
+from sat_keras.runs import start_run
 from sat_keras.text import Vocabulary
 
 

@@ -130,10 +130,11 @@ class PretrainedEncoder(keras.layers.Layer):
         weights: "imagenet" (downloads), None (random), or a weights file.
         trainable: fine-tune the backbone (False: frozen).
         trainable_layers: with `trainable`, only the top N layers with
-            weights (batch normalisation not counted) are fine-tuned (None: all). Batch normalisation stays
-            frozen and the backbone always runs in inference mode, the usual
-            practice when fine-tuning on small batches. Give these weights
-            their own learning rate with `optimizers.FineTuningAdam`.
+            weights (batch normalisation not counted) are fine-tuned (None:
+            all). Batch normalisation stays frozen and the backbone always
+            runs in inference mode, the usual practice when fine-tuning on
+            small batches. Give these weights their own learning rate with
+            `optimizers.FineTuningAdam`.
         backbone_kwargs: extra constructor arguments (e.g. {"alpha": 0.25}).
 
     Call arguments:

@@ -30,8 +30,11 @@ import keras
 import tensorflow as tf
 
 from sat_keras.decoding import check_num_captions
-from sat_keras.image_bytes import ImageLimits, decode_image_batch
-from sat_keras.text import END_ID, PAD_ID, START_ID
+from sat_keras.image_bytes import ImageLimits
+from sat_keras.image_bytes import decode_image_batch
+from sat_keras.text import END_ID
+from sat_keras.text import PAD_ID
+from sat_keras.text import START_ID
 
 EXPORT_CONFIG_FILE = "export_config.json"
 VOCABULARY_FILE = "vocabulary.json"

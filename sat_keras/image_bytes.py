@@ -135,7 +135,8 @@ def _header_sizes(head, formats, image_bytes):
     """(height, width) int64 (N,) from the headers; JPEG via extract_jpeg_shape."""
     png_w, png_h = _big_endian([head[:, i] for i in range(16, 20)]), _big_endian(
         [head[:, i] for i in range(20, 24)])
-    gif_w, gif_h = _little_endian([head[:, 6], head[:, 7]]), _little_endian([head[:, 8], head[:, 9]])
+    gif_w = _little_endian([head[:, 6], head[:, 7]])
+    gif_h = _little_endian([head[:, 8], head[:, 9]])
     bmp_w = _little_endian([head[:, i] for i in range(18, 22)])
     bmp_h = _little_endian([head[:, i] for i in range(22, 26)])
     # BMP sizes are signed 32-bit; a negative height means rows stored top-down.

@@ -5,11 +5,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from helpers import CAPTIONS  # noqa: E402
+from helpers import tiny_image_model  # noqa: E402
 
 from sat_keras import ShowAttendTell  # noqa: E402
 from sat_keras import SmallCNNEncoder  # noqa: E402
-from helpers import CAPTIONS  # noqa: E402
-from helpers import tiny_image_model  # noqa: E402
 from sat_keras import Vocabulary  # noqa: E402
 
 

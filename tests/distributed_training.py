@@ -32,7 +32,9 @@ def synthetic_records(data_dir):
 
 
 def run(strategy, data_dir):
-    from sat_keras import ShowAttendTell, SmallCNNEncoder, Vocabulary
+    from sat_keras import ShowAttendTell
+    from sat_keras import SmallCNNEncoder
+    from sat_keras import Vocabulary
     from sat_keras.training import train
 
     train_records, val_records = synthetic_records(data_dir)

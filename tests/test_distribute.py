@@ -5,10 +5,10 @@ import sys
 
 import numpy as np
 import pytest
-
 from distributed_training import STEPS
 from distributed_training import synthetic_records
 from helpers import free_port
+
 from sat_keras.distribute import is_chief
 from sat_keras.distribute import make_strategy
 

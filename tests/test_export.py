@@ -7,12 +7,12 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from helpers import encode_image
 from helpers import gif_bomb_20_mb
 from helpers import hostile_images
 from helpers import python_captions
 from helpers import tiny_image_model
+
 from sat_keras.export import export_captioner
 from sat_keras.export import ids_to_captions
 
@@ -79,7 +79,8 @@ def test_saved_model_cli_shows_both_signatures(exported_model):
     assert result.returncode == 0, result.stderr[-2000:]
     shown = result.stdout
     default = shown[shown.index("signature_def['serving_default']"):]
-    assert "inputs['image_bytes'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1)" in default
+    assert ("inputs['image_bytes'] tensor_info:\n        dtype: DT_STRING\n"
+            "        shape: (-1)") in default
     for name, dtype in [("captions", "DT_STRING"), ("scores", "DT_FLOAT"),
                         ("token_ids", "DT_INT32"), ("attention_weights", "DT_FLOAT")]:
         assert f"outputs['{name}'] tensor_info:\n        dtype: {dtype}" in default

@@ -3,10 +3,10 @@ import io
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from helpers import encode_image
 from helpers import gif_bomb_20_mb
 from helpers import hostile_images
+
 from sat_keras.data.pipeline import load_image
 from sat_keras.image_bytes import ImageLimits
 from sat_keras.image_bytes import decode_image_batch

@@ -1,7 +1,6 @@
 import keras
 import numpy as np
 import pytest
-
 from helpers import tiny_image_model
 
 

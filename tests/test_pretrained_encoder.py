@@ -2,9 +2,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from helpers import MOBILENET_WEIGHTS as WEIGHTS
 from helpers import flickr8k_subset
+
 from sat_keras import ShowAttendTell
 from sat_keras import cli
 from sat_keras.data.features import CachedFeatures

@@ -13,10 +13,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from helpers import FLICKR8K_DIR
 from helpers import MOBILENET_WEIGHTS
 from helpers import flickr8k_subset
+
 from sat_keras import ShowAttendTell
 from sat_keras import Vocabulary
 from sat_keras import cli

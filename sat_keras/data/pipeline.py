@@ -8,8 +8,8 @@ import tensorflow as tf
 
 from sat_keras.data.tokenization import CaptionTokenizer
 from sat_keras.image_bytes import decode_and_resize
-from sat_keras.tf_errors import op_error_text
 from sat_keras.text import normalize_caption
+from sat_keras.tf_errors import op_error_text
 
 
 def load_image(path, image_size):

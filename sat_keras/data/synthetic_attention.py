@@ -5,7 +5,6 @@ import numpy as np
 from sat_keras.data.synthetic import SHAPES
 from sat_keras.data.synthetic import object_cells
 
-
 ROLES = ("size", "colour", "shape")
 
 

@@ -180,7 +180,8 @@ class AttentiveLSTMCell(keras.layers.Layer):
         """Everything per image that the steps reuse: a and W_a a + b_a."""
         return {
             "annotations": annotations,  # (batch, num_locations, annotation_dim)
-            "keys": self.soft_attention.project_annotations(annotations),  # (batch, L, attention_dim)
+            # (batch, L, attention_dim)
+            "keys": self.soft_attention.project_annotations(annotations),
         }
 
     def get_initial_state(self, annotations):
@@ -241,7 +242,8 @@ class AttentiveLSTMCell(keras.layers.Layer):
             + self._kernel_product(h, "recurrent_kernel", transposed)
         )  # (batch, 4 * units)
         input_gate, forget_gate, candidate, output_gate = ops.split(gates, 4, axis=-1)
-        c = ops.sigmoid(forget_gate) * c + ops.sigmoid(input_gate) * ops.tanh(candidate)  # (batch, units)
+        c = (ops.sigmoid(forget_gate) * c
+             + ops.sigmoid(input_gate) * ops.tanh(candidate))  # (batch, units)
         h = ops.sigmoid(output_gate) * ops.tanh(c)  # (batch, units)
         return h, c, context, attention_weights, log_prob
 

@@ -40,7 +40,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             try:
                 inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
             except (TypeError, ValueError) as error:
-                raise ServingError("INVALID_ARGUMENT", f"Malformed input tensor: {error}")
+                raise ServingError("INVALID_ARGUMENT",
+                                   f"Malformed input tensor: {error}") from error
             signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
             outputs = self.runner.predict(inputs, signature_name, list(request.output_filter),
                                           deadline=context.time_remaining())

@@ -134,7 +134,8 @@ def test_an_unknown_baseline_is_refused(make_model):
 def test_the_doubly_stochastic_penalty_defaults_to_soft_attention_only(make_model, batch):
     inputs, targets = batch
     assert make_model().doubly_stochastic_weight == 1.0
-    assert make_model(attention="hard", doubly_stochastic_weight=0.5).doubly_stochastic_weight == 0.5
+    explicit = make_model(attention="hard", doubly_stochastic_weight=0.5)
+    assert explicit.doubly_stochastic_weight == 0.5
     hard = make_model(attention="hard", seed=3)
     assert hard.doubly_stochastic_weight == 0.0
     outputs = hard(inputs)

@@ -4,9 +4,9 @@ import urllib.request
 
 import numpy as np
 import pytest
-
 from helpers import encode_image
 from helpers import python_captions
+
 from sat_keras.serving import CaptionClient
 from sat_keras.serving import CaptionServiceError
 

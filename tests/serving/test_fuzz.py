@@ -3,10 +3,10 @@ the server goes on answering good ones."""
 
 import numpy as np
 import pytest
-
 from helpers import encode_image
 from helpers import gif_bomb_20_mb
 from helpers import hostile_images
+
 from sat_keras.serving import CaptionClient
 from sat_keras.serving import CaptionServiceError
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from helpers import encode_image
+
 from sat_keras.serving.model_runner import ModelRunner
 from sat_keras.serving.model_runner import ServingError
 

@@ -6,10 +6,10 @@ import subprocess
 import sys
 
 import pytest
-
 from helpers import encode_image
 from helpers import free_port
 from helpers import wait_until_serving
+
 from sat_keras import cli
 from sat_keras.serving import CaptionClient
 from sat_keras.serving import CaptionServiceError

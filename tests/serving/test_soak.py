@@ -9,11 +9,11 @@ import threading
 import time
 
 import pytest
-
 from helpers import encode_image
 from helpers import free_port
 from helpers import hostile_images
 from helpers import wait_until_serving
+
 from sat_keras.serving import CaptionClient
 from sat_keras.serving import CaptionServiceError
 

@@ -5,9 +5,9 @@ import json
 import os
 
 import pytest
-
 from helpers import encode_image
 from helpers import free_port
+
 from sat_keras.serving import CaptionClient
 from sat_keras.serving.web import PAGE_FILES
 from sat_keras.serving.web import WEB_DIR

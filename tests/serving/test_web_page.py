@@ -16,9 +16,9 @@ import threading
 
 import numpy as np
 import pytest
-
 from helpers import free_port
 from helpers import wait_until_serving
+
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import generate_synthetic
 from sat_keras.serving import CaptionClient
