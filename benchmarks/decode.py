@@ -8,7 +8,7 @@ Without --model: an untrained model of the benchmark size (see
 train_throughput.py: 196 x 512 features, E = U = A = 512, V = 5,000) decodes
 cached-feature-shaped random annotations. Untrained models rarely emit
 `<end>`, so every caption runs to --max-length words: the worst case, and the
-FLOP count (`sat_keras.flops.decoding_flops`) is exact. With a model saved by
+FLOP count (`flops.decoding_flops`) is exact. With a model saved by
 `sat-keras demo` or `train`, it decodes that model's synthetic test images.
 All runs use `model.caption` (the in-graph search); the first call of each
 shape is excluded as warm-up. Prints the matmul rate measured in this process.
@@ -22,13 +22,13 @@ import time
 
 import keras
 import numpy as np
+from flops import Sizes
+from flops import decoding_flops
 from machine import matmul_gflops
 
 from sat_keras import ShowAttendTell
-from sat_keras.flops import Sizes
-from sat_keras.flops import decoding_flops
+from sat_keras.models.saving import load_captioner
 from sat_keras.text import Vocabulary
-from sat_keras.training import load_captioner
 
 SIZES = Sizes(locations=196, features=512, embedding=512, units=512, attention=512,
               vocabulary=5000)
@@ -47,7 +47,7 @@ def benchmark_model(model_class, vocabulary_class):
 
 def _inputs(args):
     if args.model:
-        from sat_keras.data.pipeline import load_image_files
+        from sat_keras.data.images import load_image_files
         from sat_keras.data.synthetic import read_synthetic
 
         model = load_captioner(args.model)

@@ -25,7 +25,7 @@ from sat_keras.data.datasets import read_dataset
 from sat_keras.data.features import CachedFeatures
 from sat_keras.data.pipeline import make_caption_dataset
 from sat_keras.data.records import select_split
-from sat_keras.models.configs import get_config
+from sat_keras.models.presets import preset_settings
 from sat_keras.models.show_attend_tell import ShowAttendTell
 from sat_keras.text import Vocabulary
 
@@ -45,7 +45,7 @@ def main():
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    config = get_config("flickr8k_mobilenet")
+    config = preset_settings("flickr8k_mobilenet")
     settings = config["training"]
     records = select_split(read_dataset("flickr8k", args.data_dir, report=lambda *a: None),
                            "train")

@@ -32,9 +32,9 @@ def export_recipe_size_model(folder, weights, jit_compile):
     from sat_keras import Vocabulary
     from sat_keras.encoders import build_encoder
     from sat_keras.export import export_captioner
-    from sat_keras.models.configs import get_config
+    from sat_keras.models.presets import preset_settings
 
-    config = get_config("flickr8k_mobilenet")
+    config = preset_settings("flickr8k_mobilenet")
     keras.utils.set_random_seed(0)
     encoder = build_encoder("mobilenet", weights=weights)
     vocabulary = Vocabulary(["<pad>", "<start>", "<end>", "<unk>"]

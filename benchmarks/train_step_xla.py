@@ -4,7 +4,7 @@
 
 One repeated in-memory batch (no input pipeline), after 10 warm-up steps; with
 images through the encoder and with precomputed features (decoder only). This
-is the measurement behind `training.train(jit_compile=False)` by default.
+is the measurement behind `training.fit.train(jit_compile=False)` by default.
 """
 
 import argparse
@@ -14,16 +14,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sat_keras.models.configs import get_config
+from sat_keras import ShowAttendTell
+from sat_keras.models.presets import preset_settings
 from sat_keras.text import Vocabulary
-from sat_keras.training import build_model
 
 
 def _ms_per_step(jit_compile, with_images, args):
-    config = get_config("synthetic")
+    config = preset_settings("synthetic")
     vocabulary = Vocabulary(["<pad>", "<start>", "<end>", "<unk>"] + [f"w{i}" for i in range(31)])
     keras.utils.set_random_seed(0)
-    model = build_model(vocabulary, config)
+    model = ShowAttendTell.from_preset("synthetic", vocabulary=vocabulary)
     rng = np.random.default_rng(0)
     size = config["training"]["image_size"]
     inputs = {"token_ids": rng.integers(1, len(vocabulary), (args.batch_size, args.length))}

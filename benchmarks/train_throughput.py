@@ -12,7 +12,7 @@ spread evenly over 8-20 tokens, bucketed every 4 tokens as in real training
 backward, Adam) through `model.fit`, after one warm-up step per bucket.
 
 Prints, from one run: captions/s and ms/step, the achieved rate in useful
-FLOPs (the count of `sat_keras.flops`, real tokens only) and its ratio to the
+FLOPs (the count of `benchmarks/flops.py`, real tokens only) and its ratio to the
 fp32 matmul rate (2048 x 2048), the number of traces of the model's call, and
 the peak RSS. The timed steps run in `--chunks` epochs, each right after its
 own measurement of the matmul rate, so that every ratio compares two figures
@@ -26,14 +26,14 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from flops import Sizes
+from flops import training_flops
 from machine import describe_machine
 from machine import matmul_gflops
 from machine import peak_rss_mib
 
 from sat_keras import ShowAttendTell
 from sat_keras.data.pipeline import default_bucket_boundaries
-from sat_keras.flops import Sizes
-from sat_keras.flops import training_flops
 from sat_keras.text import Vocabulary
 
 SIZES = Sizes(locations=196, features=512, embedding=512, units=512, attention=512,

@@ -23,8 +23,6 @@ import keras
 
 from sat_keras import ShowAttendTell
 from sat_keras import Vocabulary
-from sat_keras.callbacks import CaptionMetricsCallback
-from sat_keras.callbacks import TimeBudget
 from sat_keras.data.features import CachedFeatures
 from sat_keras.data.features import extract_features
 from sat_keras.data.flickr8k import read_flickr8k
@@ -33,6 +31,12 @@ from sat_keras.data.records import select_split
 from sat_keras.encoders import PretrainedEncoder
 from sat_keras.evaluation import format_metrics
 from sat_keras.metrics import caption_metrics
+from sat_keras.models.presets import preset_settings
+from sat_keras.training.callbacks import CaptionMetricsCallback
+from sat_keras.training.callbacks import TimeBudget
+
+PRESET = "flickr8k_mobilenet"  # the architecture; its training settings below
+TRAINING = preset_settings(PRESET)["training"]
 
 
 def main():
@@ -42,11 +46,11 @@ def main():
     parser.add_argument("--encoder-weights", default="imagenet")
     parser.add_argument("--work-dir", default="runs/flickr8k")
     parser.add_argument("--max-minutes", type=float, default=45.0, help="training budget")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--max-length", type=int, default=22)
+    parser.add_argument("--epochs", type=int, default=TRAINING["epochs"])
+    parser.add_argument("--batch-size", type=int, default=TRAINING["batch_size"])
+    parser.add_argument("--max-length", type=int, default=TRAINING["max_length"])
     parser.add_argument("--beam-size", type=int, default=3)
-    parser.add_argument("--validation-images", type=int, default=250,
+    parser.add_argument("--validation-images", type=int, default=TRAINING["validation_images"],
                         help="dev images scored every epoch for early stopping")
     parser.add_argument("--patience", type=int, default=4,
                         help="epochs without a better dev BLEU-4 before stopping")
@@ -55,7 +59,8 @@ def main():
 
     records = read_flickr8k(args.data_dir)
     train, dev = select_split(records, "train"), select_split(records, "val")
-    vocabulary = Vocabulary.build((c for r in train for c in r.captions), min_count=5)
+    vocabulary = Vocabulary.build((c for r in train for c in r.captions),
+                                  min_count=TRAINING["min_count"])
     print(f"{len(train)} train / {len(dev)} dev images, vocabulary {len(vocabulary)}")
 
     encoder = PretrainedEncoder("mobilenet", weights=args.encoder_weights)
@@ -65,10 +70,9 @@ def main():
                          image_size=encoder.image_size)
     features = CachedFeatures(feature_dir)
 
-    model = ShowAttendTell(vocabulary, encoder=encoder, image_size=encoder.image_size,
-                           embedding_dim=256, units=512, attention_dim=256, dropout=0.5)
+    model = ShowAttendTell.from_preset(PRESET, vocabulary=vocabulary, encoder=encoder)
     model.build({"images": (None, encoder.image_size, encoder.image_size, 3)})
-    model.compile(optimizer=keras.optimizers.Adam(1e-3, clipnorm=5.0))
+    model.compile(optimizer=keras.optimizers.Adam(TRAINING["learning_rate"], clipnorm=5.0))
     best_path = os.path.join(args.work_dir, "best.keras")
     callbacks = [
         CaptionMetricsCallback(dev[: args.validation_images], max_length=args.max_length),
@@ -102,7 +106,6 @@ def main():
         scores = caption_metrics([r.captions for r in dev], result["captions"])
         print(f"dev ({len(dev)} images), beam {beam_size}: {format_metrics(scores)}")
     model.save(os.path.join(args.work_dir, "model.keras"))
-    vocabulary.save(os.path.join(args.work_dir, "vocabulary.json"))
     with open(os.path.join(args.work_dir, "history.json"), "w") as file:
         json.dump(history.history, file)
 

@@ -8,13 +8,13 @@ import argparse
 import keras
 
 from sat_keras import ShowAttendTell
-from sat_keras import SmallCNNEncoder
 from sat_keras import Vocabulary
 from sat_keras.data import generate_synthetic
 from sat_keras.data import load_image_files
 from sat_keras.data import make_caption_dataset
 from sat_keras.data.records import select_split
 from sat_keras.metrics import caption_metrics
+from sat_keras.models.presets import preset_settings
 
 
 def main():
@@ -28,17 +28,20 @@ def main():
     train_records = select_split(records, "train")
     vocabulary = Vocabulary.build(c for r in train_records for c in r.captions)
 
-    model = ShowAttendTell(vocabulary, encoder=SmallCNNEncoder(), image_size=64,
-                           embedding_dim=64, units=128, attention_dim=64, dropout=0.1,
-                           doubly_stochastic_weight=0.1)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    # The "synthetic" preset's architecture (a small CNN, 64 px images), with
+    # one argument replaced; its training settings are kept apart from it.
+    model = ShowAttendTell.from_preset("synthetic", vocabulary=vocabulary,
+                                       doubly_stochastic_weight=0.1)
+    learning_rate = preset_settings("synthetic")["training"]["learning_rate"]
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
     model.fit(make_caption_dataset(train_records, vocabulary, seed=0),
               validation_data=make_caption_dataset(select_split(records, "val"), vocabulary,
                                                    shuffle=False),
               epochs=args.epochs)
 
     test_records = select_split(records, "test")
-    images, _, _ = load_image_files([r.image_path for r in test_records], image_size=64)
+    paths = [r.image_path for r in test_records]
+    images, _, _ = load_image_files(paths, image_size=model.image_size)
     captions = model.caption(images=images, max_length=20, beam_size=3)["captions"]
     scores = caption_metrics([r.captions for r in test_records], captions, with_meteor=False)
     print("test split, beam 3:", {name: round(value, 4) for name, value in scores.items()

@@ -11,10 +11,10 @@ from sat_keras.layers.hard_attention import HardAttentionSampler
 from sat_keras.layers.soft_attention import BahdanauStyleSoftAttention
 from sat_keras.models.show_attend_tell import ShowAttendTell
 from sat_keras.text import Vocabulary
-
-__version__ = "0.1.0"
+from sat_keras.version import __version__
 
 __all__ = [
+    "__version__",
     "AttentiveLSTMCell",
     "BahdanauStyleSoftAttention",
     "HardAttentionSampler",

@@ -4,31 +4,33 @@ import argparse
 import sys
 
 from sat_keras.data.datasets import dataset_names
+from sat_keras.data.datasets import read_dataset
+from sat_keras.data.download import download_flickr8k
+from sat_keras.data.features import extract_features
 from sat_keras.distribute import STRATEGIES
+from sat_keras.distribute import make_strategy
+from sat_keras.encoders import build_encoder
 from sat_keras.encoders import encoder_names
-from sat_keras.image_bytes import ImageLimits
-from sat_keras.models.configs import config_names
+from sat_keras.evaluation import evaluate
+from sat_keras.export import export_captioner
+from sat_keras.export.image_checks import ImageLimits
+from sat_keras.inference import caption_image_files
+from sat_keras.inference import plot_file_captions
+from sat_keras.models.presets import preset_names
+from sat_keras.models.saving import load_captioner
+from sat_keras.serving.server import serve
+from sat_keras.training.recipes import default_preset
+from sat_keras.training.recipes import run_demo
+from sat_keras.training.recipes import train_recipe
 
 
 def _demo(args):
-    from sat_keras.demo import run_demo
-
     result = run_demo(output_dir=args.output_dir, epochs=args.epochs,
                       num_images=args.num_images, seed=args.seed)
     if args.export:
-        from sat_keras.export import export_captioner
-
         path = export_captioner(result["model"], args.export, num_captions=args.num_captions)
         print(f"SavedModel written to {path}")
     return 0
-
-
-def _encoder_weights(args):
-    return None if args.encoder_weights == "none" else args.encoder_weights
-
-
-def _hard_suffix(args):
-    return "_hard" if args.attention == "hard" else ""
 
 
 def _download(args):
@@ -37,49 +39,32 @@ def _download(args):
         return
     if args.dataset != "flickr8k":
         raise ValueError(f"--download fetches Flickr8k only; --dataset is {args.dataset}.")
-    from sat_keras.data.download import download_flickr8k
 
     download_flickr8k(args.data_dir)
 
 
 def _train(args):
     _download(args)
-    if args.dataset == "synthetic":
-        from sat_keras.demo import train_synthetic
-
-        train_synthetic(data_dir=args.data_dir, output_dir=args.output_dir,
-                        config_name=args.config or f"synthetic{_hard_suffix(args)}",
-                        epochs=args.epochs,
-                        batch_size=args.batch_size, learning_rate=args.learning_rate,
-                        num_images=args.num_images, seed=args.seed, **_run_arguments(args))
-        return 0
-    from sat_keras.recipes import train_captioner
-
-    train_captioner(args.dataset, args.data_dir, args.output_dir,
-                    config_name=args.config or f"flickr8k_mobilenet{_hard_suffix(args)}",
-                    captions_file=args.captions_file, encoder=args.encoder,
-                    encoder_weights=_encoder_weights(args),
-                    features_dir=args.features, fine_tune_layers=args.fine_tune_layers,
-                    encoder_multiplier=args.encoder_lr_multiplier, epochs=args.epochs,
-                    batch_size=args.batch_size, learning_rate=args.learning_rate,
-                    max_minutes=args.max_minutes, patience=args.patience, missing=args.missing,
-                    seed=args.seed, **_run_arguments(args))
+    train_recipe(args.dataset, args.data_dir, args.output_dir,
+                 preset=args.preset or default_preset(args.dataset, args.attention),
+                 captions_file=args.captions_file, missing=args.missing,
+                 num_images=args.num_images, encoder=args.encoder,
+                 encoder_weights=args.encoder_weights, features_dir=args.features,
+                 fine_tune_layers=args.fine_tune_layers,
+                 encoder_multiplier=args.encoder_lr_multiplier, epochs=args.epochs,
+                 batch_size=args.batch_size, learning_rate=args.learning_rate,
+                 max_minutes=args.max_minutes, patience=args.patience, seed=args.seed,
+                 **_run_arguments(args))
     return 0
 
 
 def _run_arguments(args):
-    from sat_keras.distribute import make_strategy
-
     return {"strategy": make_strategy(args.strategy, tpu=args.tpu),
             "backup_every_steps": args.backup_every, "clip_norm": args.clip_norm,
             "mixed_precision": args.mixed_precision}
 
 
 def _caption(args):
-    from sat_keras.inference import caption_image_files
-    from sat_keras.inference import plot_file_captions
-    from sat_keras.training import load_captioner
-
     model = load_captioner(args.model)
     outcomes = caption_image_files(model, args.images, max_length=args.max_length,
                                    beam_size=args.beam_size)
@@ -95,14 +80,11 @@ def _caption(args):
 
 
 def _extract_features(args):
-    from sat_keras.data.datasets import read_dataset
-    from sat_keras.data.features import extract_features
-    from sat_keras.encoders import build_encoder
-
     _download(args)
     records = read_dataset(args.dataset, args.data_dir, captions_file=args.captions_file,
                            missing=args.missing)
-    encoder = build_encoder(args.encoder, weights=_encoder_weights(args))
+    weights = {None: "imagenet", "none": None}.get(args.encoder_weights, args.encoder_weights)
+    encoder = build_encoder(args.encoder, weights=weights)
     extract_features([r.image_path for r in records], encoder, args.output,
                      image_size=encoder.image_size, batch_size=args.batch_size,
                      dtype=args.dtype)
@@ -110,8 +92,6 @@ def _extract_features(args):
 
 
 def _evaluate(args):
-    from sat_keras.evaluation import evaluate
-
     _download(args)
     evaluate(args.model, args.dataset, args.data_dir, split=args.split,
              beam_size=args.beam_size, max_length=args.max_length, output_path=args.output,
@@ -121,9 +101,6 @@ def _evaluate(args):
 
 
 def _export(args):
-    from sat_keras.export import export_captioner
-    from sat_keras.training import load_captioner
-
     limits = ImageLimits(max_bytes=args.max_image_bytes, max_pixels=args.max_image_pixels,
                          max_request_pixels=args.max_request_pixels)
     path = export_captioner(load_captioner(args.model), args.output, beam_size=args.beam_size,
@@ -136,8 +113,6 @@ def _export(args):
 
 
 def _serve(args):
-    from sat_keras.serving.server import serve
-
     return serve(args.model_dir, port=args.port, rest_port=args.rest_port,
                  model_name=args.model_name, in_process=args.in_process,
                  deadline=args.deadline, web=not args.no_web)
@@ -159,9 +134,9 @@ def _add_dataset_arguments(parser, default_dataset="synthetic"):
 
 def _add_encoder_arguments(parser, default_encoder=None):
     parser.add_argument("--encoder", choices=encoder_names(), default=default_encoder,
-                        help="default: the config's" if default_encoder is None else None)
-    parser.add_argument("--encoder-weights", default="imagenet",
-                        help='"imagenet" (downloads), "none", or a weights file')
+                        help="default: the preset's" if default_encoder is None else None)
+    parser.add_argument("--encoder-weights", default=None,
+                        help='"imagenet" (the default; downloads), "none", or a weights file')
 
 
 def build_parser():
@@ -172,8 +147,8 @@ def build_parser():
     demo = commands.add_parser(
         "demo", help="generate synthetic data, train on CPU, report test BLEU-4, save")
     demo.add_argument("--output-dir", default="sat_keras_demo")
-    demo.add_argument("--epochs", type=int, default=None, help="default: the config's")
-    demo.add_argument("--num-images", type=int, default=None, help="default: the config's")
+    demo.add_argument("--epochs", type=int, default=None, help="default: the preset's")
+    demo.add_argument("--num-images", type=int, default=None, help="default: the preset's")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--export", default=None, metavar="DIR",
                       help="also export the model as a SavedModel, e.g. saved_models/shapes/1")
@@ -185,30 +160,32 @@ def build_parser():
     train = commands.add_parser("train", help="train a captioner")
     _add_dataset_arguments(train)
     train.add_argument("--output-dir", required=True,
-                       help="the run directory: model, vocabulary, config, metrics, "
+                       help="the run directory: model, config, metrics, "
                             "TensorBoard logs, backup")
-    train.add_argument("--config", choices=config_names(), default=None,
-                       help="default: synthetic for --dataset synthetic, else "
+    train.add_argument("--preset", choices=preset_names(), default=None,
+                       help="the architecture and training settings (models.presets); "
+                            "default: synthetic for --dataset synthetic, else "
                             "flickr8k_mobilenet (their _hard twins with --attention hard)")
     train.add_argument("--attention", choices=["soft", "hard"], default="soft",
-                       help="picks the config's hard twin when --config is not given")
+                       help="picks the preset's hard twin when --preset is not given")
     _add_encoder_arguments(train)
     train.add_argument("--features", default=None,
                        help="cached features of the encoder (sat-keras extract-features)")
     train.add_argument("--fine-tune-layers", type=int, default=None, metavar="N",
                        help="fine-tune the encoder's top N weighted layers (needs images)")
-    train.add_argument("--encoder-lr-multiplier", type=float, default=0.1,
-                       help="the fine-tuned encoder's learning rate, relative to the decoder's")
+    train.add_argument("--encoder-lr-multiplier", type=float, default=None,
+                       help="with --fine-tune-layers: the encoder's learning rate relative "
+                            "to the decoder's (default 0.1)")
     train.add_argument("--max-minutes", type=float, default=None,
                        help="stop training after this much wall-clock time")
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--patience", type=int, default=None, metavar="EPOCHS",
-                       help="real datasets: stop after this many epochs without a better val "
-                            "BLEU-4 (default: the config's)")
+                       help="stop after this many epochs without a better val BLEU-4 "
+                            "(default: the preset's; the synthetic presets have none)")
     train.add_argument("--batch-size", type=int, default=None)
     train.add_argument("--learning-rate", type=float, default=None)
     train.add_argument("--num-images", type=int, default=None,
-                       help="synthetic: images to generate")
+                       help="synthetic only: images to generate")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--strategy", choices=STRATEGIES, default="default",
                        help="tf.distribute strategy; multi_worker reads TF_CONFIG")

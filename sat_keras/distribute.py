@@ -1,7 +1,7 @@
 """`tf.distribute` strategies by name, and who writes files under them.
 
 The pattern (Keras 3 on TensorFlow): create the strategy first, then build
-and compile the model inside `strategy.scope()`; `training.train` does the
+and compile the model inside `strategy.scope()`; `training.fit.train` does the
 compiling in the scope and feeds the dataset with the global batch size,
 which the strategy splits over its replicas.
 

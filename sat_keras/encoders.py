@@ -169,16 +169,19 @@ class PretrainedEncoder(keras.layers.Layer):
         self.trainable_layers = trainable_layers
         self.backbone_kwargs = dict(backbone_kwargs or {})
         self.image_size = BACKBONES[backbone][1]
+        # The network and its weights are made here, where the caller runs
+        # eagerly: made in build, the weight file's assignments would be lost
+        # when Keras builds an enclosing model symbolically (its stateless
+        # scope drops them) or become ops of a traced function, and the
+        # network would compute with its initial values. `tf.init_scope` is
+        # the TensorFlow backend's way out of a trace, the one `tf.*` use here.
+        # The name scope gives the weights the paths build would ("encoder/..."),
+        # by which `FineTuningAdam` finds them.
+        with tf.init_scope(), keras.name_scope(self.name):
+            self.network = self._build_network()
 
     def build(self, images_shape=None):
-        # The backbone is built and its weights loaded eagerly, whatever
-        # calls build: on a first call inside a traced function (feature
-        # extraction, `fit`, export) the weight file's assignments would
-        # otherwise become ops of that graph and the network it runs would
-        # compute with the initial values. `tf.init_scope` is the TensorFlow
-        # backend's way out of a trace, the one `tf.*` use in this module.
-        with tf.init_scope():
-            self.network = self._build_network()
+        pass  # the network and its weights were made in __init__
 
     def _build_network(self):
         constructor, size, layer_name, _ = BACKBONES[self.backbone]
@@ -211,8 +214,6 @@ class PretrainedEncoder(keras.layers.Layer):
         return flatten_grid(grid)  # (batch, L, D)
 
     def compute_output_shape(self, images_shape):
-        if not self.built:
-            self.build(images_shape)
         _, height, width, channels = self.network.output.shape
         return (images_shape[0], height * width, channels)
 

@@ -1,18 +1,65 @@
-"""`sat-keras evaluate`: every caption metric of a saved model on a dataset split."""
+"""Free-running evaluation: captioning records and scoring them (`sat-keras evaluate`)."""
 
 import json
 import os
 
+import keras
+import numpy as np
+
 from sat_keras import metrics
-from sat_keras import training
 from sat_keras.data.datasets import read_dataset
+from sat_keras.data.images import make_image_dataset
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import read_synthetic_objects
 from sat_keras.data.synthetic_attention import attention_in_objects
+from sat_keras.models.saving import load_captioner
 
 METRIC_NAMES = {"bleu_1": "BLEU-1", "bleu_2": "BLEU-2", "bleu_3": "BLEU-3",
                 "bleu_4": "BLEU-4", "meteor": "METEOR", "rouge_l": "ROUGE-L",
                 "cider_d": "CIDEr-D"}
+
+
+def caption_records(model, records, max_length, beam_size=1, batch_size=64, features=None,
+                    verbose=0):
+    """Captions each record's image, in order (greedy for beam_size 1).
+
+    With `features` (a `data.features.CachedFeatures`) the cached features are
+    decoded instead of the image files. `verbose` 1 shows a progress bar.
+
+    Returns:
+        dict: "captions" (list of str), "scores" (N,), "attention_weights"
+        (N, max_length, L).
+    """
+    paths = [r.image_path for r in records]
+    if features is not None:
+        batches = ({"features": features.lookup(paths[start:start + batch_size]).numpy()}
+                   for start in range(0, len(paths), batch_size))
+    else:
+        batches = ({"images": images} for images in
+                   make_image_dataset(paths, model.image_size, batch_size=batch_size))
+    progress = keras.utils.Progbar(len(paths), unit_name="image") if verbose else None
+    outputs = []
+    for batch in batches:
+        outputs.append(model.caption(**batch, max_length=max_length, beam_size=beam_size,
+                                     batch_size=batch_size))
+        if progress:
+            progress.add(len(outputs[-1]["captions"]))
+    return {
+        "captions": [caption for output in outputs for caption in output["captions"]],
+        "scores": np.concatenate([output["scores"] for output in outputs]),
+        "attention_weights": np.concatenate([o["attention_weights"] for o in outputs]),
+    }
+
+
+def evaluate_records(model, records, max_length, beam_size=1, batch_size=64,
+                     with_meteor=False, tokenization="normalize", features=None, verbose=0):
+    """`metrics.caption_metrics` of free-running captions, and `caption_records`' outputs."""
+    outputs = caption_records(model, records, max_length, beam_size, batch_size, features,
+                              verbose)
+    references = [record.captions for record in records]
+    scores = metrics.caption_metrics(references, outputs["captions"], with_meteor,
+                                     tokenization)
+    return scores, outputs
 
 
 def format_metrics(scores):
@@ -43,10 +90,10 @@ def evaluate(model_path, dataset, data_dir, split="test", beam_size=3, max_lengt
         if tokenization == "normalize":
             print_fn("PTB tokenizer unavailable (needs Java and pycocoevalcap): "
                      "comparing normalised words instead.")
-    model = training.load_captioner(model_path)
+    model = load_captioner(model_path)
     records = select_split(read_dataset(dataset, data_dir, captions_file=captions_file,
                                         missing=missing, report=print_fn), split)
-    scores, outputs = training.evaluate_records(model, records, max_length, beam_size,
+    scores, outputs = evaluate_records(model, records, max_length, beam_size,
                                                 batch_size, with_meteor, tokenization,
                                                 verbose=verbose)
     results = {"model": model_path, "dataset": dataset, "split": split,

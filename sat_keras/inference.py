@@ -3,7 +3,7 @@
 import dataclasses
 import os
 
-from sat_keras.data.pipeline import load_image_files
+from sat_keras.data.images import load_image_files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +53,7 @@ def plot_file_captions(outcomes, output_path):
     One file is written to `output_path`; several to `NAME-<k>.png`, k the
     file's 1-based position in the list given.
     """
-    from sat_keras.visualization import plot_attention
+    from sat_keras.visualization import plot_attention  # matplotlib: imported when needed
 
     captioned = [(index, o) for index, o in enumerate(outcomes, 1) if o.error is None]
     stem, extension = os.path.splitext(output_path)

@@ -14,7 +14,7 @@ import tensorflow as tf
 from sat_keras import ShowAttendTell
 from sat_keras import SmallCNNEncoder
 from sat_keras import Vocabulary
-from sat_keras.data.pipeline import load_image
+from sat_keras.data.images import load_image
 
 SHARED = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared"
 FLICKR8K_DIR = pathlib.Path(os.environ.get("SAT_KERAS_FLICKR8K_DIR", SHARED / "data" / "flickr8k"))

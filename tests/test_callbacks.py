@@ -1,13 +1,13 @@
 import keras
 import pytest
 
-from sat_keras.callbacks import CaptionMetricsCallback
 from sat_keras.data.pipeline import make_caption_dataset
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import generate_synthetic
+from sat_keras.evaluation import caption_records
 from sat_keras.metrics import caption_diversity
 from sat_keras.text import Vocabulary
-from sat_keras.training import caption_records
+from sat_keras.training.callbacks import CaptionMetricsCallback
 
 
 @pytest.fixture(scope="module")

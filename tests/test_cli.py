@@ -1,13 +1,14 @@
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from sat_keras import cli
-from sat_keras.training import load_captioner
-from sat_keras.training import save_captioner
+from sat_keras.models.saving import load_captioner
+from sat_keras.models.saving import save_captioner
 
 
 @pytest.fixture
@@ -60,21 +61,9 @@ def test_train_on_synthetic_data_saves_a_loadable_model(tmp_path, capsys, attent
     assert code == 0
     assert "BLEU-4" in capsys.readouterr().out
     model = load_captioner(str(output_dir))
-    assert (output_dir / "vocabulary.json").exists()
+    assert sorted(os.listdir(output_dir)) == [
+        "config.json", "metrics.jsonl", "model.keras", "tensorboard"]  # one vocabulary: inside
     assert model.image_size == 64 and model.attention == attention
-
-
-def test_load_captioner_detects_a_mismatched_vocabulary(model_dir):
-    import os
-
-    path = os.path.join(model_dir, "vocabulary.json")
-    with open(path) as file:
-        data = json.load(file)
-    data["tokens"].append("extra")
-    with open(path, "w") as file:
-        json.dump(data, file)
-    with pytest.raises(ValueError, match="differs"):
-        load_captioner(model_dir)
 
 
 def test_extract_features_command(tmp_path, capsys):
@@ -118,7 +107,7 @@ def test_train_on_a_csv_dataset_from_cached_features(tmp_path, capsys, csv_datas
     assert cli.main(["train", *flags, "--features", str(tmp_path / "features"),
                      "--output-dir", str(tmp_path / "model"), "--epochs", "1",
                      "--batch-size", "2", "--patience", "7"]) == 0
-    assert "val (3 images), greedy: BLEU-1" in capsys.readouterr().out
+    assert "val (3 images), free-running greedy captions: BLEU-1" in capsys.readouterr().out
     with open(tmp_path / "model" / "config.json") as file:
         assert json.load(file)["training"]["patience"] == 7
     model = load_captioner(str(tmp_path / "model"))
@@ -141,3 +130,36 @@ def test_fine_tuning_needs_images_not_features(tmp_path, capsys):
                      "--features", str(tmp_path), "--fine-tune-layers", "2"])
     assert code == 2
     assert "needs images, not cached features" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dataset, flags, named", [
+    ("synthetic", ["--features", "F"], "--features"),
+    ("synthetic", ["--encoder", "mobilenet"], "--encoder"),
+    ("synthetic", ["--encoder-weights", "none"], "--encoder-weights"),
+    ("synthetic", ["--captions-file", "c.json"], "--captions-file"),
+    ("flickr8k", ["--num-images", "40"], "--num-images"),
+    ("flickr8k", ["--encoder-lr-multiplier", "0.5"], "--encoder-lr-multiplier"),
+])
+def test_a_flag_that_does_not_apply_to_the_dataset_is_an_error(tmp_path, capsys, dataset,
+                                                              flags, named):
+    code = cli.main(["train", "--dataset", dataset, "--data-dir", str(tmp_path / "data"),
+                     "--output-dir", str(tmp_path / "run"), *flags])
+    assert code == 2
+    assert named in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()  # nothing ran
+
+
+def test_train_takes_a_preset_and_patience_on_synthetic_data(tmp_path, capsys):
+    code = cli.main(["train", "--dataset", "synthetic", "--data-dir", str(tmp_path / "data"),
+                     "--output-dir", str(tmp_path / "run"), "--preset", "synthetic_hard",
+                     "--num-images", "40", "--epochs", "2", "--batch-size", "8",
+                     "--patience", "1"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "test (" in out  # the held-out split of the synthetic data
+    with open(tmp_path / "run" / "config.json") as file:
+        config = json.load(file)
+    assert config["preset"] == "synthetic_hard" and config["training"]["patience"] == 1
+    entries = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+    assert "val_bleu_4" in entries[0]  # patience selects on val BLEU-4, here too
+    assert load_captioner(str(tmp_path / "run")).attention == "hard"

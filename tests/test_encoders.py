@@ -16,9 +16,16 @@ def test_grid_shape_and_uint8_input():
 def test_preprocessing_is_inside_the_encoder():
     encoder = SmallCNNEncoder(filters=(4,))
     images = np.random.default_rng(0).integers(0, 255, (1, 8, 8, 3)).astype("uint8")
-    from_uint8 = keras.ops.convert_to_numpy(encoder(images))
-    from_float = keras.ops.convert_to_numpy(encoder(images.astype("float32")))
-    np.testing.assert_allclose(from_uint8, from_float, rtol=1e-6)
+    found = keras.ops.convert_to_numpy(encoder(images))
+
+    def convolutions(x):
+        for convolution in encoder.convolutions:
+            x = convolution(x)
+        return keras.ops.convert_to_numpy(x).reshape(1, -1, 4)
+
+    scaled = images.astype("float32") / 127.5 - 1.0  # to [-1, 1], inside the encoder
+    np.testing.assert_allclose(found, convolutions(scaled), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(found, convolutions(images.astype("float32")), atol=1e-3)
 
 
 def test_config_round_trip():

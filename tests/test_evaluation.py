@@ -7,8 +7,8 @@ from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import generate_synthetic
 from sat_keras.evaluation import format_metrics
 from sat_keras.metrics import caption_diversity
+from sat_keras.models.saving import save_captioner
 from sat_keras.text import Vocabulary
-from sat_keras.training import save_captioner
 
 
 @pytest.fixture(scope="module")

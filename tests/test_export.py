@@ -14,7 +14,8 @@ from helpers import python_captions
 from helpers import tiny_image_model
 
 from sat_keras.export import export_captioner
-from sat_keras.export import ids_to_captions
+from sat_keras.export.saved_model import ids_to_captions
+from sat_keras.export.saved_model import vocabulary_table
 
 SAVED_MODEL_CLI = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
 IMAGES = [encode_image("jpeg", 60, 80, seed=1), encode_image("png", 32, 32, 4, seed=2),
@@ -69,8 +70,10 @@ def test_the_graph_holds_no_python_and_no_tensorflow_text_ops(exported_model):
     ops |= {node.op for function in graph.library.function for node in function.node_def}
     assert ops.isdisjoint({"PyFunc", "EagerPyFunc", "PyFuncStateless"})
     stripped = saved_model.meta_graphs[0].meta_info_def.stripped_op_list
-    assert not [op.name for op in stripped.op if "text" in op.name.lower()
-                or op.name.startswith(("Wordpiece", "Sentencepiece", "Unicode", "Regex"))]
+    # Only stock TensorFlow ops (tf.raw_ops lists them; tensorflow-text's are not there),
+    # so TF Serving runs the graph as it is.
+    assert [op.name for op in stripped.op if not hasattr(tf.raw_ops, op.name)] == []
+    assert "InitializeTableFromTextFileV2" in ops  # the vocabulary, read from its asset
 
 
 def test_saved_model_cli_shows_both_signatures(exported_model):
@@ -120,8 +123,9 @@ def test_export_config_and_vocabulary_travel_with_the_model(exported_model):
     with open(os.path.join(extra, "export_config.json")) as file:
         config = json.load(file)
     assert config["beam_size"] == 2 and config["max_length"] == 6 and config["image_size"] == 32
-    with open(os.path.join(extra, "vocabulary.json")) as file:
-        assert json.load(file)["tokens"] == model.vocabulary.tokens
+    assert sorted(os.listdir(extra)) == ["export_config.json"]
+    with open(os.path.join(base, "1", "assets", "vocabulary.txt"), encoding="utf-8") as file:
+        assert file.read().splitlines() == model.vocabulary.tokens  # the export's one copy
 
 
 def test_an_empty_or_oversized_batch_is_refused(exported_model):
@@ -146,11 +150,14 @@ def test_the_stock_signature_names_a_refused_item_and_its_reason(exported_model)
         assert f"image_bytes[1]: {problem}" in error.value.message, label
 
 
-def test_ids_to_captions_matches_vocabulary_decode(vocabulary):
+def test_ids_to_captions_matches_vocabulary_decode(vocabulary, tmp_path):
     rng = np.random.default_rng(0)
     ids = rng.integers(0, len(vocabulary), size=(50, 9)).astype("int32")
     ids[:5] = [[1, 4, 5, 2, 7, 8, 0, 0, 0]] * 5
-    captions = [c.decode() for c in ids_to_captions(ids, vocabulary.tokens).numpy()]
+    path = tmp_path / "vocabulary.txt"
+    path.write_text("".join(token + "\n" for token in vocabulary.tokens), encoding="utf-8")
+    table = vocabulary_table(str(path))
+    captions = [c.decode() for c in ids_to_captions(ids, table).numpy()]
     assert captions == [vocabulary.decode(row) for row in ids]
 
 

@@ -7,9 +7,9 @@ from helpers import encode_image
 from helpers import gif_bomb_20_mb
 from helpers import hostile_images
 
-from sat_keras.data.pipeline import load_image
-from sat_keras.image_bytes import ImageLimits
-from sat_keras.image_bytes import decode_image_batch
+from sat_keras.data.images import load_image
+from sat_keras.export.image_checks import ImageLimits
+from sat_keras.export.image_checks import decode_image_batch
 
 
 def decode(items, image_size=24, limits=ImageLimits()):

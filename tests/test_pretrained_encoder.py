@@ -3,13 +3,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import MOBILENET_WEIGHTS as WEIGHTS
+from helpers import SHARED
 from helpers import flickr8k_subset
 
 from sat_keras import ShowAttendTell
 from sat_keras import cli
 from sat_keras.data.features import CachedFeatures
 from sat_keras.data.features import extract_features
-from sat_keras.data.pipeline import load_image_files
+from sat_keras.data.images import load_image_files
 from sat_keras.encoders import BACKBONES
 from sat_keras.encoders import PretrainedEncoder
 from sat_keras.encoders import build_encoder
@@ -136,16 +137,19 @@ def test_every_backbone_builds(name):
 
 
 def test_config_round_trip_and_unknown_names():
-    encoder = PretrainedEncoder("vgg19", weights="imagenet")
+    small = str(SHARED / "weights" / "mobilenet_2_5_224_tf_no_top.h5")
+    encoder = PretrainedEncoder("mobilenet", weights=small, backbone_kwargs={"alpha": 0.25})
+    assert encoder.get_config()["weights"] == small  # where the weights came from
     restored = PretrainedEncoder.from_config(encoder.get_config())
-    assert (restored.backbone, restored.weights_source) == ("vgg19", None)
+    # A restored encoder gets its weights from the model file, not the source.
+    assert (restored.backbone, restored.weights_source) == ("mobilenet", None)
     with pytest.raises(ValueError, match="Unknown backbone"):
         PretrainedEncoder("alexnet")
     assert build_encoder("small_cnn", filters=(4,)).filters == (4,)
 
 
 def test_top_layers_fine_tune_with_their_own_learning_rate(vocabulary):
-    from sat_keras.optimizers import FineTuningAdam
+    from sat_keras.training.optimizers import FineTuningAdam
 
     def train_once(multiplier):
         keras.utils.set_random_seed(0)

@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sat_keras.backup import CHECKPOINT_FILE
-from sat_keras.backup import StepBackup
-from sat_keras.backup import restore_backup
-from sat_keras.runs import read_metrics
-from sat_keras.training import load_captioner
+from sat_keras.models.saving import load_captioner
+from sat_keras.text import Vocabulary
+from sat_keras.training.backup import CHECKPOINT_FILE
+from sat_keras.training.backup import StepBackup
+from sat_keras.training.backup import restore_backup
+from sat_keras.training.runs import RunDirectory
+from sat_keras.training.runs import read_metrics
 
 SAT_KERAS = os.path.join(os.path.dirname(sys.executable), "sat-keras")
 
@@ -67,8 +69,9 @@ def test_the_run_directory_holds_config_metrics_and_tensorboard_logs(tmp_path):
     run_dir = tmp_path / "run"
     with open(run_dir / "config.json") as file:
         config = json.load(file)
-    assert config["config_name"] == "synthetic" and config["training"]["epochs"] == 1
-    assert (run_dir / "vocabulary.json").exists() and (run_dir / "model.keras").exists()
+    assert config["preset"] == "synthetic" and config["training"]["epochs"] == 1
+    assert (run_dir / "model.keras").exists()
+    assert not (run_dir / "vocabulary.json").exists()  # the model holds the one copy
     entries = read_metrics(str(run_dir))
     assert len(entries) == 1 and {"loss", "nll", "val_loss"} <= set(entries[0])
     rerun = subprocess.run(train_command(tmp_path, "--epochs", "1"), capture_output=True,
@@ -141,3 +144,16 @@ def test_a_nan_loss_stops_training_with_a_clear_error(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "The loss became NaN or infinite at step" in error and "--clip-norm" in error
     assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_a_resumed_run_must_build_the_backups_vocabulary(tmp_path):
+    run = RunDirectory(str(tmp_path / "run"))
+    vocabulary = Vocabulary.build(["a red circle", "a blue square"])
+    run.check_vocabulary(vocabulary)  # a fresh run: kept with the backup
+    assert os.listdir(run.backup_dir) == ["vocabulary.json"]
+    (tmp_path / "run" / "backup" / CHECKPOINT_FILE).write_bytes(b"")  # as if one was written
+    run.check_vocabulary(vocabulary)  # the same vocabulary resumes
+    with pytest.raises(ValueError, match="vocabulary differs"):
+        run.check_vocabulary(Vocabulary.build(["a green triangle"]))
+    run.finish()
+    assert not os.path.exists(run.backup_dir)

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from sat_keras import startup
-from sat_keras.training import save_captioner
+from sat_keras.models.saving import save_captioner
 
 START_UP_MARKERS = ("I0000", "E0000", "W0000", "cuInit", "oneDNN", "cuda drivers",
                     "absl::InitializeLog")

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sat_keras.data.pipeline import make_image_dataset
+from sat_keras.data.images import make_image_dataset
 
 INDEX_FILE = "features.json"
 _FORMAT = "sat_keras.features"

@@ -6,15 +6,9 @@ import collections
 import numpy as np
 import tensorflow as tf
 
+from sat_keras.data.images import load_image
 from sat_keras.data.tokenization import CaptionTokenizer
-from sat_keras.image_bytes import decode_and_resize
 from sat_keras.text import normalize_caption
-from sat_keras.tf_errors import op_error_text
-
-
-def load_image(path, image_size):
-    """Reads, decodes (JPEG/PNG/GIF/BMP, any channels) and resizes to uint8 RGB."""
-    return decode_and_resize(tf.io.read_file(path), image_size)
 
 
 def default_bucket_boundaries(max_length, width=4):
@@ -147,33 +141,3 @@ def make_caption_dataset(records, vocabulary, batch_size=64, image_size=64,
 
     epochs = tf.data.Dataset.range(from_epoch, 2 ** 62)
     return epochs.flat_map(epoch).prefetch(tf.data.AUTOTUNE)
-
-
-def make_image_dataset(image_paths, image_size=64, batch_size=64):
-    """Batches of decoded images, in order, for captioning and evaluation."""
-    dataset = tf.data.Dataset.from_tensor_slices(list(image_paths))
-    dataset = dataset.map(lambda path: load_image(path, image_size),
-                          num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def load_image_files(paths, image_size):
-    """Loads image files one by one, keeping going past bad ones.
-
-    Returns:
-        `(images, loaded_paths, errors)`: uint8 (N, S, S, 3) for the files that
-        decoded, their paths, and a list of `(path, message)` for the others
-        (missing, unreadable, not an image).
-    """
-    images, loaded_paths, errors = [], [], []
-    for path in paths:
-        try:
-            images.append(load_image(tf.constant(path), image_size).numpy())
-            loaded_paths.append(path)
-        except tf.errors.NotFoundError:
-            errors.append((path, "file not found"))
-        except tf.errors.OpError as error:
-            errors.append((path, f"not a decodable image ({op_error_text(error)})"))
-    if images:
-        return np.stack(images), loaded_paths, errors
-    return np.zeros((0, image_size, image_size, 3), np.uint8), loaded_paths, errors

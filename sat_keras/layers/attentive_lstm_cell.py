@@ -1,10 +1,11 @@
 """`AttentiveLSTMCell`: one decoder step of Show, Attend and Tell."""
 
 import keras
+import tensorflow as tf
 from keras import ops
 
-from sat_keras.layers.flat import flat_apply
 from sat_keras.layers.hard_attention import HardAttentionSampler
+from sat_keras.layers.products import flat_apply
 from sat_keras.layers.products import matmul_with_transposed_kernel
 from sat_keras.layers.soft_attention import BahdanauStyleSoftAttention
 
@@ -12,6 +13,20 @@ GATINGS = ("scalar", "vector", None)
 INITIAL_STATES = ("mean_annotation", "zeros")
 ATTENTIONS = ("soft", "hard")
 HARD_INFERENCES = ("expected", "sample", "argmax")
+SAMPLE_MIXINGS = ("image", "batch")
+
+
+def _scan_over_time(function, initial, sequence):
+    """Stacked carries of `carry = function(carry, x_t)` over time-major inputs.
+
+    On TensorFlow this is `tf.scan`, whose while loop carries
+    `maximum_iterations`, so XLA can compile its gradient; the loop of
+    `keras.ops.scan` has none and fails under `jit_compile=True`.
+    """
+    if keras.backend.backend() == "tensorflow":
+        return tf.scan(function, sequence, initializer=initial)
+    _, outputs = ops.scan(lambda carry, x: (function(carry, x),) * 2, initial, sequence)
+    return outputs
 
 
 @keras.saving.register_keras_serializable(package="sat_keras")
@@ -22,9 +37,9 @@ class AttentiveLSTMCell(keras.layers.Layer):
 
     1. E y_{t-1}                                    (batch, embedding_dim)
     2. alpha_t, z_t = attention(h_{t-1}, a)         (batch, L), (batch, D)
-       hard attention: z_t = a_{s_t}, s_t ~ Cat(alpha_t) (`HardAttentionSampler`)
-       for the images whose `memory["use_sample"]` is 1, else the expected
-       context sum_i alpha_ti a_i
+       hard attention in training: z_t = a_{s_t}, s_t ~ Cat(alpha_t)
+       (`HardAttentionSampler`) for the images that sample in this batch,
+       else the expected context sum_i alpha_ti a_i
     3. beta_t = sigmoid(W_b h_{t-1} + b_b)          (batch, 1) or (batch, D)
        z_t <- beta_t * z_t                          (batch, D)
     4. h_t, c_t = LSTM([E y_{t-1}, z_t], h_{t-1}, c_{t-1})   (batch, units)
@@ -32,9 +47,12 @@ class AttentiveLSTMCell(keras.layers.Layer):
        + L_z z_t))                                  (batch, vocabulary_size)
        or, without it, logits = L_o dropout(h_t).
 
-    Steps 1-4 are the recurrence (`recurrent_step`); step 5 (`output_logits`)
-    is applied to whole sequences at once when teacher forcing, so
-    `ShowAttendTell` runs one recurrence for training and decoding alike.
+    The cell owns both ways of running these steps: one step at a time
+    (`call`, the step contract that decoding searches over) and a whole
+    teacher-forced caption (`decode_sequence`: steps 1-4 in one scan, step 5
+    over all steps at once, and for hard attention the per-image choice
+    between a sampled and the expected context). `start` gives both their
+    initial state and per-image memory.
 
     Args:
         vocabulary_size: number of words, special tokens included.
@@ -53,7 +71,12 @@ class AttentiveLSTMCell(keras.layers.Layer):
         hard_inference: the context of hard attention outside training:
             "expected" (sum_i alpha_i a_i, deterministic, the authors' test
             time), "sample" or "argmax" (a_s at the most likely location).
-        seed: seed of the hard-attention sampler.
+        expected_context_probability: hard attention: the chance that an
+            image uses the expected context in a training step (paper: 0.5).
+        sample_mixing: "image" (that choice per image) or "batch" (once per
+            batch, the authors' code).
+        seed: seed of the hard-attention sampling (and of caption sampling
+            with a temperature, which draws from the same generator).
 
     Call arguments:
         token_ids: previous words y_{t-1}, int (batch,).
@@ -66,9 +89,6 @@ class AttentiveLSTMCell(keras.layers.Layer):
         `(logits, new_states, attention_weights)`: (batch, vocabulary_size),
         `[h_t, c_t]`, alpha_t (batch, num_locations).
 
-    Hard attention in training samples through `recurrent_step`, which
-    `ShowAttendTell` calls with the per-image choice between sample and
-    expected context in `memory["use_sample"]`.
 
     Example:
     >>> cell = AttentiveLSTMCell(vocabulary_size=12, embedding_dim=8, units=16,
@@ -89,7 +109,8 @@ class AttentiveLSTMCell(keras.layers.Layer):
                  attention_activation="tanh", gating="scalar", deep_output=True,
                  prev2out=True, ctx2out=True, dropout=0.5,
                  initial_state="mean_annotation", attention="soft",
-                 hard_inference="expected", seed=None, **kwargs):
+                 hard_inference="expected", expected_context_probability=0.5,
+                 sample_mixing="image", seed=None, **kwargs):
         super().__init__(**kwargs)
         for name, value in (("vocabulary_size", vocabulary_size),
                             ("embedding_dim", embedding_dim), ("units", units),
@@ -112,6 +133,12 @@ class AttentiveLSTMCell(keras.layers.Layer):
                 f"Received: hard_inference={hard_inference!r}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
+        if sample_mixing not in SAMPLE_MIXINGS:
+            raise ValueError(f"sample_mixing must be one of {SAMPLE_MIXINGS}. "
+                             f"Received: sample_mixing={sample_mixing!r}")
+        if not 0.0 <= expected_context_probability <= 1.0:
+            raise ValueError("expected_context_probability must be in [0, 1]. Received: "
+                             f"expected_context_probability={expected_context_probability!r}")
         self.vocabulary_size = vocabulary_size
         self.embedding_dim = embedding_dim
         self.units = units
@@ -125,7 +152,10 @@ class AttentiveLSTMCell(keras.layers.Layer):
         self.initial_state = initial_state
         self.attention = attention
         self.hard_inference = hard_inference
+        self.expected_context_probability = expected_context_probability
+        self.sample_mixing = sample_mixing
         self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
         self.state_size = [units, units]
 
     def build(self, annotations_shape):
@@ -172,6 +202,73 @@ class AttentiveLSTMCell(keras.layers.Layer):
         self.logits = keras.layers.Dense(self.vocabulary_size, name="logits")
         self.logits.build((None, self.embedding_dim if self.deep_output else self.units))
 
+    def start(self, annotations):
+        """(initial state, memory) for decoding annotations (batch, L, D)."""
+        return self.get_initial_state(annotations), self.prepare_memory(annotations)
+
+    def decode_sequence(self, token_ids, states, memory, training=None):
+        """Teacher forcing: every step of a caption whose words are known.
+
+        Steps 1-4 run in one scan over time, with the embedding's share of
+        the gates computed for all steps at once and the step's kernels
+        transposed once outside the loop (`transposed_kernels`); step 5 then
+        runs over all steps at once. It equals calling the cell step by step
+        on the same words.
+
+        Args:
+            token_ids: int (batch, T), the previous words, `<start>` first.
+            states, memory: from `start`.
+            training: enables dropout and, for hard attention, sampling.
+
+        Returns:
+            dict: "logits" (batch, T, vocabulary_size), "attention_weights"
+            (batch, T, L), "sample_log_probs" (batch, T): log alpha_{t, s_t}
+            of the location sampled at each step (hard attention in
+            training), 0 where none was sampled.
+        """
+        annotations = memory["annotations"]
+        token_ids = ops.convert_to_tensor(token_ids, "int32")  # (batch, T)
+        embedded = self.embed(token_ids)  # (batch, T, embedding_dim)
+        batch_size, num_locations, annotation_dim = (ops.shape(annotations)[i] for i in range(3))
+        sampling = self.attention == "hard" and bool(training)
+        sequence = ops.transpose(self.input_gates(embedded), (1, 0, 2))  # (T, batch, 4U)
+        use_sample = None
+        if sampling:
+            use_sample = self._sample_choice(batch_size)  # (batch,)
+            noise = keras.random.uniform(
+                (ops.shape(sequence)[0], batch_size, num_locations), dtype="float32",
+                seed=self.seed_generator)  # (T, batch, L), drawn once outside the loop
+            sequence = (sequence, noise)
+        transposed = self.transposed_kernels()  # once, outside the loop
+
+        def recurrence(carry, inputs_t):
+            gates_t, noise_t = inputs_t if sampling else (inputs_t, None)
+            return tuple(self.recurrent_step(
+                None, list(carry[:2]), memory, training=sampling, uniform_noise=noise_t,
+                input_gates=gates_t, transposed=transposed, use_sample=use_sample))
+
+        initial = (
+            states[0], states[1],
+            ops.zeros((batch_size, annotation_dim), annotations.dtype),  # context
+            ops.zeros((batch_size, num_locations), annotations.dtype),  # alpha
+            ops.zeros((batch_size,), "float32"),  # log p(s_t)
+        )
+        hidden, _, contexts, attention_weights, sample_log_probs = (
+            _scan_over_time(recurrence, initial, sequence))  # time-major
+        hidden = ops.transpose(hidden, (1, 0, 2))  # (batch, T, units)
+        contexts = ops.transpose(contexts, (1, 0, 2))  # (batch, T, D)
+        logits = self.output_logits(embedded, hidden, contexts, training=training)
+        return {"logits": logits,  # (batch, T, V)
+                "attention_weights": ops.transpose(attention_weights, (1, 0, 2)),  # (batch, T, L)
+                "sample_log_probs": ops.transpose(sample_log_probs)}  # (batch, T)
+
+    def _sample_choice(self, batch_size):
+        """1.0 where an image uses the sampled context, 0.0 for the expected one (batch,)."""
+        draws = 1 if self.sample_mixing == "batch" else batch_size
+        uniform = keras.random.uniform((draws,), seed=self.seed_generator)  # (draws,)
+        use_sample = ops.cast(uniform >= self.expected_context_probability, "float32")
+        return ops.ones((batch_size,)) * use_sample  # (batch,)
+
     def embed(self, token_ids):
         """E y for ids of any shape -> (..., embedding_dim)."""
         return self.embedding(token_ids)
@@ -212,13 +309,14 @@ class AttentiveLSTMCell(keras.layers.Layer):
                 "query_kernel": ops.transpose(self.soft_attention.query_projection.kernel)}
 
     def recurrent_step(self, embedded, states, memory, training=False, uniform_noise=None,
-                       input_gates=None, transposed=None):
+                       input_gates=None, transposed=None, use_sample=None):
         """Steps 2-4 from E y_{t-1} (batch, embedding_dim).
 
         `input_gates`: `self.input_gates(embedded)` when already computed
         (then `embedded` is not used). `transposed`: `self.transposed_kernels()`
         when the step will be differentiated; the outputs are the same, their
-        gradients faster.
+        gradients faster. `use_sample` (batch,): hard attention in training,
+        1 where an image uses the sampled context, 0 for the expected one.
 
         Returns:
             (h_t, c_t, z_t, alpha_t, log_prob): log_prob (batch,) is log
@@ -231,7 +329,7 @@ class AttentiveLSTMCell(keras.layers.Layer):
             query_kernel_t=None if transposed is None else transposed["query_kernel"],
         )  # (batch, annotation_dim), (batch, num_locations)
         context, log_prob = self._hard_context(
-            context, attention_weights, memory, training, uniform_noise)
+            context, attention_weights, memory, training, uniform_noise, use_sample)
         if self.gating is not None:
             context = self.gate(h) * context  # (batch, annotation_dim)
         if input_gates is None:
@@ -255,7 +353,8 @@ class AttentiveLSTMCell(keras.layers.Layer):
         return matmul_with_transposed_kernel(
             inputs, ops.cast(kernel, inputs.dtype), ops.cast(transposed[name], inputs.dtype))
 
-    def _hard_context(self, context, attention_weights, memory, training, uniform_noise):
+    def _hard_context(self, context, attention_weights, memory, training, uniform_noise,
+                      use_sample):
         """The context and log p(s) for hard attention; soft passes through."""
         no_sample = ops.zeros_like(attention_weights[:, 0], dtype="float32")  # (batch,)
         mode = "sample" if training else self.hard_inference
@@ -267,7 +366,8 @@ class AttentiveLSTMCell(keras.layers.Layer):
         log_prob = ops.cast(log_prob, "float32")  # (batch,), float32 under mixed precision too
         if not training:
             return ops.cast(sampled_context, context.dtype), log_prob
-        use_sample = memory["use_sample"]  # (batch,), 1: sample, 0: expected context
+        if use_sample is None:
+            use_sample = ops.ones_like(log_prob)  # every image samples
         choice = ops.expand_dims(ops.cast(use_sample, context.dtype), -1)  # (batch, 1)
         mixed = choice * ops.cast(sampled_context, context.dtype) + (1 - choice) * context
         return mixed, log_prob * use_sample  # (batch, D), (batch,)
@@ -314,6 +414,8 @@ class AttentiveLSTMCell(keras.layers.Layer):
             "initial_state": self.initial_state,
             "attention": self.attention,
             "hard_inference": self.hard_inference,
+            "expected_context_probability": self.expected_context_probability,
+            "sample_mixing": self.sample_mixing,
             "seed": self.seed,
         })
         return config

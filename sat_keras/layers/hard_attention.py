@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from sat_keras.layers.per_image import weighted_annotations
+from sat_keras.layers.products import weighted_annotations
 
 TINY = 1e-8  # keeps log alpha finite where softmax underflows
 

@@ -3,9 +3,9 @@
 import keras
 from keras import ops
 
-from sat_keras.layers.flat import flat_apply
-from sat_keras.layers.per_image import weighted_annotations
+from sat_keras.layers.products import flat_apply
 from sat_keras.layers.products import matmul_with_transposed_kernel
+from sat_keras.layers.products import weighted_annotations
 
 ACTIVATIONS = ("tanh", "relu")
 

@@ -1,34 +1,40 @@
 """`ShowAttendTell`: encoder + attentive LSTM decoder as a `keras.Model`."""
 
+import os
+
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from sat_keras import decoding
 from sat_keras.distribute import logs_for_multi_worker
 from sat_keras.distribute import scale_for_replicas
+from sat_keras.encoders import SmallCNNEncoder
+from sat_keras.encoders import build_encoder
 from sat_keras.layers.attentive_lstm_cell import AttentiveLSTMCell
 from sat_keras.models import losses
+from sat_keras.models import presets
 from sat_keras.text import Vocabulary
 
-ATTENTIONS = ("soft", "hard")
-SAMPLE_MIXINGS = ("image", "batch")
 BASELINES = ("caption", "per_token")
+# The decoder's own arguments, accepted by ShowAttendTell when it builds the
+# decoder and readable through it (model.attention, model.units, ...).
+DECODER_ARGUMENTS = ("embedding_dim", "units", "attention_dim", "attention_activation",
+                     "gating", "deep_output", "prev2out", "ctx2out", "dropout",
+                     "initial_state", "attention", "hard_inference",
+                     "expected_context_probability", "sample_mixing", "seed")
 
 
-def _scan_over_time(function, initial, sequence):
-    """Stacked carries of `carry = function(carry, x_t)` over time-major inputs.
+class _SearchFunctions:
+    """The traced search per `SearchSettings`, out of saving's sight.
 
-    On TensorFlow this is `tf.scan`, whose while loop carries
-    `maximum_iterations`, so XLA can compile its gradient; the loop of
-    `keras.ops.scan` has none and fails under `jit_compile=True`.
+    A dict assigned to a model attribute would be wrapped for checkpointing
+    (which refuses its dataclass keys); a plain object holding it is not.
     """
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
 
-        return tf.scan(function, sequence, initializer=initial)
-    _, outputs = ops.scan(lambda carry, x: (function(carry, x),) * 2, initial, sequence)
-    return outputs
+    def __init__(self):
+        self.by_settings = {}
 
 
 def _encoder_input_shapes(inputs):
@@ -47,9 +53,9 @@ def _encoder_input_shapes(inputs):
 class ShowAttendTell(keras.Model):
     """Show, Attend and Tell (Xu et al. 2015) with soft or hard attention.
 
-    Teacher forcing (`call`) runs the cell's recurrence over the caption in
-    one scan, then the output layer over all steps at once;
-    decoding (`caption`) runs the same cell one step at a time.
+    The model is an image encoder, a decoder (`AttentiveLSTMCell`) and the
+    loss. Teacher forcing (`call`) is the decoder's `decode_sequence`;
+    decoding (`caption`, `predict`) searches over the decoder's single step.
 
     Loss per caption, averaged over the batch (padding masked everywhere):
 
@@ -86,26 +92,13 @@ class ShowAttendTell(keras.Model):
             its size sets the output layer and `caption` maps ids to words.
         encoder: a layer mapping uint8 images (batch, H, W, 3) to annotations
             (batch, L, D), or None to accept only precomputed features.
-        embedding_dim, units, attention_dim, attention_activation, gating,
-            deep_output, prev2out, ctx2out, dropout, initial_state: see
-            `AttentiveLSTMCell`.
-        attention: "soft" (deterministic) or "hard" (stochastic, REINFORCE).
-        hard_inference: "expected" (default), "sample" or "argmax": the hard
-            context outside training.
-        expected_context_probability: hard attention: the chance that an
-            image uses the expected context in a training step (paper: 0.5).
-        sample_mixing: "image" (that choice per image) or "batch" (once per
-            batch, the authors' code).
-        reinforce_weight, entropy_weight, baseline_decay: hard attention's
-            loss terms (0.1, 0.002) and the baseline's moving-average decay (0.9).
-        reinforce_baseline: "per_token" (default: b averages NLL per token
-            and is scaled by each caption's length, so a long caption is not
-            judged a worse sample for being long; the authors' code compares
-            per-word costs: capgen.py moves `baseline_time` by the mean
-            masked per-word cost and judges each caption by its mean over
-            time, in minibatches of captions of one length) or "caption"
-            (b averages whole-caption NLLs, the literal reading of eq. 12).
-        seed: seed of the hard-attention sampling.
+        decoder: an `AttentiveLSTMCell` for this vocabulary's size, or None
+            to build one from the decoder arguments given as keywords:
+            embedding_dim, units, attention_dim (512 each by default),
+            attention_activation, gating, deep_output, prev2out, ctx2out,
+            dropout, initial_state, attention ("soft" or "hard"),
+            hard_inference, expected_context_probability, sample_mixing and
+            seed (see `AttentiveLSTMCell`).
         image_size: side in pixels that image files are resized to before the
             encoder (`caption_image_files`, export); None if not fixed.
         doubly_stochastic_weight: lambda of the penalty. None (default): 1.0
@@ -115,6 +108,20 @@ class ShowAttendTell(keras.Model):
             attention when a caption has fewer words than the image has
             locations, which the sampled context of hard attention cannot use.
         loss_normalization: "caption" or "token" (see `losses.masked_nll`).
+        reinforce_weight, entropy_weight, baseline_decay: hard attention's
+            loss terms (0.1, 0.002) and the baseline's moving-average decay (0.9).
+        reinforce_baseline: "per_token" (default: b averages NLL per token
+            and is scaled by each caption's length, so a long caption is not
+            judged a worse sample for being long; the authors' code compares
+            per-word costs: capgen.py moves `baseline_time` by the mean
+            masked per-word cost and judges each caption by its mean over
+            time, in minibatches of captions of one length) or "caption"
+            (b averages whole-caption NLLs, the literal reading of eq. 12).
+        **kwargs: the decoder arguments above (without `decoder`), and
+            `keras.Model` arguments (name, dtype, ...).
+
+    The decoder's settings read through the model as attributes
+    (`model.attention`, `model.units`, ...).
 
     Call arguments:
         inputs: dict with "images" (batch, H, W, 3) uint8 or "features"
@@ -136,6 +143,8 @@ class ShowAttendTell(keras.Model):
     Example:
     >>> vocabulary = Vocabulary.build(["a red circle", "a blue square"])
     >>> model = ShowAttendTell(vocabulary, embedding_dim=8, units=16, attention_dim=8)
+    >>> same = ShowAttendTell(vocabulary, decoder=AttentiveLSTMCell(
+    ...     len(vocabulary), embedding_dim=8, units=16, attention_dim=8))
     >>> outputs = model({"features": np.ones((2, 4, 8), "float32"),
     ...                  "token_ids": np.array([[1, 4, 7], [1, 4, 5]])})
     >>> tuple(outputs["logits"].shape), tuple(outputs["attention_weights"].shape)
@@ -146,83 +155,58 @@ class ShowAttendTell(keras.Model):
         with Visual Attention", ICML 2015, arXiv:1502.03044.
     """
 
-    def __init__(self, vocabulary, encoder=None, embedding_dim=512, units=512,
-                 attention_dim=512, attention_activation="tanh", gating="scalar",
-                 deep_output=True, prev2out=True, ctx2out=True, dropout=0.5,
-                 initial_state="mean_annotation", attention="soft", image_size=None,
+    def __init__(self, vocabulary, encoder=None, decoder=None, image_size=None,
                  doubly_stochastic_weight=None, loss_normalization="caption",
-                 hard_inference="expected", expected_context_probability=0.5,
-                 sample_mixing="image", reinforce_weight=0.1, entropy_weight=0.002,
-                 baseline_decay=0.9, reinforce_baseline="per_token", seed=None, **kwargs):
+                 reinforce_weight=0.1, entropy_weight=0.002, baseline_decay=0.9,
+                 reinforce_baseline="per_token", **kwargs):
+        decoder_arguments = {name: kwargs.pop(name) for name in DECODER_ARGUMENTS
+                             if name in kwargs}
         super().__init__(**kwargs)
-        if attention not in ATTENTIONS:
-            raise ValueError(
-                f"attention must be one of {ATTENTIONS}. Received: attention={attention!r}"
-            )
+        if not isinstance(vocabulary, Vocabulary):
+            vocabulary = Vocabulary(vocabulary)
+        if decoder is None:
+            decoder = AttentiveLSTMCell(len(vocabulary), name="decoder", **decoder_arguments)
+        elif decoder_arguments:
+            raise ValueError(f"Pass the decoder's arguments to the decoder, not beside it. "
+                             f"Received: {sorted(decoder_arguments)}")
+        if decoder.vocabulary_size != len(vocabulary):
+            raise ValueError(f"The decoder predicts {decoder.vocabulary_size} words; the "
+                             f"vocabulary has {len(vocabulary)}.")
         if loss_normalization not in losses.NORMALIZATIONS:
             raise ValueError(
                 f"loss_normalization must be one of {losses.NORMALIZATIONS}. "
                 f"Received: loss_normalization={loss_normalization!r}"
             )
         if doubly_stochastic_weight is None:
-            doubly_stochastic_weight = 1.0 if attention == "soft" else 0.0
+            doubly_stochastic_weight = 1.0 if decoder.attention == "soft" else 0.0
         if doubly_stochastic_weight < 0:
             raise ValueError(
                 "doubly_stochastic_weight must be >= 0. "
                 f"Received: doubly_stochastic_weight={doubly_stochastic_weight!r}"
             )
-        if sample_mixing not in SAMPLE_MIXINGS:
-            raise ValueError(f"sample_mixing must be one of {SAMPLE_MIXINGS}. "
-                             f"Received: sample_mixing={sample_mixing!r}")
-        if not 0.0 <= expected_context_probability <= 1.0:
-            raise ValueError("expected_context_probability must be in [0, 1]. Received: "
-                             f"expected_context_probability={expected_context_probability!r}")
         if reinforce_baseline not in BASELINES:
             raise ValueError(f"reinforce_baseline must be one of {BASELINES}. "
                              f"Received: reinforce_baseline={reinforce_baseline!r}")
         if not 0.0 <= baseline_decay < 1.0:
             raise ValueError(
                 f"baseline_decay must be in [0, 1). Received: baseline_decay={baseline_decay!r}")
-        if not isinstance(vocabulary, Vocabulary):
-            vocabulary = Vocabulary(vocabulary)
         self.vocabulary = vocabulary
         self.encoder = encoder
-        self.embedding_dim = embedding_dim
-        self.units = units
-        self.attention_dim = attention_dim
-        self.attention_activation = attention_activation
-        self.gating = gating
-        self.deep_output = deep_output
-        self.prev2out = prev2out
-        self.ctx2out = ctx2out
-        self.dropout = dropout
-        self.initial_state = initial_state
-        self.attention = attention
+        self.decoder = decoder
         self.image_size = image_size
         self.doubly_stochastic_weight = doubly_stochastic_weight
         self.loss_normalization = loss_normalization
-        self.hard_inference = hard_inference
-        self.expected_context_probability = expected_context_probability
-        self.sample_mixing = sample_mixing
         self.reinforce_weight = reinforce_weight
         self.entropy_weight = entropy_weight
         self.baseline_decay = baseline_decay
         self.reinforce_baseline = reinforce_baseline
-        self.seed = seed
-        self.cell = AttentiveLSTMCell(
-            len(vocabulary), embedding_dim=embedding_dim, units=units,
-            attention_dim=attention_dim, attention_activation=attention_activation,
-            gating=gating, deep_output=deep_output, prev2out=prev2out, ctx2out=ctx2out,
-            dropout=dropout, initial_state=initial_state, attention=attention,
-            hard_inference=hard_inference, seed=seed, name="decoder_cell")
-        self.seed_generator = keras.random.SeedGenerator(seed)
         self.nll_tracker = keras.metrics.Mean(name="nll")
         self.penalty_tracker = keras.metrics.Mean(name="attention_penalty")
-        if attention == "hard":
+        if decoder.attention == "hard":
             self.reinforce_tracker = keras.metrics.Mean(name="reinforce")
             self.entropy_tracker = keras.metrics.Mean(name="entropy_bonus")
         self.search_settings = decoding.SearchSettings()
-        self._search_functions = {}
+        self._search_functions = _SearchFunctions()
         self._built_input_shape = None
 
     # -- building -----------------------------------------------------------
@@ -243,8 +227,9 @@ class ShowAttendTell(keras.Model):
                 'inputs must hold "images" or "features". '
                 f"Received keys: {sorted(input_shape)}"
             )
-        self.cell.build(annotations_shape)
-        if self.attention == "hard":
+        if not self.decoder.built:  # a deserialized decoder comes built
+            self.decoder.build(annotations_shape)
+        if self.decoder.attention == "hard":
             self.baseline = self.add_weight(shape=(), initializer="zeros", trainable=False,
                                             aggregation="mean", name="reinforce_baseline")
 
@@ -253,7 +238,7 @@ class ShowAttendTell(keras.Model):
         # peeked batch that it all-reduces across workers, which fails under
         # MultiWorkerMirroredStrategy for integer inputs (keras-team/keras
         # issue 20585). A built model with a built optimizer (as
-        # `training.train` leaves it) needs none of it (tests/test_distribute.py).
+        # `training.fit.train` leaves it) needs none of it (tests/test_distribute.py).
         if self.built and (self.optimizer is None or self.optimizer.built):
             return
         super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
@@ -283,61 +268,19 @@ class ShowAttendTell(keras.Model):
 
     def start(self, annotations):
         """(initial_state, memory) for decoding from annotations (batch, L, D)."""
-        return self.cell.get_initial_state(annotations), self.cell.prepare_memory(annotations)
+        return self.decoder.start(annotations)
 
     def step(self, token_ids, state, memory, training=False):
         """The step contract: -> (logits (batch, V), state, attention (batch, L))."""
-        return self.cell(token_ids, state, memory, training=training)
+        return self.decoder(token_ids, state, memory, training=training)
 
     # -- teacher forcing and the loss ----------------------------------------
 
     def call(self, inputs, training=None):
         annotations = self.encode(inputs, training=training)  # (batch, L, D)
         state, memory = self.start(annotations)
-        token_ids = ops.convert_to_tensor(inputs["token_ids"], "int32")  # (batch, T)
-        embedded = self.cell.embed(token_ids)  # (batch, T, embedding_dim)
-        batch_size, num_locations, annotation_dim = (ops.shape(annotations)[i] for i in range(3))
-        sampling = self.attention == "hard" and bool(training)
-        # The embedding's share of the gates for all steps at once (one large
-        # product), so each step multiplies only the context and h.
-        sequence = ops.transpose(self.cell.input_gates(embedded), (1, 0, 2))  # (T, batch, 4U)
-        if sampling:
-            memory = dict(memory, use_sample=self._sample_choice(batch_size))  # (batch,)
-            noise = keras.random.uniform(
-                (ops.shape(sequence)[0], batch_size, num_locations), dtype="float32",
-                seed=self.seed_generator)  # (T, batch, L), drawn once outside the loop
-            sequence = (sequence, noise)
-
-        transposed = self.cell.transposed_kernels()  # once, outside the loop
-
-        def recurrence(carry, inputs_t):
-            gates_t, noise_t = inputs_t if sampling else (inputs_t, None)
-            return tuple(self.cell.recurrent_step(
-                None, list(carry[:2]), memory, training=sampling, uniform_noise=noise_t,
-                input_gates=gates_t, transposed=transposed))
-
-        initial = (
-            state[0], state[1],
-            ops.zeros((batch_size, annotation_dim), annotations.dtype),  # context
-            ops.zeros((batch_size, num_locations), annotations.dtype),  # alpha
-            ops.zeros((batch_size,), "float32"),  # log p(s_t)
-        )
-        hidden, _, contexts, attention_weights, sample_log_probs = (
-            _scan_over_time(recurrence, initial, sequence))  # time-major
-        hidden = ops.transpose(hidden, (1, 0, 2))  # (batch, T, units)
-        contexts = ops.transpose(contexts, (1, 0, 2))  # (batch, T, D)
-        attention_weights = ops.transpose(attention_weights, (1, 0, 2))  # (batch, T, L)
-        logits = self.cell.output_logits(embedded, hidden, contexts, training=training)
-        return {"logits": logits,  # (batch, T, V)
-                "attention_weights": attention_weights,
-                "sample_log_probs": ops.transpose(sample_log_probs)}  # (batch, T)
-
-    def _sample_choice(self, batch_size):
-        """1.0 where an image uses the sampled context, 0.0 for the expected one (batch,)."""
-        draws = 1 if self.sample_mixing == "batch" else batch_size
-        uniform = keras.random.uniform((draws,), seed=self.seed_generator)  # (draws,)
-        use_sample = ops.cast(uniform >= self.expected_context_probability, "float32")
-        return ops.ones((batch_size,)) * use_sample  # (batch,)
+        return self.decoder.decode_sequence(inputs["token_ids"], state, memory,
+                                            training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         nll = losses.masked_nll(y, y_pred["logits"], self.loss_normalization)  # (batch,)
@@ -345,7 +288,7 @@ class ShowAttendTell(keras.Model):
         self.nll_tracker.update_state(nll)
         self.penalty_tracker.update_state(penalty)
         total = nll + self.doubly_stochastic_weight * penalty  # (batch,)
-        if self.attention == "hard" and training:
+        if self.decoder.attention == "hard" and training:
             expected_nll, observed = self._baseline_terms(nll, y)  # (batch,) or (), (batch,)
             reinforce = losses.reinforce_surrogate(
                 nll, expected_nll, y_pred["sample_log_probs"], y)  # (batch,)
@@ -433,7 +376,7 @@ class ShowAttendTell(keras.Model):
         if temperature is not None:
             return decoding.sample_search(
                 self.step, state, memory, num_locations=num_locations, max_length=max_length,
-                temperature=temperature, seed=self.seed_generator)
+                temperature=temperature, seed=self.decoder.seed_generator)
         if beam_size == 1 and num_captions is None:
             return decoding.greedy_search(self.step, state, memory,
                                           num_locations=num_locations, max_length=max_length)
@@ -448,14 +391,13 @@ class ShowAttendTell(keras.Model):
         settings never retraces the others.
         """
         settings = decoding.SearchSettings.from_value(settings)
-        if settings not in self._search_functions:
-            import tensorflow as tf  # the backend this package runs on (see _scan_over_time)
-
+        functions = self._search_functions.by_settings
+        if settings not in functions:
             def run(inputs):
                 return self.search(self.encode(inputs, training=False), **settings.as_kwargs())
 
-            self._search_functions[settings] = tf.function(run, reduce_retracing=True)
-        return self._search_functions[settings]
+            functions[settings] = tf.function(run, reduce_retracing=True)
+        return functions[settings]
 
     def caption(self, images=None, features=None, max_length=20, beam_size=1,
                 length_penalty=0.0, temperature=None, num_captions=None, batch_size=64):
@@ -493,6 +435,62 @@ class ShowAttendTell(keras.Model):
             for ids in outputs.get("token_ids", [])]
         return outputs
 
+    # -- presets -------------------------------------------------------------
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, vocabulary=None, encoder=None,
+                    encoder_weights="imagenet", **kwargs):
+        """A model from a built-in preset name or a preset directory.
+
+        Args:
+            preset: a name from `presets.preset_names()` (e.g. "flickr8k_mobilenet",
+                "synthetic") or a directory written by `save_to_preset`.
+            load_weights: load the preset's trained weights where it has
+                them (a directory; a name whose weights ship with the
+                package). A name without shipped weights gives a freshly
+                initialised model of its architecture.
+            vocabulary: for a name without shipped weights, the vocabulary
+                to build the model for (required there; a preset with
+                weights brings its own).
+            encoder: the image encoder for a name (default: the preset's,
+                a `SmallCNNEncoder` or a `PretrainedEncoder`).
+            encoder_weights: the pretrained encoder's weights for a name:
+                "imagenet" (downloads), None, or a weights file.
+            **kwargs: model arguments that replace the preset's.
+
+        Example:
+        >>> model = ShowAttendTell.from_preset(
+        ...     "synthetic", vocabulary=Vocabulary.build(["a red circle"]))
+        >>> model.units
+        128
+        """
+        if os.path.isdir(preset) and presets.is_preset_directory(preset):
+            return presets.load_preset(preset, load_weights=load_weights, **kwargs)
+        if preset not in presets.preset_names():
+            raise ValueError(
+                f"Unknown preset {preset!r}: neither a built-in name "
+                f"({', '.join(presets.preset_names())}) nor a directory holding "
+                f"{presets.CONFIG_FILE} (written by save_to_preset).")
+        shipped = presets.shipped_preset_directory(preset)
+        if shipped is not None and vocabulary is None:
+            return presets.load_preset(shipped, load_weights=load_weights, **kwargs)
+        if vocabulary is None:
+            raise ValueError(f"The preset {preset!r} ships no trained weights, so it has no "
+                             "vocabulary: pass vocabulary=... to build its architecture.")
+        settings = presets.preset_settings(preset)
+        if encoder is None:
+            spec = dict(settings["encoder"])
+            encoder = (SmallCNNEncoder(filters=tuple(spec["filters"])) if "filters" in spec
+                       else build_encoder(spec["name"], weights=encoder_weights))
+        image_size = getattr(encoder, "image_size", None) or settings["training"].get(
+            "image_size")
+        arguments = {"image_size": image_size, **settings["model"], **kwargs}
+        return cls(vocabulary, encoder=encoder, **arguments)
+
+    def save_to_preset(self, directory):
+        """Writes this model as a preset directory that `from_preset` reads."""
+        return presets.save_preset(self, directory)
+
     # -- saving --------------------------------------------------------------
 
     @property
@@ -507,34 +505,30 @@ class ShowAttendTell(keras.Model):
             "vocabulary": self.vocabulary.tokens,
             "encoder": None if self.encoder is None
             else keras.saving.serialize_keras_object(self.encoder),
-            "embedding_dim": self.embedding_dim,
-            "units": self.units,
-            "attention_dim": self.attention_dim,
-            "attention_activation": self.attention_activation,
-            "gating": self.gating,
-            "deep_output": self.deep_output,
-            "prev2out": self.prev2out,
-            "ctx2out": self.ctx2out,
-            "dropout": self.dropout,
-            "initial_state": self.initial_state,
-            "attention": self.attention,
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
             "image_size": self.image_size,
             "doubly_stochastic_weight": self.doubly_stochastic_weight,
             "loss_normalization": self.loss_normalization,
-            "hard_inference": self.hard_inference,
-            "expected_context_probability": self.expected_context_probability,
-            "sample_mixing": self.sample_mixing,
             "reinforce_weight": self.reinforce_weight,
             "entropy_weight": self.entropy_weight,
             "baseline_decay": self.baseline_decay,
             "reinforce_baseline": self.reinforce_baseline,
-            "seed": self.seed,
         })
         return config
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        if config.get("encoder") is not None:
-            config["encoder"] = keras.saving.deserialize_keras_object(config["encoder"])
+        for name in ("encoder", "decoder"):
+            if config.get(name) is not None:
+                config[name] = keras.saving.deserialize_keras_object(config[name])
         return cls(**config)
+
+
+def _decoder_setting(name):
+    return property(lambda self: getattr(self.decoder, name),
+                    doc=f"The decoder's `{name}` (see `AttentiveLSTMCell`).")
+
+
+for _name in DECODER_ARGUMENTS:
+    setattr(ShowAttendTell, _name, _decoder_setting(_name))

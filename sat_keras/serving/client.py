@@ -141,6 +141,8 @@ class CaptionClient:
 
     def _grpc_stub(self):
         if self._stub is None:
+            # The gRPC protocol's modules load on its first call: a REST
+            # client needs neither them nor TensorFlow (grpc, protobuf below too).
             import grpc
             from tensorflow_serving.apis import prediction_service_pb2_grpc
 

@@ -6,8 +6,10 @@ import socket
 import subprocess
 import threading
 
+from sat_keras.serving.grpc_server import start_grpc_server
 from sat_keras.serving.model_runner import ModelRunner
 from sat_keras.serving.model_runner import model_versions
+from sat_keras.serving.rest_server import start_rest_server
 from sat_keras.serving.web import export_config
 from sat_keras.serving.web import start_web_proxy
 
@@ -40,9 +42,6 @@ class LocalServer:
 
     def __init__(self, model_dir, port=8500, rest_port=None, model_name=None,
                  host="0.0.0.0", max_workers=16, deadline=30.0):
-        from sat_keras.serving.grpc_server import start_grpc_server
-        from sat_keras.serving.rest_server import start_rest_server
-
         self.runner = ModelRunner(model_dir, model_name, deadline=deadline)
         self.grpc_server, self.port = start_grpc_server(self.runner, port, host, max_workers)
         self.rest_server, self.rest_port = None, None

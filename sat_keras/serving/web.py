@@ -20,7 +20,7 @@ import os
 import threading
 import urllib.parse
 
-from sat_keras.export import EXPORT_CONFIG_FILE
+from sat_keras.export.saved_model import EXPORT_CONFIG_FILE
 
 WEB_DIR = os.path.join(os.path.dirname(__file__), "web")
 PAGE_FILES = {

@@ -7,7 +7,7 @@ import pytest
 from sat_keras.data import features as features_module
 from sat_keras.data.features import CachedFeatures
 from sat_keras.data.features import extract_features
-from sat_keras.data.pipeline import load_image_files
+from sat_keras.data.images import load_image_files
 from sat_keras.data.pipeline import make_caption_dataset
 from sat_keras.data.synthetic import generate_synthetic
 from sat_keras.encoders import SmallCNNEncoder

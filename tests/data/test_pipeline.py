@@ -3,9 +3,9 @@ import collections
 import numpy as np
 import pytest
 
+from sat_keras.data.images import load_image_files
 from sat_keras.data.pipeline import count_batches
 from sat_keras.data.pipeline import default_bucket_boundaries
-from sat_keras.data.pipeline import load_image_files
 from sat_keras.data.pipeline import make_caption_dataset
 from sat_keras.data.records import CaptionRecord
 from sat_keras.data.synthetic import generate_synthetic

@@ -1,7 +1,33 @@
+"""The decoder's products equal the plain ones (values and gradients)."""
+
+import keras
 import numpy as np
 import tensorflow as tf
 
+from sat_keras.layers.products import flat_apply
 from sat_keras.layers.products import matmul_with_transposed_kernel
+from sat_keras.layers.products import weighted_annotations
+
+
+def test_flat_apply_equals_the_layer_on_every_leading_shape():
+    rng = np.random.default_rng(0)
+    dense = keras.layers.Dense(3)
+    for shape in [(4, 5), (2, 4, 5), (2, 3, 4, 5)]:
+        inputs = rng.normal(size=shape).astype("float32")
+        found = keras.ops.convert_to_numpy(flat_apply(dense, inputs))
+        assert found.shape == shape[:-1] + (3,)
+        np.testing.assert_allclose(found, keras.ops.convert_to_numpy(dense(inputs)), rtol=1e-5,
+                                   atol=1e-6)
+
+
+def test_each_row_weighs_its_own_images_annotations():
+    rng = np.random.default_rng(0)
+    annotations = rng.normal(size=(3, 4, 5)).astype("float32")  # 3 images
+    weights = rng.random(size=(6, 4)).astype("float32")  # 2 rows per image
+    expected = np.einsum("rl,rld->rd", weights, np.repeat(annotations, 2, axis=0))
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(weighted_annotations(weights, annotations)), expected,
+        rtol=1e-5)
 
 
 def _operands():

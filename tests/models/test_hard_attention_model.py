@@ -73,10 +73,10 @@ def test_training_samples_differ_from_the_expected_context(hard_model, batch):
 def test_per_batch_mixing_makes_one_choice_for_all_images(make_model):
     model = make_model(attention="hard", sample_mixing="batch", seed=0)
     for _ in range(5):
-        choice = _numpy(model._sample_choice(6))
+        choice = _numpy(model.decoder._sample_choice(6))
         assert len(set(choice.tolist())) == 1
     per_image = make_model(attention="hard", seed=0)
-    choices = np.stack([_numpy(per_image._sample_choice(400)) for _ in range(2)])
+    choices = np.stack([_numpy(per_image.decoder._sample_choice(400)) for _ in range(2)])
     assert 0.4 < choices.mean() < 0.6  # expected context with probability 0.5
 
 
@@ -105,7 +105,8 @@ def test_save_and_reload_keep_the_baseline(hard_model, batch, tmp_path):
     assert float(_numpy(restored.baseline)) != 0.0
     np.testing.assert_allclose(_numpy(restored(inputs)["logits"]),
                                _numpy(hard_model(inputs)["logits"]), rtol=1e-6)
-    assert restored.get_config()["attention"] == "hard"
+    assert restored.attention == "hard"
+    assert restored.get_config()["decoder"]["config"]["attention"] == "hard"
     assert isinstance(ShowAttendTell.from_config(restored.get_config()), ShowAttendTell)
 
 

@@ -100,3 +100,37 @@ def test_search_settings_are_checked(make_model, settings, message):
         SearchSettings(**settings)
     with pytest.raises(ValueError, match=message):
         make_model().compile(search=settings)
+
+
+def test_the_model_takes_a_dozen_arguments_and_serializes_each_once(make_model):
+    import inspect
+
+    from sat_keras import ShowAttendTell
+
+    parameters = [p for p in inspect.signature(ShowAttendTell.__init__).parameters.values()
+                  if p.name != "self" and p.kind is not p.VAR_KEYWORD]
+    assert len(parameters) <= 14
+    config = make_model().get_config()
+    decoder_config = config["decoder"]["config"]
+    keras_keys = {"name", "trainable", "dtype"}
+    assert (set(config) - keras_keys) & (set(decoder_config) - keras_keys) == set()
+
+
+def test_a_decoder_given_equals_the_one_built_from_keywords(vocabulary, batch):
+    from sat_keras import AttentiveLSTMCell
+    from sat_keras import ShowAttendTell
+
+    settings = dict(embedding_dim=8, units=12, attention_dim=8, dropout=0.0, gating="vector")
+    inputs, _ = batch
+    keras.utils.set_random_seed(0)
+    from_keywords = ShowAttendTell(vocabulary, **settings)
+    expected = keras.ops.convert_to_numpy(from_keywords(inputs)["logits"])  # builds it
+    keras.utils.set_random_seed(0)
+    given = ShowAttendTell(vocabulary, decoder=AttentiveLSTMCell(len(vocabulary), **settings))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(given(inputs)["logits"]), expected,
+                               rtol=1e-6)
+    assert given.gating == "vector" and given.units == 12  # read through the model
+    with pytest.raises(ValueError, match="decoder's arguments to the decoder"):
+        ShowAttendTell(vocabulary, decoder=AttentiveLSTMCell(len(vocabulary)), units=4)
+    with pytest.raises(ValueError, match="predicts 5 words; the vocabulary has"):
+        ShowAttendTell(vocabulary, decoder=AttentiveLSTMCell(5))

@@ -11,9 +11,9 @@ from helpers import free_port
 from helpers import wait_until_serving
 
 from sat_keras import cli
+from sat_keras.models.saving import save_captioner
 from sat_keras.serving import CaptionClient
 from sat_keras.serving import CaptionServiceError
-from sat_keras.training import save_captioner
 
 SAT_KERAS = os.path.join(os.path.dirname(sys.executable), "sat-keras")
 

@@ -1,7 +1,9 @@
 """A trained captioner -> SavedModel for TF Serving (image bytes in, captions out).
 
-Layout: `<base>/<name>/<version>/` with `saved_model.pb`, `variables/` and
-`assets.extra/` (`vocabulary.json`, `export_config.json`). Signatures:
+Layout: `<base>/<name>/<version>/` with `saved_model.pb`, `variables/`,
+`assets/vocabulary.txt` (one token per line, line i for id i: the export's
+one copy of the vocabulary, which the graph's id-to-word table reads) and
+`assets.extra/export_config.json`. Signatures:
 
 - `serving_default`: `image_bytes` string (N,) -> `captions` string (N,),
   `scores` float32 (N,), `token_ids` int32 (N, T), `attention_weights`
@@ -17,7 +19,7 @@ Decoding, resizing, the encoder's preprocessing, the search and the
 id-to-word lookup are all in the graph, built from stock TensorFlow ops
 (no tensorflow-text, no Python), so TF Serving runs it as it is.
 A bad image fails the whole request with `InvalidArgumentError` naming
-each bad item (`image_bytes.check_image_bytes`).
+each bad item (`image_checks.check_image_bytes`).
 """
 
 import dataclasses
@@ -30,24 +32,32 @@ import keras
 import tensorflow as tf
 
 from sat_keras.decoding import check_num_captions
-from sat_keras.image_bytes import ImageLimits
-from sat_keras.image_bytes import decode_image_batch
+from sat_keras.export.image_checks import ImageLimits
+from sat_keras.export.image_checks import decode_image_batch
 from sat_keras.text import END_ID
 from sat_keras.text import PAD_ID
 from sat_keras.text import START_ID
 
 EXPORT_CONFIG_FILE = "export_config.json"
-VOCABULARY_FILE = "vocabulary.json"
+VOCABULARY_ASSET = "vocabulary.txt"
 
 
-def ids_to_captions(token_ids, tokens):
+def vocabulary_table(path):
+    """id -> word, read from a file of one token per line (a SavedModel asset once saved)."""
+    initializer = tf.lookup.TextFileInitializer(
+        path, key_dtype=tf.int64, key_index=tf.lookup.TextFileIndex.LINE_NUMBER,
+        value_dtype=tf.string, value_index=tf.lookup.TextFileIndex.WHOLE_LINE)
+    return tf.lookup.StaticHashTable(initializer, default_value="<unk>")
+
+
+def ids_to_captions(token_ids, table):
     """In-graph `Vocabulary.decode`: int (..., T) ids -> string (...) captions.
 
-    Words up to the first `<end>`, without `<pad>` and `<start>`, joined by
-    single spaces.
+    `table` maps ids to words (`vocabulary_table`). Words up to the first
+    `<end>`, without `<pad>` and `<start>`, joined by single spaces.
     """
     token_ids = tf.cast(token_ids, tf.int32)
-    words = tf.gather(tf.constant(tokens), token_ids)  # (N, T)
+    words = table.lookup(tf.cast(token_ids, tf.int64))  # (N, T)
     before_end = tf.equal(tf.cumsum(tf.cast(tf.equal(token_ids, END_ID), tf.int32), axis=-1), 0)
     keep = before_end & tf.not_equal(token_ids, PAD_ID) & tf.not_equal(token_ids, START_ID)
     return tf.strings.strip(tf.strings.reduce_join(tf.where(keep, words + " ", ""), axis=-1))
@@ -63,8 +73,10 @@ def _check_batch(batch_size, max_batch_size, name):
 class _CaptionFunctions:
     """The two signatures' functions over one model and one set of settings."""
 
-    def __init__(self, model, settings, limits, max_batch_size, jit_compile=False):
+    def __init__(self, model, settings, limits, max_batch_size, vocabulary_file,
+                 jit_compile=False):
         self.model = model
+        self.vocabulary = vocabulary_table(vocabulary_file)
         self.settings = settings
         self.limits = limits
         self.max_batch_size = max_batch_size
@@ -82,7 +94,7 @@ class _CaptionFunctions:
         found = {"token_ids": tf.cast(found["token_ids"], tf.int32),
                  "scores": tf.cast(found["scores"], tf.float32),
                  "attention_weights": tf.cast(found["attention_weights"], tf.float32)}
-        found["captions"] = ids_to_captions(found["token_ids"], self.model.vocabulary.tokens)
+        found["captions"] = ids_to_captions(found["token_ids"], self.vocabulary)
         if self.settings.get("num_captions") is None:
             return found
         outputs = {name: value[:, 0] for name, value in found.items()}  # the best
@@ -130,7 +142,7 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
         num_captions: None, or n (1 to beam_size) to add the beam's n best
             captions to the outputs (`nbest_*`, see the module docstring).
         max_batch_size: requests with more items are refused.
-        limits: `image_bytes.ImageLimits` for the accepted images.
+        limits: `image_checks.ImageLimits` for the accepted images.
         jit_compile: XLA-compile the search (the server compiles it once
             per batch size it meets; benchmarks/serve_latency.py measures
             what it gains).
@@ -162,9 +174,22 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
                 "length_penalty": float(length_penalty)}
     if num_captions is not None:
         settings["num_captions"] = num_captions
-    functions = _CaptionFunctions(model, settings, limits, max_batch_size, jit_compile)
+    with tempfile.TemporaryDirectory() as folder:  # the asset is copied into the export
+        vocabulary_file = os.path.join(folder, VOCABULARY_ASSET)
+        with open(vocabulary_file, "w", encoding="utf-8") as file:
+            file.write("".join(token + "\n" for token in model.vocabulary.tokens))
+        functions = _CaptionFunctions(model, settings, limits, max_batch_size,
+                                      vocabulary_file, jit_compile)
+        _write(model, functions, path, version, settings, limits, max_batch_size,
+               jit_compile)
+    return path
+
+
+def _write(model, functions, path, version, settings, limits, max_batch_size, jit_compile):
+    """The archive written beside `path`, then renamed to it."""
     archive = keras.export.ExportArchive()
     archive.track(model)
+    archive.track(functions.vocabulary)
     archive.add_endpoint(
         "serving_default", functions.caption_image_bytes,
         input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")])
@@ -179,7 +204,6 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
         archive.write_out(staging, verbose=False)
         extra = os.path.join(staging, "assets.extra")
         os.makedirs(extra, exist_ok=True)
-        model.vocabulary.save(os.path.join(extra, VOCABULARY_FILE))
         with open(os.path.join(extra, EXPORT_CONFIG_FILE), "w") as file:
             json.dump({**settings, "image_size": model.image_size,
                        "max_batch_size": max_batch_size, "attention": model.attention,
@@ -190,4 +214,3 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
         os.rename(staging, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return path

@@ -1,12 +1,14 @@
 """A training run's directory: what a run leaves behind to be inspected and resumed.
 
     RUN/config.json        the settings the run was started with
-    RUN/vocabulary.json    its vocabulary (a resumed run must build the same)
     RUN/metrics.jsonl      one JSON line per epoch: step, losses, val metrics
-    RUN/backup/            the latest backup (`backup.py`), removed at the end
+    RUN/backup/            the latest backup (`backup.py`) and the vocabulary it
+                           was trained with (a resumed run must build the same),
+                           removed at the end
     RUN/tensorboard/       TensorBoard logs per epoch: losses, learning rate, val
                            caption metrics, sample captions (text), an attention image
-    RUN/model.keras        the final model (written by the caller)
+    RUN/model.keras        the final model, its vocabulary inside (written by
+                           the caller): the run's one copy of the vocabulary
 
 Under a multi-worker strategy only the chief writes here.
 """
@@ -16,15 +18,17 @@ import os
 import tempfile
 
 import keras
+import tensorflow as tf
 
-from sat_keras.backup import CHECKPOINT_FILE
-from sat_keras.backup import StepBackup
-from sat_keras.backup import remove_backup
-from sat_keras.backup import restore_backup
-from sat_keras.backup import write_json_atomically
-from sat_keras.callbacks import CaptionSamples
-from sat_keras.callbacks import MetricsHistory
+from sat_keras.distribute import is_chief
 from sat_keras.text import Vocabulary
+from sat_keras.training.backup import CHECKPOINT_FILE
+from sat_keras.training.backup import StepBackup
+from sat_keras.training.backup import remove_backup
+from sat_keras.training.backup import restore_backup
+from sat_keras.training.backup import write_json_atomically
+from sat_keras.training.callbacks import CaptionSamples
+from sat_keras.training.callbacks import MetricsHistory
 
 CONFIG_FILE = "config.json"
 VOCABULARY_FILE = "vocabulary.json"
@@ -47,12 +51,13 @@ class RunDirectory:
             write_json_atomically(os.path.join(self.path, CONFIG_FILE), config)
 
     def check_vocabulary(self, vocabulary):
-        """Writes the vocabulary, or checks that a resumed run built the same one."""
-        path = os.path.join(self.path, VOCABULARY_FILE)
+        """Checks that a resumed run built the backup's vocabulary; keeps it with the backup."""
+        path = os.path.join(self.backup_dir, VOCABULARY_FILE)
         if self.has_backup() and os.path.exists(path) and Vocabulary.load(path) != vocabulary:
             raise ValueError(f"The vocabulary differs from the one in {path} that the run "
                              "being resumed used: resume it on the same data and settings.")
         if self.write:
+            os.makedirs(self.backup_dir, exist_ok=True)
             vocabulary.save(path)
 
     def has_backup(self):
@@ -101,10 +106,6 @@ def start_run(run_dir, settings, strategy=None, mixed_precision=None):
     only) and returns `(strategy, chief)`, the strategy defaulting to the
     current one.
     """
-    import tensorflow as tf
-
-    from sat_keras.distribute import is_chief
-
     if mixed_precision:
         keras.mixed_precision.set_global_policy(mixed_precision)
     strategy = strategy or tf.distribute.get_strategy()

@@ -6,9 +6,12 @@ import tempfile
 import time
 
 import keras
+import tensorflow as tf
 
 from sat_keras import metrics
-from sat_keras import training
+from sat_keras.data.images import load_image
+from sat_keras.evaluation import caption_records
+from sat_keras.evaluation import evaluate_records
 
 
 class CaptionMetricsCallback(keras.callbacks.Callback):
@@ -54,7 +57,7 @@ class CaptionMetricsCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_n_epochs:
             return
-        scores, outputs = training.evaluate_records(
+        scores, outputs = evaluate_records(
             self.model, self.records, self.max_length, beam_size=self.beam_size,
             batch_size=self.batch_size, with_meteor=self.with_meteor, features=self.features)
         scores["cider"] = scores.pop("cider_d")
@@ -101,7 +104,7 @@ class MetricsHistory(keras.callbacks.Callback):
 
 
 def _attention_png(image, words, attention):
-    from sat_keras.visualization import plot_attention
+    from sat_keras.visualization import plot_attention  # matplotlib: imported when needed
 
     with tempfile.TemporaryDirectory() as folder:
         path = plot_attention(image, words, attention, os.path.join(folder, "attention.png"))
@@ -128,11 +131,6 @@ class CaptionSamples(keras.callbacks.Callback):
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
-        import tensorflow as tf
-
-        from sat_keras.data.pipeline import load_image
-        from sat_keras.training import caption_records
-
         outputs = caption_records(self.model, self.records, self.max_length,
                                   features=self.features)
         if not self.write:

@@ -1,33 +1,16 @@
-"""Building, training, evaluating and saving a captioner (used by CLI and demo)."""
+"""The fit loop: `train` compiles and fits a captioner on bucketed caption batches."""
 
 import functools
-import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from sat_keras import metrics
 from sat_keras.data.pipeline import count_batches
 from sat_keras.data.pipeline import make_caption_dataset
-from sat_keras.data.pipeline import make_image_dataset
-from sat_keras.encoders import SmallCNNEncoder
-from sat_keras.models.show_attend_tell import ShowAttendTell
-from sat_keras.optimizers import FineTuningAdam
-from sat_keras.text import Vocabulary
-
-MODEL_FILE = "model.keras"
-VOCABULARY_FILE = "vocabulary.json"
-
-
-def build_model(vocabulary, config):
-    """A `ShowAttendTell` with a `SmallCNNEncoder`, from a `configs` set."""
-    return ShowAttendTell(
-        vocabulary,
-        encoder=SmallCNNEncoder(filters=tuple(config["encoder"]["filters"])),
-        image_size=config["training"]["image_size"],
-        **config["model"],
-    )
+from sat_keras.distribute import is_chief
+from sat_keras.distribute import shard_by_data
+from sat_keras.training.optimizers import FineTuningAdam
+from sat_keras.training.runs import RunDirectory
 
 
 def train(model, train_records, val_records, batch_size, learning_rate, epochs,
@@ -53,7 +36,7 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
         strategy: a `tf.distribute` strategy (`distribute.make_strategy`);
             the model must have been built in its scope. `batch_size` is
             the global batch, split over the replicas.
-        run_dir: a run directory (`runs.RunDirectory`): metrics, TensorBoard
+        run_dir: a run directory (`training.runs.RunDirectory`): metrics, TensorBoard
             logs and a backup every `backup_every_steps` steps. If it holds
             a backup, training resumes from it (weights, optimizer state,
             step) and runs the planned steps that remain, on the batches
@@ -66,10 +49,6 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
     Returns:
         A Keras `History` of the epochs run by this call.
     """
-    from sat_keras.distribute import is_chief
-    from sat_keras.distribute import shard_by_data
-    from sat_keras.runs import RunDirectory
-
     strategy = strategy or tf.distribute.get_strategy()
     vocabulary = model.vocabulary
     settings = dict(batch_size=batch_size, image_size=image_size, max_length=max_length,
@@ -158,75 +137,3 @@ def _merged_history(histories):
         for name, values in history.history.items():
             merged.history.setdefault(name, []).extend(values)
     return merged
-
-
-def caption_records(model, records, max_length, beam_size=1, batch_size=64, features=None,
-                    verbose=0):
-    """Captions each record's image, in order (greedy for beam_size 1).
-
-    With `features` (a `data.features.CachedFeatures`) the cached features are
-    decoded instead of the image files. `verbose` 1 shows a progress bar.
-
-    Returns:
-        dict: "captions" (list of str), "scores" (N,), "attention_weights"
-        (N, max_length, L).
-    """
-    paths = [r.image_path for r in records]
-    if features is not None:
-        batches = ({"features": features.lookup(paths[start:start + batch_size]).numpy()}
-                   for start in range(0, len(paths), batch_size))
-    else:
-        batches = ({"images": images} for images in
-                   make_image_dataset(paths, model.image_size, batch_size=batch_size))
-    progress = keras.utils.Progbar(len(paths), unit_name="image") if verbose else None
-    outputs = []
-    for batch in batches:
-        outputs.append(model.caption(**batch, max_length=max_length, beam_size=beam_size,
-                                     batch_size=batch_size))
-        if progress:
-            progress.add(len(outputs[-1]["captions"]))
-    return {
-        "captions": [caption for output in outputs for caption in output["captions"]],
-        "scores": np.concatenate([output["scores"] for output in outputs]),
-        "attention_weights": np.concatenate([o["attention_weights"] for o in outputs]),
-    }
-
-
-def evaluate_records(model, records, max_length, beam_size=1, batch_size=64,
-                     with_meteor=False, tokenization="normalize", features=None, verbose=0):
-    """`metrics.caption_metrics` of free-running captions, and `caption_records`' outputs."""
-    outputs = caption_records(model, records, max_length, beam_size, batch_size, features,
-                              verbose)
-    references = [record.captions for record in records]
-    scores = metrics.caption_metrics(references, outputs["captions"], with_meteor,
-                                     tokenization)
-    return scores, outputs
-
-
-def save_captioner(model, directory):
-    """Writes `model.keras` and `vocabulary.json` into `directory`."""
-    if not model.built:
-        raise ValueError("The model has no weights yet: train it or call it once before saving.")
-    os.makedirs(directory, exist_ok=True)
-    partial = os.path.join(directory, f".partial-{os.getpid()}.keras")
-    model.save(partial)  # then renamed: a killed save never leaves half a model
-    os.replace(partial, os.path.join(directory, MODEL_FILE))
-    model.vocabulary.save(os.path.join(directory, VOCABULARY_FILE))
-    return directory
-
-
-def load_captioner(path):
-    """Loads a model from a directory written by `save_captioner` or a .keras file."""
-    model_path = os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
-    if not os.path.exists(model_path):
-        raise FileNotFoundError(
-            f"No model at {model_path}. Expected a directory holding {MODEL_FILE} "
-            f"(written by `sat-keras train`) or a .keras file."
-        )
-    model = keras.models.load_model(model_path)
-    vocabulary_path = os.path.join(os.path.dirname(model_path), VOCABULARY_FILE)
-    if os.path.exists(vocabulary_path) and Vocabulary.load(vocabulary_path) != model.vocabulary:
-        raise ValueError(
-            f"{vocabulary_path} differs from the vocabulary saved inside {model_path}."
-        )
-    return model

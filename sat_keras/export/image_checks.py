@@ -35,7 +35,8 @@ import dataclasses
 
 import tensorflow as tf
 
-from sat_keras import gif_structure
+from sat_keras.data.images import decode_and_resize
+from sat_keras.export import gif_structure
 
 _PAD = 64  # bytes of zero padding, so fixed-size head and tail slices exist
 
@@ -155,27 +156,6 @@ def _header_sizes(head, formats, image_bytes):
     width = tf.where(formats["jpeg"], jpeg[:, 1], tf.where(
         formats["png"], png_w, tf.where(formats["gif"], gif_w, bmp_w)))
     return height, width
-
-
-def decode_and_resize(data, image_size):
-    """One encoded image (JPEG/PNG/GIF/BMP, any channels) -> uint8 RGB (S, S, 3).
-
-    `image_size` None keeps the image's own size.
-    """
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    if image_size is None:
-        return image
-
-    def resize():
-        resized = tf.image.resize(image, (image_size, image_size), antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
-
-    # An image already of the size is kept as it is: its pixels exactly, and
-    # without the antialiased resize's cost (3/4 of a 224x224 JPEG's load time).
-    height, width = tf.shape(image)[0], tf.shape(image)[1]
-    same_size = tf.logical_and(tf.equal(height, image_size), tf.equal(width, image_size))
-    image = tf.cond(same_size, lambda: image, resize)
-    return tf.ensure_shape(image, (image_size, image_size, 3))
 
 
 _BMP_INFO_HEADERS = (40, 52, 56, 108, 124)  # BITMAPINFOHEADER and its successors

@@ -1,0 +1,136 @@
+"""Presets: named architectures with their training settings, and preset directories.
+
+A built-in name (`preset_names()`) gives a documented architecture: the
+model's arguments, its encoder, and the settings the recipes train it with,
+kept apart from the model's own config (`preset_settings`). A preset
+directory, written by `ShowAttendTell.save_to_preset`, holds one model:
+
+    PRESET/config.json            the model's Keras config, without its vocabulary
+    PRESET/assets/vocabulary.json its vocabulary (the only copy)
+    PRESET/model.weights.h5       its weights
+    PRESET/metadata.json          the preset format and the versions that wrote it
+
+`ShowAttendTell.from_preset(name_or_directory)` reads either. A built-in
+name whose trained weights ship with the package resolves to their preset
+directory under `sat_keras/presets/` (none ships yet: a name gives the
+architecture, built with the vocabulary the caller passes).
+"""
+
+import copy
+import json
+import os
+
+import keras
+
+from sat_keras.text import Vocabulary
+from sat_keras.version import __version__
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+METADATA_FILE = "metadata.json"
+VOCABULARY_ASSET = os.path.join("assets", "vocabulary.json")
+FORMAT = "sat_keras.preset"
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "presets")
+
+_PRESETS = {
+    # The built-in synthetic data on a laptop CPU: `sat-keras demo`.
+    "synthetic": {
+        "model": {"embedding_dim": 64, "units": 128, "attention_dim": 64,
+                  "dropout": 0.1, "doubly_stochastic_weight": 1.0},
+        "encoder": {"filters": [16, 32, 64]},
+        "training": {"batch_size": 64, "learning_rate": 3e-3, "epochs": 9,
+                     "image_size": 64, "max_length": 20, "num_images": 8000},
+    },
+    # Flickr8k on cached MobileNet conv_pw_11 features (14x14x512) on a CPU:
+    # `examples/train_flickr8k.py` and `sat-keras train --dataset flickr8k`.
+    "flickr8k_mobilenet": {
+        "model": {"embedding_dim": 256, "units": 512, "attention_dim": 256,
+                  "dropout": 0.5, "doubly_stochastic_weight": 1.0},
+        "encoder": {"name": "mobilenet"},
+        "training": {"batch_size": 64, "learning_rate": 1e-3, "epochs": 30,
+                     "image_size": 224, "max_length": 22, "min_count": 5,
+                     "validation_images": 250, "patience": 3},
+    },
+    # The authors' Flickr8k settings (arctic-captions evaluate_flickr8k.py):
+    # word embedding 512, LSTM 1800, 512-d annotations, lambda 1, gating
+    # scalar, deep output with prev2out and ctx2out, dropout, batch 64,
+    # a 10,000-word vocabulary. Not reproduced: their 2-layer attention and
+    # initial-state MLPs (ours have one layer each).
+    "paper_soft": {
+        "model": {"embedding_dim": 512, "units": 1800, "attention_dim": 512,
+                  "dropout": 0.5, "doubly_stochastic_weight": 1.0},
+        "encoder": {"name": "vgg19"},
+        "training": {"batch_size": 64, "learning_rate": 1e-3, "epochs": 20,
+                     "image_size": 224, "max_length": 30, "min_count": 1,
+                     "max_vocabulary_size": 10000, "validation_images": 1000,
+                     "patience": 5},
+    },
+}
+
+
+# Hard-attention twins: the same sets with attention="hard" and without the
+# doubly stochastic penalty, which belongs to soft attention (sec. 4.2.1)
+# and is not part of hard attention's objective (sec. 4.1).
+for _name in ("synthetic", "flickr8k_mobilenet", "paper_soft"):
+    _hard = copy.deepcopy(_PRESETS[_name])
+    _hard["model"]["attention"] = "hard"
+    _hard["model"]["doubly_stochastic_weight"] = 0.0
+    _PRESETS[_name.replace("_soft", "") + "_hard"] = _hard
+
+
+
+def preset_names():
+    return sorted(_PRESETS)
+
+
+def preset_settings(name, **training_overrides):
+    """A deep copy of a built-in preset: {"model": ..., "encoder": ..., "training": ...}.
+
+    `training_overrides` replace training values; None leaves a value as it is.
+    """
+    if name not in _PRESETS:
+        raise ValueError(f"Unknown preset {name!r}. Available: {preset_names()}")
+    settings = copy.deepcopy(_PRESETS[name])
+    settings["training"].update(
+        {key: value for key, value in training_overrides.items() if value is not None})
+    return settings
+
+
+def is_preset_directory(path):
+    return os.path.isfile(os.path.join(path, CONFIG_FILE))
+
+
+def shipped_preset_directory(name):
+    """The directory of a built-in preset's shipped weights, or None."""
+    path = os.path.join(SHIPPED_DIR, name)
+    return path if is_preset_directory(path) else None
+
+
+def save_preset(model, directory):
+    """Writes `model` as a preset directory (see the module docstring)."""
+    if not model.built:
+        raise ValueError("The model has no weights yet: train it or build it before saving.")
+    os.makedirs(os.path.join(directory, "assets"), exist_ok=True)
+    config = keras.saving.serialize_keras_object(model)
+    del config["config"]["vocabulary"]  # stored once, as the asset
+    with open(os.path.join(directory, CONFIG_FILE), "w", encoding="utf-8") as file:
+        json.dump(config, file, indent=1)
+    model.vocabulary.save(os.path.join(directory, VOCABULARY_ASSET))
+    model.save_weights(os.path.join(directory, WEIGHTS_FILE), overwrite=True)
+    with open(os.path.join(directory, METADATA_FILE), "w", encoding="utf-8") as file:
+        json.dump({"format": FORMAT, "sat_keras_version": __version__,
+                   "keras_version": keras.__version__}, file, indent=1)
+    return directory
+
+
+def load_preset(directory, load_weights=True, **overrides):
+    """The model a preset directory holds; `overrides` replace config values."""
+    with open(os.path.join(directory, CONFIG_FILE), encoding="utf-8") as file:
+        config = json.load(file)
+    config["config"]["vocabulary"] = Vocabulary.load(
+        os.path.join(directory, VOCABULARY_ASSET)).tokens
+    config["config"].update(overrides)
+    model = keras.saving.deserialize_keras_object(config)
+    if load_weights:
+        model.load_weights(os.path.join(directory, WEIGHTS_FILE))
+    return model

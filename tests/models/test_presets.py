@@ -1,0 +1,91 @@
+"""Presets: built-in names (architecture and training settings) and preset directories."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from sat_keras import ShowAttendTell
+from sat_keras import SmallCNNEncoder
+from sat_keras.models import presets
+
+
+def test_overrides_replace_training_values_and_none_keeps_them():
+    settings = presets.preset_settings("synthetic", epochs=2, batch_size=None)
+    assert settings["training"]["epochs"] == 2
+    fresh = presets.preset_settings("synthetic")
+    assert settings["training"]["batch_size"] == fresh["training"]["batch_size"]
+    assert fresh["training"]["epochs"] != 2  # a fresh copy each time
+
+
+def test_hard_twins_and_unknown_names():
+    assert presets.preset_settings("synthetic_hard")["model"]["attention"] == "hard"
+    for name in ("synthetic", "flickr8k_mobilenet", "paper_soft"):
+        hard = presets.preset_settings(name.replace("_soft", "") + "_hard")["model"]
+        assert presets.preset_settings(name)["model"]["doubly_stochastic_weight"] == 1.0
+        assert hard["doubly_stochastic_weight"] == 0.0  # sec. 4.2.1's term is soft attention's
+    assert "paper_hard" in presets.preset_names()
+    with pytest.raises(ValueError, match="Unknown preset"):
+        presets.preset_settings("nope")
+
+
+def test_a_name_gives_its_architecture_for_the_vocabulary_given(vocabulary):
+    model = ShowAttendTell.from_preset("synthetic", vocabulary=vocabulary)
+    expected = presets.preset_settings("synthetic")
+    assert isinstance(model.encoder, SmallCNNEncoder)
+    assert model.encoder.filters == tuple(expected["encoder"]["filters"])
+    assert model.image_size == expected["training"]["image_size"]
+    for name, value in expected["model"].items():
+        assert getattr(model, name) == value, name
+    assert model.vocabulary == vocabulary
+    assert ShowAttendTell.from_preset("synthetic", vocabulary=vocabulary, units=32).units == 32
+
+
+def test_a_name_with_a_pretrained_encoder(vocabulary):
+    model = ShowAttendTell.from_preset("flickr8k_mobilenet", vocabulary=vocabulary,
+                                       encoder_weights=None, units=16)
+    assert model.encoder.backbone == "mobilenet" and model.encoder.weights_source is None
+    assert model.image_size == 224 and model.units == 16
+    assert model.embedding_dim == presets.preset_settings(
+        "flickr8k_mobilenet")["model"]["embedding_dim"]
+
+
+def test_names_without_weights_need_a_vocabulary_and_unknown_presets_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="ships no trained weights.*vocabulary="):
+        ShowAttendTell.from_preset("synthetic")
+    with pytest.raises(ValueError, match="Unknown preset 'nope'.*save_to_preset"):
+        ShowAttendTell.from_preset("nope")
+    with pytest.raises(ValueError, match="Unknown preset"):
+        ShowAttendTell.from_preset(str(tmp_path))  # a directory without config.json
+
+
+def test_save_to_preset_and_from_preset_give_identical_captions(make_model, tmp_path):
+    model = make_model(with_encoder=True)
+    images = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    model.build({"images": (None, 32, 32, 3)})
+    directory = model.save_to_preset(str(tmp_path / "preset"))
+    assert sorted(os.listdir(directory)) == ["assets", "config.json", "metadata.json",
+                                             "model.weights.h5"]
+    with open(os.path.join(directory, "config.json")) as file:
+        assert "vocabulary" not in json.load(file)["config"]  # stored once, as the asset
+    loaded = ShowAttendTell.from_preset(directory)
+    assert loaded.vocabulary == model.vocabulary
+    expected = model.caption(images=images, beam_size=2, max_length=6)
+    found = loaded.caption(images=images, beam_size=2, max_length=6)
+    assert found["captions"] == expected["captions"]
+    np.testing.assert_allclose(found["scores"], expected["scores"], rtol=1e-6)
+    fresh = ShowAttendTell.from_preset(directory, load_weights=False)
+    assert not np.allclose(fresh.caption(images=images)["scores"],
+                           model.caption(images=images)["scores"])
+
+
+def test_a_shipped_preset_directory_is_found_by_name(make_model, tmp_path, monkeypatch):
+    model = make_model()
+    model.build({"features": (None, 4, 8)})
+    model.save_to_preset(str(tmp_path / "synthetic"))
+    monkeypatch.setattr(presets, "SHIPPED_DIR", str(tmp_path))
+    loaded = ShowAttendTell.from_preset("synthetic")
+    features = np.random.default_rng(1).normal(size=(2, 4, 8)).astype("float32")
+    np.testing.assert_array_equal(loaded.caption(features=features)["token_ids"],
+                                  model.caption(features=features)["token_ids"])
