@@ -18,10 +18,10 @@ from sat_keras.inference import caption_image_files
 from sat_keras.inference import plot_file_captions
 from sat_keras.models.presets import preset_names
 from sat_keras.models.saving import load_captioner
+from sat_keras.recipes import default_preset
+from sat_keras.recipes import run_demo
+from sat_keras.recipes import train_recipe
 from sat_keras.serving.server import serve
-from sat_keras.training.recipes import default_preset
-from sat_keras.training.recipes import run_demo
-from sat_keras.training.recipes import train_recipe
 
 
 def _demo(args):

@@ -72,7 +72,7 @@ def _ptb_tokenize(references, hypotheses):
     if shutil.which("java") is None:
         raise ValueError('tokenization="ptb" needs Java on PATH; use "normalize".')
     try:
-        from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+        from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer  # optional: "metrics" extra
     except ImportError as error:
         raise ValueError(
             'tokenization="ptb" needs pycocoevalcap: pip install "sat_keras[metrics]".'

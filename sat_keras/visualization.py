@@ -35,7 +35,7 @@ def plot_attention(image, words, attention_weights, output_path, grid=None, colu
     Returns:
         output_path.
     """
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # slow to import; only pictures need it
 
     attention_weights = np.asarray(attention_weights, "float32")
     if attention_weights.ndim != 2 or attention_weights.shape[0] < len(words):

@@ -39,12 +39,12 @@ def encode_image(kind, height=40, width=48, channels=3, seed=0):
     return buffer.getvalue()
 
 
-def tiny_image_model(image_size=32):
+def tiny_image_model(image_size=32, **overrides):
     """A tiny seeded model with a SmallCNNEncoder, built on image_size images."""
     keras.utils.set_random_seed(0)
+    settings = dict(embedding_dim=8, units=12, attention_dim=8, dropout=0.0, **overrides)
     model = ShowAttendTell(Vocabulary.build(CAPTIONS), encoder=SmallCNNEncoder(filters=(4, 8)),
-                           embedding_dim=8, units=12, attention_dim=8, dropout=0.0,
-                           image_size=image_size)
+                           image_size=image_size, **settings)
     model.build({"images": (None, image_size, image_size, 3)})
     return model
 

@@ -1,7 +1,7 @@
 import pytest
 
 from sat_keras.evaluation import evaluate_records
-from sat_keras.training.recipes import run_demo
+from sat_keras.recipes import run_demo
 
 
 @pytest.mark.slow

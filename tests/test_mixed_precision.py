@@ -17,12 +17,7 @@ def policy():
 @pytest.mark.parametrize("attention", ["soft", "hard"])
 def test_16_bit_compute_trains_with_a_float32_loss(policy, name, attention):
     policy(name)
-    model = tiny_image_model()
-    if attention == "hard":
-        from sat_keras import ShowAttendTell
-
-        model = ShowAttendTell.from_config({**model.get_config(), "attention": "hard"})
-        model.build({"images": (None, 32, 32, 3)})
+    model = tiny_image_model(attention=attention)
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     rng = np.random.default_rng(0)
     x = {"images": rng.integers(0, 255, (8, 32, 32, 3)).astype("uint8"),

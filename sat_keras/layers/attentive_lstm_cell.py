@@ -23,7 +23,7 @@ def _scan_over_time(function, initial, sequence):
     `maximum_iterations`, so XLA can compile its gradient; the loop of
     `keras.ops.scan` has none and fails under `jit_compile=True`.
     """
-    if keras.backend.backend() == "tensorflow":
+    if keras.backend.backend() == "tensorflow":  # the one tf.* use in this layer
         return tf.scan(function, sequence, initializer=initial)
     _, outputs = ops.scan(lambda carry, x: (function(carry, x),) * 2, initial, sequence)
     return outputs

@@ -396,6 +396,7 @@ class ShowAttendTell(keras.Model):
             def run(inputs):
                 return self.search(self.encode(inputs, training=False), **settings.as_kwargs())
 
+            # One traced function per setting; TensorFlow is the backend this runs on.
             functions[settings] = tf.function(run, reduce_retracing=True)
         return functions[settings]
 

@@ -142,9 +142,9 @@ class CaptionClient:
     def _grpc_stub(self):
         if self._stub is None:
             # The gRPC protocol's modules load on its first call: a REST
-            # client needs neither them nor TensorFlow (grpc, protobuf below too).
-            import grpc
-            from tensorflow_serving.apis import prediction_service_pb2_grpc
+            # client needs neither them nor TensorFlow.
+            import grpc  # gRPC only
+            from tensorflow_serving.apis import prediction_service_pb2_grpc  # gRPC only
 
             self._channel = grpc.insecure_channel(
                 self.target, options=[("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -160,7 +160,7 @@ class CaptionClient:
             spec.signature_name = signature_name
 
     def _grpc_call(self, method, request):
-        import grpc
+        import grpc  # gRPC only
 
         try:
             return method(request, timeout=self.timeout)
@@ -168,8 +168,8 @@ class CaptionClient:
             raise CaptionServiceError(error.code().name, error.details()) from None
 
     def _predict_grpc(self, inputs, signature_name):
-        import tensorflow as tf
-        from tensorflow_serving.apis import predict_pb2
+        import tensorflow as tf  # gRPC only: tensor protos
+        from tensorflow_serving.apis import predict_pb2  # gRPC only
 
         request = predict_pb2.PredictRequest()
         self._model_spec(request.model_spec, signature_name)
@@ -179,8 +179,8 @@ class CaptionClient:
         return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
 
     def _metadata_grpc(self):
-        from google.protobuf import json_format
-        from tensorflow_serving.apis import get_model_metadata_pb2
+        from google.protobuf import json_format  # gRPC only
+        from tensorflow_serving.apis import get_model_metadata_pb2  # gRPC only
 
         request = get_model_metadata_pb2.GetModelMetadataRequest()
         self._model_spec(request.model_spec)

@@ -25,16 +25,101 @@ def _step(cell, token_ids=(1, 5), training=False):
     return cell(np.array(token_ids), states, memory, training=training), annotations
 
 
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _reference_step(cell, token_ids, annotations, location=None):
+    """One step of eqs. (1)-(7) in numpy from the cell's weights.
+
+    `location`: hard attention's chosen location per image (None: the
+    expected context sum_i alpha_i a_i).
+    """
+    def weights(layer):
+        return [keras.ops.convert_to_numpy(w) for w in layer.weights]
+
+    y = keras.ops.convert_to_numpy(cell.embedding.embeddings)[np.array(token_ids)]  # (B, m)
+    if cell.initial_state == "zeros":
+        h = c = np.zeros((len(token_ids), cell.units), "float32")
+    else:
+        mean = annotations.mean(axis=1)
+        (wh, bh), (wc, bc) = weights(cell.initial_h), weights(cell.initial_c)
+        h, c = np.tanh(mean @ wh + bh), np.tanh(mean @ wc + bc)
+    wa, ba = weights(cell.soft_attention.annotation_projection)
+    (wq,) = weights(cell.soft_attention.query_projection)
+    v = keras.ops.convert_to_numpy(cell.soft_attention.score_vector)
+    hidden = annotations @ wa + ba + (h @ wq)[:, None, :]  # (B, L, n)
+    hidden = np.tanh(hidden) if cell.attention_activation == "tanh" else np.maximum(hidden, 0)
+    scores = hidden @ v  # (B, L)
+    alpha = np.exp(scores - scores.max(-1, keepdims=True))
+    alpha /= alpha.sum(-1, keepdims=True)
+    if location is None:
+        z = np.einsum("bl,bld->bd", alpha, annotations)
+    else:
+        z = annotations[np.arange(len(location)), location]
+    if cell.gating is not None:
+        wb, bb = weights(cell.gate)
+        z = _sigmoid(h @ wb + bb) * z
+    kernels = [keras.ops.convert_to_numpy(w) for w in (
+        cell.input_kernel, cell.context_kernel, cell.recurrent_kernel, cell.lstm_bias)]
+    gates = y @ kernels[0] + z @ kernels[1] + h @ kernels[2] + kernels[3]
+    i, f, g, o = np.split(gates, 4, axis=-1)
+    c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+    h = _sigmoid(o) * np.tanh(c)
+    wo, bo = weights(cell.logits)
+    if not cell.deep_output:
+        return h @ wo + bo, h, c, alpha
+    wlh, blh = weights(cell.hidden_to_output)
+    out = h @ wlh + blh
+    if cell.prev2out:
+        out = out + y
+    if cell.ctx2out:
+        (wlz,) = weights(cell.context_to_output)
+        out = out + z @ wlz
+    return np.tanh(out) @ wo + bo, h, c, alpha
+
+
 @pytest.mark.parametrize("overrides", [
     {}, {"gating": "vector"}, {"gating": None}, {"deep_output": False},
-    {"prev2out": False, "ctx2out": False}, {"initial_state": "zeros"},
-    {"attention_activation": "relu"},
+    {"prev2out": False, "ctx2out": False}, {"prev2out": False}, {"ctx2out": False},
+    {"initial_state": "zeros"}, {"attention_activation": "relu"},
+    {"attention": "hard"},  # outside training: the expected context
 ])
-def test_one_step_shapes_and_attention_sums_to_one(overrides):
-    (logits, states, weights), _ = _step(_cell(**overrides))
-    assert tuple(logits.shape) == (2, 12)
-    assert [tuple(s.shape) for s in states] == [(2, 10), (2, 10)]
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(weights).sum(-1), 1.0, rtol=1e-6)
+def test_one_step_equals_the_papers_equations(overrides):
+    cell = _cell(**overrides)
+    (logits, (h, c), weights), annotations = _step(cell)
+    expected_logits, expected_h, expected_c, expected_alpha = _reference_step(
+        cell, (1, 5), annotations)
+    for found, expected in [(weights, expected_alpha), (h, expected_h), (c, expected_c),
+                            (logits, expected_logits)]:
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(found), expected, rtol=1e-4,
+                                   atol=1e-5)
+
+
+def test_hard_inference_argmax_and_sample_take_the_chosen_location():
+    annotations = _annotations()
+    argmax_cell = _cell(attention="hard", hard_inference="argmax")
+    (logits, _, weights), _ = _step(argmax_cell)
+    chosen = keras.ops.convert_to_numpy(weights).argmax(-1)
+    expected_logits, _, _, _ = _reference_step(argmax_cell, (1, 5), annotations, chosen)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(logits), expected_logits, rtol=1e-4,
+                               atol=1e-5)
+
+    sample_cell = _cell(attention="hard", hard_inference="sample")
+    memory = sample_cell.prepare_memory(annotations)
+    states = sample_cell.get_initial_state(annotations)
+    noise = np.random.default_rng(2).uniform(0.01, 0.99, size=(2, 4)).astype("float32")
+    _, _, context, alpha, log_prob = sample_cell.recurrent_step(
+        sample_cell.embed(np.array([1, 5])), states, memory, uniform_noise=noise)
+    alpha = keras.ops.convert_to_numpy(alpha)
+    drawn = (np.log(alpha) - np.log(-np.log(noise))).argmax(-1)  # the Gumbel-max rule
+    beta = _sigmoid(keras.ops.convert_to_numpy(states[0])
+                    @ keras.ops.convert_to_numpy(sample_cell.gate.kernel)
+                    + keras.ops.convert_to_numpy(sample_cell.gate.bias))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(context),
+                               beta * annotations[np.arange(2), drawn], rtol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(log_prob),
+                               np.log(alpha[np.arange(2), drawn]), rtol=1e-4)
 
 
 def test_initial_state_is_tanh_of_a_dense_layer_over_the_mean_annotation():

@@ -1,0 +1,74 @@
+"""The training loop and the recipe as functions (the CLI and demo call them)."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from sat_keras.data.records import select_split
+from sat_keras.data.synthetic import generate_synthetic
+from sat_keras.models.presets import preset_settings
+from sat_keras.models.saving import load_captioner
+from sat_keras.models.show_attend_tell import ShowAttendTell
+from sat_keras.recipes import check_arguments
+from sat_keras.recipes import default_preset
+from sat_keras.recipes import train_recipe
+from sat_keras.text import Vocabulary
+from sat_keras.training.fit import train
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    return generate_synthetic(str(tmp_path_factory.mktemp("data")), num_images=60, seed=0)
+
+
+def test_train_compiles_adam_with_cosine_decay_and_fits_the_planned_steps(records):
+    train_records = select_split(records, "train")
+    vocabulary = Vocabulary.build(c for r in train_records for c in r.captions)
+    keras.utils.set_random_seed(0)
+    model = ShowAttendTell.from_preset("synthetic", vocabulary=vocabulary, units=16,
+                                       embedding_dim=8, attention_dim=8)
+    history = train(model, train_records, select_split(records, "val"), batch_size=16,
+                    learning_rate=0.01, epochs=2, max_length=20, image_size=64, verbose=0)
+    assert len(history.history["loss"]) == 2 and "val_loss" in history.history
+    assert history.history["loss"][1] < history.history["loss"][0]
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    schedule = model.optimizer._learning_rate  # the schedule the optimizer was given
+    steps = int(model.optimizer.iterations)
+    assert steps > 0
+    # Cosine decay from 0.01 down to alpha = 0.05 of it over the planned steps.
+    assert float(schedule(0)) == pytest.approx(0.01)
+    assert float(schedule(steps)) == pytest.approx(0.01 * 0.05, rel=1e-3)
+
+
+def test_the_recipe_trains_reports_and_saves(tmp_path, records):
+    lines = []
+    result = train_recipe("synthetic", str(tmp_path / "data"), str(tmp_path / "run"),
+                          num_images=40, epochs=1, batch_size=8, verbose=0,
+                          print_fn=lines.append)
+    assert result["split"] == "test" and 0.0 <= result["metrics"]["bleu_4"] <= 1.0
+    assert len(result["captions"]) == len(result["records"])
+    assert any(line.startswith("Trained 1 epochs") for line in lines)
+    loaded = load_captioner(str(tmp_path / "run"))
+    assert loaded.units == preset_settings("synthetic")["model"]["units"]
+    with open(tmp_path / "run" / "config.json") as file:
+        assert json.load(file)["preset"] == "synthetic"
+    images = np.zeros((1, 64, 64, 3), "uint8")
+    assert (loaded.caption(images=images)["captions"]
+            == result["model"].caption(images=images)["captions"])
+
+
+def test_default_presets_and_the_arguments_each_dataset_takes():
+    assert default_preset("synthetic") == "synthetic"
+    assert default_preset("flickr8k", "hard") == "flickr8k_mobilenet_hard"
+    check_arguments("synthetic", num_images=10)
+    check_arguments("flickr8k", features_dir="F", encoder="mobilenet")
+    with pytest.raises(ValueError, match="--features"):
+        check_arguments("synthetic", features_dir="F")
+    with pytest.raises(ValueError, match="--num-images"):
+        check_arguments("coco", num_images=10)
+    with pytest.raises(ValueError, match="applies only when fine-tuning"):
+        check_arguments("csv", encoder_multiplier=0.5)
+    with pytest.raises(ValueError, match="needs images, not cached features"):
+        check_arguments("csv", fine_tune_layers=2, features_dir="F")
