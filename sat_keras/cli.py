@@ -11,6 +11,7 @@ from sat_keras.distribute import STRATEGIES
 from sat_keras.distribute import make_strategy
 from sat_keras.encoders import build_encoder
 from sat_keras.encoders import encoder_names
+from sat_keras.encoders import weights_argument
 from sat_keras.evaluation import evaluate
 from sat_keras.export import export_captioner
 from sat_keras.export.image_checks import ImageLimits
@@ -39,14 +40,16 @@ def _download(args):
         return
     if args.dataset != "flickr8k":
         raise ValueError(f"--download fetches Flickr8k only; --dataset is {args.dataset}.")
-
     download_flickr8k(args.data_dir)
 
 
 def _train(args):
+    if args.preset and args.attention:
+        raise ValueError("--attention picks the default preset's twin; with --preset, name "
+                         f"the twin itself (e.g. {args.preset.removesuffix('_hard')}_hard).")
     _download(args)
     train_recipe(args.dataset, args.data_dir, args.output_dir,
-                 preset=args.preset or default_preset(args.dataset, args.attention),
+                 preset=args.preset or default_preset(args.dataset, args.attention or "soft"),
                  captions_file=args.captions_file, missing=args.missing,
                  num_images=args.num_images, encoder=args.encoder,
                  encoder_weights=args.encoder_weights, features_dir=args.features,
@@ -83,8 +86,7 @@ def _extract_features(args):
     _download(args)
     records = read_dataset(args.dataset, args.data_dir, captions_file=args.captions_file,
                            missing=args.missing)
-    weights = {None: "imagenet", "none": None}.get(args.encoder_weights, args.encoder_weights)
-    encoder = build_encoder(args.encoder, weights=weights)
+    encoder = build_encoder(args.encoder, weights=weights_argument(args.encoder_weights))
     extract_features([r.image_path for r in records], encoder, args.output,
                      image_size=encoder.image_size, batch_size=args.batch_size,
                      dtype=args.dtype)
@@ -166,7 +168,7 @@ def build_parser():
                        help="the architecture and training settings (models.presets); "
                             "default: synthetic for --dataset synthetic, else "
                             "flickr8k_mobilenet (their _hard twins with --attention hard)")
-    train.add_argument("--attention", choices=["soft", "hard"], default="soft",
+    train.add_argument("--attention", choices=["soft", "hard"], default=None,
                        help="picks the preset's hard twin when --preset is not given")
     _add_encoder_arguments(train)
     train.add_argument("--features", default=None,

@@ -229,6 +229,11 @@ class PretrainedEncoder(keras.layers.Layer):
         return cls(**dict(config, weights=None))
 
 
+def weights_argument(value):
+    """A weights flag as `build_encoder` takes it: None (not given) is "imagenet", "none" None."""
+    return {None: "imagenet", "none": None}.get(value, value)
+
+
 def build_encoder(name, weights="imagenet", trainable=False, trainable_layers=None,
                   **backbone_kwargs):
     """An image encoder by name: "small_cnn" or one of `encoder_names()`."""

@@ -19,6 +19,7 @@ from sat_keras.data.features import CachedFeatures
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import generate_synthetic
 from sat_keras.encoders import build_encoder
+from sat_keras.encoders import weights_argument
 from sat_keras.evaluation import evaluate_records
 from sat_keras.evaluation import format_metrics
 from sat_keras.models.presets import preset_settings
@@ -143,7 +144,7 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
         if encoder or "name" in settings_all["encoder"]:
             image_encoder = build_encoder(
                 encoder or settings_all["encoder"]["name"],
-                weights={None: "imagenet", "none": None}.get(encoder_weights, encoder_weights),
+                weights=weights_argument(encoder_weights),
                 trainable=bool(fine_tune_layers), trainable_layers=fine_tune_layers)
         model = ShowAttendTell.from_preset(preset, vocabulary=vocabulary, encoder=image_encoder)
         model.build({"images": (None, model.image_size, model.image_size, 3)})

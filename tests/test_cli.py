@@ -139,6 +139,7 @@ def test_fine_tuning_needs_images_not_features(tmp_path, capsys):
     ("synthetic", ["--captions-file", "c.json"], "--captions-file"),
     ("flickr8k", ["--num-images", "40"], "--num-images"),
     ("flickr8k", ["--encoder-lr-multiplier", "0.5"], "--encoder-lr-multiplier"),
+    ("synthetic", ["--preset", "synthetic", "--attention", "hard"], "synthetic_hard"),
 ])
 def test_a_flag_that_does_not_apply_to_the_dataset_is_an_error(tmp_path, capsys, dataset,
                                                               flags, named):
