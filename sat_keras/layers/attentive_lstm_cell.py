@@ -94,11 +94,15 @@ class AttentiveLSTMCell(keras.layers.Layer):
     >>> cell = AttentiveLSTMCell(vocabulary_size=12, embedding_dim=8, units=16,
     ...                          attention_dim=8)
     >>> annotations = np.ones((2, 4, 8), "float32")
-    >>> memory = cell.prepare_memory(annotations)
-    >>> states = cell.get_initial_state(annotations)
+    >>> cell.build(annotations.shape)
+    >>> states, memory = cell.start(annotations)
     >>> logits, states, weights = cell(np.array([1, 1]), states, memory)
     >>> tuple(logits.shape), tuple(weights.shape)
     ((2, 12), (2, 4))
+    >>> words = np.array([[1, 5, 6], [1, 7, 0]])  # teacher forcing: the whole caption
+    >>> outputs = cell.decode_sequence(words, *cell.start(annotations))
+    >>> tuple(outputs["logits"].shape)
+    (2, 3, 12)
 
     Reference:
         Xu et al., "Show, Attend and Tell", ICML 2015, eqs. (1)-(7), sec. 4.2.1

@@ -1,0 +1,29 @@
+"""The `Example:` of every public class's docstring runs and prints what it says."""
+
+import doctest
+
+import keras
+import numpy as np
+import pytest
+
+import sat_keras
+from sat_keras.decoding import SearchSettings
+from sat_keras.training.optimizers import FineTuningAdam
+
+DOCUMENTED = [getattr(sat_keras, name) for name in sat_keras.__all__ if name != "__version__"]
+DOCUMENTED += [sat_keras.ShowAttendTell.from_preset, SearchSettings, FineTuningAdam]
+
+
+@pytest.mark.parametrize("documented", DOCUMENTED, ids=lambda obj: obj.__qualname__)
+def test_the_example_runs(documented):
+    keras.utils.set_random_seed(0)
+    globs = {**{name: getattr(sat_keras, name) for name in sat_keras.__all__},
+             "np": np, "keras": keras, "SearchSettings": SearchSettings,
+             "FineTuningAdam": FineTuningAdam}
+    finder = doctest.DocTestFinder(recurse=False)
+    tests = finder.find(documented, globs=globs)
+    assert tests and tests[0].examples, f"{documented.__qualname__} has no example"
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    for test in tests:
+        runner.run(test)
+    assert runner.failures == 0, f"{runner.failures} lines of {documented.__qualname__} fail"
