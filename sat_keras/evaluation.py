@@ -63,10 +63,14 @@ def evaluate_records(model, records, max_length, beam_size=1, batch_size=64,
 
 
 def format_metrics(scores):
-    """One line: "BLEU-1 0.9736, ..., METEOR unavailable, ..."."""
+    """One line: "BLEU-1 0.9736, ..., METEOR not computed, ...".
+
+    A metric is not computed when it was not asked for (METEOR during
+    training) or could not run (METEOR without Java: a warning says why).
+    """
     return ", ".join(
         f"{label} {scores[name]:.4f}" if scores.get(name) is not None
-        else f"{label} unavailable" for name, label in METRIC_NAMES.items())
+        else f"{label} not computed" for name, label in METRIC_NAMES.items())
 
 
 def evaluate(model_path, dataset, data_dir, split="test", beam_size=3, max_length=20,

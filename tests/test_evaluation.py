@@ -43,7 +43,7 @@ def test_evaluate_writes_every_metric_and_every_caption(model_dir, data_dir, tmp
     assert {"image", "caption", "score", "references"} <= set(results["captions"][0])
     assert "mean_share" in results["attention_in_object"]
     printed = capsys.readouterr().out
-    assert "BLEU-4" in printed and "METEOR unavailable" in printed
+    assert "BLEU-4" in printed and "METEOR not computed" in printed
     diversity = caption_diversity([entry["caption"] for entry in results["captions"]])
     assert results["diversity"] == diversity
     assert f"{diversity['vocabulary_used']} different words" in printed
@@ -68,4 +68,4 @@ def test_unknown_split_or_dataset_is_reported(model_dir, data_dir, capsys):
 
 def test_format_metrics_marks_missing_values():
     line = format_metrics({"bleu_1": 0.5, "meteor": None})
-    assert "BLEU-1 0.5000" in line and "METEOR unavailable" in line
+    assert "BLEU-1 0.5000" in line and "METEOR not computed" in line
