@@ -31,7 +31,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from sat_keras.decoding import check_num_captions
+from sat_keras.decoding import SearchSettings
 from sat_keras.export.image_checks import ImageLimits
 from sat_keras.export.image_checks import decode_image_batch
 from sat_keras.text import END_ID
@@ -165,11 +165,8 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
                          f"Serving expects (e.g. saved_models/shapes/1). Received: {path!r}")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it.")
-    if not isinstance(beam_size, int) or beam_size < 1:
-        raise ValueError(f"beam_size must be a positive integer. Received: {beam_size!r}")
-    if not isinstance(max_length, int) or max_length < 1:
-        raise ValueError(f"max_length must be a positive integer. Received: {max_length!r}")
-    check_num_captions(num_captions, beam_size)
+    SearchSettings(max_length=max_length, beam_size=beam_size,
+                   length_penalty=length_penalty, num_captions=num_captions)  # checks them
     settings = {"max_length": max_length, "beam_size": beam_size,
                 "length_penalty": float(length_penalty)}
     if num_captions is not None:
