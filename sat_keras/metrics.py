@@ -69,14 +69,10 @@ def java_version():
 
 
 def _ptb_tokenize(references, hypotheses):
-    if shutil.which("java") is None:
-        raise ValueError('tokenization="ptb" needs Java on PATH; use "normalize".')
-    try:
-        from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer  # optional: "metrics" extra
-    except ImportError as error:
-        raise ValueError(
-            'tokenization="ptb" needs pycocoevalcap: pip install "sat_keras[metrics]".'
-        ) from error
+    problem = coco_tools_problem()
+    if problem is not None:
+        raise ValueError(f'tokenization="ptb" cannot run: {problem}; use "normalize".')
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer  # optional: "metrics" extra
     captions = {f"r{i}": [{"caption": r} for r in refs] for i, refs in enumerate(references)}
     captions.update({f"h{i}": [{"caption": h}] for i, h in enumerate(hypotheses)})
     tokenized = PTBTokenizer().tokenize(captions)

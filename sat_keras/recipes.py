@@ -140,12 +140,10 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
                      "features_dir": features_dir, "fine_tune_layers": fine_tune_layers,
                      "seed": seed, **settings_all}, strategy, mixed_precision)
     with strategy.scope():
-        image_encoder = None
-        if encoder or "name" in settings_all["encoder"]:
-            image_encoder = build_encoder(
-                encoder or settings_all["encoder"]["name"],
-                weights=weights_argument(encoder_weights),
-                trainable=bool(fine_tune_layers), trainable_layers=fine_tune_layers)
+        image_encoder = build_encoder(
+            weights=weights_argument(encoder_weights), trainable=bool(fine_tune_layers),
+            trainable_layers=fine_tune_layers,
+            **({"name": encoder} if encoder else settings_all["encoder"]))
         model = ShowAttendTell.from_preset(preset, vocabulary=vocabulary, encoder=image_encoder)
         model.build({"images": (None, model.image_size, model.image_size, 3)})
     features = CachedFeatures(features_dir) if features_dir else None

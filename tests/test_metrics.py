@@ -83,6 +83,13 @@ def test_meteor_runs_the_jar():
     assert metrics.meteor([["a red circle"]], ["a red circle"]) == pytest.approx(1.0, abs=0.01)
 
 
+def test_ptb_tokenization_says_why_it_cannot_run(monkeypatch):
+    monkeypatch.setattr(metrics.shutil, "which", lambda name: None)
+    with pytest.raises(ValueError, match='"ptb" cannot run: no `java` on PATH.*"normalize"'):
+        metrics.caption_metrics([["a red circle"]], ["a red circle"], with_meteor=False,
+                                tokenization="ptb")
+
+
 def test_meteor_says_why_without_java(monkeypatch):
     monkeypatch.setattr(metrics.shutil, "which", lambda name: None)
     with pytest.warns(UserWarning, match="METEOR unavailable: no `java` on PATH"):

@@ -25,6 +25,10 @@ import keras
 from sat_keras.text import Vocabulary
 from sat_keras.version import __version__
 
+# Each preset: "model" (ShowAttendTell's arguments), "encoder" (the arguments
+# of `encoders.build_encoder`: a name, and for the small CNN its filters) and
+# "training" (the recipe's settings, never passed to the model).
+
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
@@ -37,7 +41,7 @@ _PRESETS = {
     "synthetic": {
         "model": {"embedding_dim": 64, "units": 128, "attention_dim": 64,
                   "dropout": 0.1, "doubly_stochastic_weight": 1.0},
-        "encoder": {"filters": [16, 32, 64]},
+        "encoder": {"name": "small_cnn", "filters": [16, 32, 64]},
         "training": {"batch_size": 64, "learning_rate": 3e-3, "epochs": 9,
                      "image_size": 64, "max_length": 20, "num_images": 8000},
     },

@@ -10,7 +10,6 @@ from keras import ops
 from sat_keras import decoding
 from sat_keras.distribute import logs_for_multi_worker
 from sat_keras.distribute import scale_for_replicas
-from sat_keras.encoders import SmallCNNEncoder
 from sat_keras.encoders import build_encoder
 from sat_keras.layers.attentive_lstm_cell import AttentiveLSTMCell
 from sat_keras.models import losses
@@ -480,9 +479,7 @@ class ShowAttendTell(keras.Model):
                              "vocabulary: pass vocabulary=... to build its architecture.")
         settings = presets.preset_settings(preset)
         if encoder is None:
-            spec = dict(settings["encoder"])
-            encoder = (SmallCNNEncoder(filters=tuple(spec["filters"])) if "filters" in spec
-                       else build_encoder(spec["name"], weights=encoder_weights))
+            encoder = build_encoder(weights=encoder_weights, **settings["encoder"])
         image_size = getattr(encoder, "image_size", None) or settings["training"].get(
             "image_size")
         arguments = {"image_size": image_size, **settings["model"], **kwargs}
