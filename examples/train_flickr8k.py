@@ -1,17 +1,22 @@
-"""The Flickr8k recipe: MobileNet features, soft attention, caption metrics on dev.
+"""The Flickr8k recipe: CNN features, soft attention, optional SCST, caption metrics on dev.
 
     python examples/train_flickr8k.py --data-dir ../shared/data/flickr8k \\
         --encoder-weights ../shared/weights/mobilenet_1_0_224_imagenet_no_top.weights.h5 \\
         --work-dir runs/flickr8k --max-minutes 45
 
-1. extract MobileNet conv_pw_11 features (14x14x512, the paper's VGG conv5_4
-   grid) once into work-dir/features (skipped when already there);
+1. extract the encoder's features once into work-dir/features (skipped when
+   already there): MobileNet conv_pw_11 by default (14x14x512, the paper's
+   VGG conv5_4 grid), or any `--encoder` of `sat_keras.encoders`, e.g.
+   resnet50_conv4 (14x14x1024) with ResNet50 ImageNet weights;
 2. train on them with greedy BLEU-4 on part of dev computed every epoch:
    the learning rate halves whenever it does not rise, training stops after
    `--patience` epochs without a better one or at the wall-clock budget,
    and the best epoch's model is kept;
-3. evaluate the best model on the whole dev split with beam search, and save
-   it (with the encoder, so it captions image files) to work-dir/model.
+3. with `--scst-epochs N`, fine-tune it with self-critical sequence training
+   on the CIDEr-D reward (`sat_keras.training.self_critical`), keeping the
+   epoch with the best greedy dev CIDEr-D, within what is left of the budget;
+4. evaluate the model on the whole dev split with beam search, and save it
+   (with the encoder, so it captions image files) to work-dir/model.keras.
 """
 
 import argparse
@@ -34,6 +39,9 @@ from sat_keras.metrics import caption_metrics
 from sat_keras.models.presets import preset_settings
 from sat_keras.training.callbacks import CaptionMetricsCallback
 from sat_keras.training.callbacks import TimeBudget
+from sat_keras.training.fit import train as train_stage
+from sat_keras.training.rewards import CiderDReward
+from sat_keras.training.self_critical import SelfCriticalSettings
 
 PRESET = "flickr8k_mobilenet"  # the architecture; its training settings below
 TRAINING = preset_settings(PRESET)["training"]
@@ -43,6 +51,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--encoder", default="mobilenet",
+                        help="an encoder name of sat_keras.encoders, e.g. resnet50_conv4")
     parser.add_argument("--encoder-weights", default="imagenet")
     parser.add_argument("--work-dir", default="runs/flickr8k")
     parser.add_argument("--max-minutes", type=float, default=45.0, help="training budget")
@@ -54,7 +64,11 @@ def main():
                         help="dev images scored every epoch for early stopping")
     parser.add_argument("--patience", type=int, default=4,
                         help="epochs without a better dev BLEU-4 before stopping")
+    parser.add_argument("--scst-epochs", type=int, default=0,
+                        help="epochs of self-critical training after cross-entropy")
+    parser.add_argument("--scst-learning-rate", type=float, default=5e-5)
     args = parser.parse_args()
+    started = time.perf_counter()
     keras.utils.set_random_seed(0)
 
     records = read_flickr8k(args.data_dir)
@@ -63,12 +77,16 @@ def main():
                                   min_count=TRAINING["min_count"])
     print(f"{len(train)} train / {len(dev)} dev images, vocabulary {len(vocabulary)}")
 
-    encoder = PretrainedEncoder("mobilenet", weights=args.encoder_weights)
+    encoder = PretrainedEncoder(args.encoder, weights=args.encoder_weights)
     feature_dir = os.path.join(args.work_dir, "features")
     if not os.path.exists(os.path.join(feature_dir, "features.json")):
         extract_features([r.image_path for r in records], encoder, feature_dir,
                          image_size=encoder.image_size)
     features = CachedFeatures(feature_dir)
+    if features.index["encoder"]["config"].get("backbone") != encoder.backbone:
+        raise ValueError(f"{feature_dir} holds features of another encoder; use a new "
+                         "--work-dir for each encoder.")
+    print(f"features ready after {(time.perf_counter() - started) / 60:.1f} min")
 
     model = ShowAttendTell.from_preset(PRESET, vocabulary=vocabulary, encoder=encoder)
     model.build({"images": (None, encoder.image_size, encoder.image_size, 3)})
@@ -86,7 +104,7 @@ def main():
                                         save_best_only=True),
         TimeBudget(args.max_minutes),
     ]
-    started = time.perf_counter()
+    training_started = time.perf_counter()
     history = model.fit(
         make_caption_dataset(train, vocabulary, batch_size=args.batch_size,
                              max_length=args.max_length, seed=0, features=features),
@@ -94,11 +112,14 @@ def main():
                                              max_length=args.max_length, shuffle=False,
                                              features=features),
         epochs=args.epochs, callbacks=callbacks, shuffle=False)
-    minutes = (time.perf_counter() - started) / 60
+    minutes = (time.perf_counter() - training_started) / 60
     print(f"trained {len(history.history['loss'])} epochs in {minutes:.1f} min; "
           f"val_bleu_4 per epoch: {[round(v, 4) for v in history.history['val_bleu_4']]}")
 
     model = keras.models.load_model(best_path)
+    if args.scst_epochs:
+        left = args.max_minutes - (time.perf_counter() - training_started) / 60
+        self_critical(model, train, dev[: args.validation_images], features, args, left)
     dev_features = {"features": features.lookup([r.image_path for r in dev])}
     for beam_size in sorted({1, args.beam_size}):
         result = model.caption(features=dev_features["features"].numpy(),
@@ -108,6 +129,27 @@ def main():
     model.save(os.path.join(args.work_dir, "model.keras"))
     with open(os.path.join(args.work_dir, "history.json"), "w") as file:
         json.dump(history.history, file)
+    print(f"whole recipe: {(time.perf_counter() - started) / 60:.1f} min")
+
+
+def self_critical(model, train, dev, features, args, minutes):
+    """SCST on the CIDEr-D reward, keeping the epoch with the best greedy dev CIDEr-D."""
+    settings = SelfCriticalSettings(args.scst_epochs, learning_rate=args.scst_learning_rate)
+    reward = CiderDReward([r.captions for r in train], model.vocabulary)
+    stage_started = time.perf_counter()
+    history = train_stage(
+        model, train, dev, batch_size=args.batch_size, learning_rate=settings.learning_rate,
+        epochs=settings.epochs, max_length=args.max_length, image_size=model.image_size,
+        features=features, run_dir=os.path.join(args.work_dir, "self_critical"),
+        clip_norm=5.0, self_critical=settings.objective(reward, args.max_length),
+        callbacks=[CaptionMetricsCallback(dev, max_length=args.max_length, features=features),
+                   keras.callbacks.EarlyStopping(monitor="val_cider", mode="max",
+                                                 patience=args.patience,
+                                                 restore_best_weights=True),
+                   TimeBudget(max(minutes, 0.0))])
+    print(f"self-critical: {len(history.history['reward'])} epochs in "
+          f"{(time.perf_counter() - stage_started) / 60:.1f} min; val_cider per epoch: "
+          f"{[round(v, 4) for v in history.history['val_cider']]}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from sat_keras.recipes import default_preset
 from sat_keras.recipes import run_demo
 from sat_keras.recipes import train_recipe
 from sat_keras.serving.server import serve
+from sat_keras.training.self_critical import BASELINES
+from sat_keras.training.self_critical import SelfCriticalSettings
 
 
 def _demo(args):
@@ -47,6 +49,7 @@ def _train(args):
     if args.preset and args.attention:
         raise ValueError("--attention picks the default preset's twin; with --preset, name "
                          f"the twin itself (e.g. {args.preset.removesuffix('_hard')}_hard).")
+    self_critical = _self_critical_settings(args)
     _download(args)
     train_recipe(args.dataset, args.data_dir, args.output_dir,
                  preset=args.preset or default_preset(args.dataset, args.attention or "soft"),
@@ -57,8 +60,25 @@ def _train(args):
                  encoder_multiplier=args.encoder_lr_multiplier, epochs=args.epochs,
                  batch_size=args.batch_size, learning_rate=args.learning_rate,
                  max_minutes=args.max_minutes, patience=args.patience, seed=args.seed,
-                 **_run_arguments(args))
+                 self_critical=self_critical, **_run_arguments(args))
     return 0
+
+
+def _self_critical_settings(args):
+    """The --scst-* flags as `SelfCriticalSettings`, or None without --scst-epochs."""
+    given = [flag for flag, value in (("--scst-learning-rate", args.scst_learning_rate),
+                                      ("--scst-samples", args.scst_samples),
+                                      ("--scst-baseline", args.scst_baseline))
+             if value is not None]
+    if args.scst_epochs is None:
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to the self-critical stage: "
+                             "add --scst-epochs N.")
+        return None
+    chosen = {"learning_rate": args.scst_learning_rate, "num_samples": args.scst_samples,
+              "baseline": args.scst_baseline}
+    return SelfCriticalSettings(args.scst_epochs,
+                                **{k: v for k, v in chosen.items() if v is not None})
 
 
 def _run_arguments(args):
@@ -198,6 +218,16 @@ def build_parser():
                        help="clip each gradient to this norm")
     train.add_argument("--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"],
                        default=None, help="16-bit compute (GPUs); weights and loss in float32")
+    train.add_argument("--scst-epochs", type=int, default=None, metavar="N",
+                       help="after cross-entropy, N epochs of self-critical sequence "
+                            "training on the CIDEr-D reward (output-dir/self_critical)")
+    train.add_argument("--scst-learning-rate", type=float, default=None,
+                       help="its constant learning rate (default 5e-5)")
+    train.add_argument("--scst-samples", type=int, default=None,
+                       help="captions sampled per image (default 5)")
+    train.add_argument("--scst-baseline", choices=BASELINES, default=None,
+                       help="mean: the other samples' mean reward (default, Luo 2020); "
+                            "greedy: the greedy caption's (Rennie et al. 2017)")
     train.set_defaults(handler=_train)
 
     caption = commands.add_parser("caption", help="caption image files")

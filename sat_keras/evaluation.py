@@ -73,6 +73,35 @@ def format_metrics(scores):
         else f"{label} not computed" for name, label in METRIC_NAMES.items())
 
 
+def attention_statistics(attention_weights):
+    """How focused the attention of decoded captions is, against uniform attention.
+
+    Args:
+        attention_weights: alpha (N, T, L) as the searches return it: a
+            distribution over L locations for every emitted token (`<end>`
+            included), zero rows after `<end>`.
+
+    Returns:
+        dict: "mean_entropy" of alpha per token, "uniform_entropy" (log L,
+        its most), "mean_max_alpha" (the weight of the most attended
+        location, averaged over tokens), "uniform_max_alpha" (1 / L),
+        "locations" (L) and "tokens" (how many were averaged). A captioner whose attention
+        stays uniform has an entropy near log L and shows nothing on an
+        attention map.
+    """
+    alpha = np.asarray(attention_weights, np.float64)
+    rows = alpha.reshape(-1, alpha.shape[-1])
+    rows = rows[rows.sum(axis=-1) > 0.5]  # emitted tokens only
+    if not len(rows):
+        raise ValueError("No emitted token has attention weights.")
+    entropy = -np.sum(rows * np.log(np.maximum(rows, 1e-12)), axis=-1)
+    return {"mean_entropy": float(entropy.mean()),
+            "uniform_entropy": float(np.log(alpha.shape[-1])),
+            "mean_max_alpha": float(rows.max(axis=-1).mean()),
+            "uniform_max_alpha": 1.0 / alpha.shape[-1], "locations": int(alpha.shape[-1]),
+            "tokens": int(len(rows))}
+
+
 def evaluate(model_path, dataset, data_dir, split="test", beam_size=3, max_length=20,
              output_path=None, batch_size=64, with_meteor=True, tokenization="auto",
              captions_file=None, missing="error", print_fn=print, verbose=1):
@@ -86,7 +115,8 @@ def evaluate(model_path, dataset, data_dir, split="test", beam_size=3, max_lengt
 
     Returns:
         dict: "model", "dataset", "split", "beam_size", "max_length",
-        "num_images", "metrics", optionally "attention_in_object", and
+        "num_images", "metrics", "diversity", "attention"
+        (`attention_statistics`), optionally "attention_in_object", and
         "captions": [{"image", "caption", "score", "references"}].
     """
     if tokenization == "auto":
@@ -111,6 +141,11 @@ def evaluate(model_path, dataset, data_dir, split="test", beam_size=3, max_lengt
     print_fn(f"captions: {diversity['distinct_captions']:.1%} distinct, "
              f"{diversity['vocabulary_used']} different words, "
              f"{diversity['mean_length']:.1f} words on average")
+    focus = attention_statistics(outputs["attention_weights"])
+    results["attention"] = focus
+    print_fn(f"attention per token: entropy {focus['mean_entropy']:.3f} (uniform: "
+             f"log {focus['locations']} = {focus['uniform_entropy']:.3f}), max alpha "
+             f"{focus['mean_max_alpha']:.4f} (uniform: {focus['uniform_max_alpha']:.4f})")
     if dataset == "synthetic":
         objects = read_synthetic_objects(data_dir)
         share = attention_in_objects(outputs["captions"], outputs["attention_weights"],

@@ -180,42 +180,58 @@ def _cider_d(tokenized_references, tokenized_hypotheses):
     mean over references, times 10, averaged over images (coco-caption's
     `Cider`, which is CIDEr-D).
     """
-    orders = range(1, CIDER_MAX_ORDER + 1)
-    document_frequency = collections.Counter()
-    for refs in tokenized_references:
-        document_frequency.update({g for r in refs for n in orders for g in _ngrams(r, n)})
-    log_num_images = math.log(float(len(tokenized_references)))
+    statistics = CiderStatistics(tokenized_references)
+    scores = [statistics.score(statistics.vectorize(hypothesis),
+                               [statistics.vectorize(r) for r in refs])
+              for refs, hypothesis in zip(tokenized_references, tokenized_hypotheses)]
+    return sum(scores) / len(scores)
 
-    def vectorize(words):
-        vectors = [dict() for _ in orders]
-        norms = [0.0 for _ in orders]
-        for n in orders:
+
+class CiderStatistics:
+    """CIDEr-D's document frequencies over a set of images' references, and its scoring.
+
+    `metrics.cider_d` takes them from the evaluated images' references (as
+    coco-caption does); a sequence-level reward takes them from the
+    training references once and scores captions of any image against them.
+
+    Args:
+        tokenized_references: per image, its references as word lists.
+    """
+
+    def __init__(self, tokenized_references):
+        orders = range(1, CIDER_MAX_ORDER + 1)
+        self.document_frequency = collections.Counter()
+        for refs in tokenized_references:
+            self.document_frequency.update(
+                {g for r in refs for n in orders for g in _ngrams(r, n)})
+        self.log_num_images = math.log(float(len(tokenized_references)))
+
+    def vectorize(self, words):
+        """(TF-IDF vector per order, their norms, the length) of a word list."""
+        vectors = [dict() for _ in range(CIDER_MAX_ORDER)]
+        norms = [0.0] * CIDER_MAX_ORDER
+        for n in range(1, CIDER_MAX_ORDER + 1):
             for ngram, count in _ngrams(words, n).items():
-                weight = count * (log_num_images - math.log(max(1.0, document_frequency[ngram])))
+                weight = count * (self.log_num_images
+                                  - math.log(max(1.0, self.document_frequency[ngram])))
                 vectors[n - 1][ngram] = weight
                 norms[n - 1] += weight ** 2
         return vectors, [math.sqrt(norm) for norm in norms], len(words)
 
-    def similarity(hypothesis, reference):
-        (h_vectors, h_norms, h_length), (r_vectors, r_norms, r_length) = hypothesis, reference
-        penalty = math.exp(-((h_length - r_length) ** 2) / (2 * CIDER_SIGMA ** 2))
-        values = []
-        for n in range(len(h_vectors)):
-            value = sum(min(weight, r_vectors[n].get(g, 0.0)) * r_vectors[n].get(g, 0.0)
-                        for g, weight in h_vectors[n].items())
-            if h_norms[n] != 0 and r_norms[n] != 0:
-                value /= h_norms[n] * r_norms[n]
-            values.append(value * penalty)
-        return values
-
-    scores = []
-    for refs, hypothesis in zip(tokenized_references, tokenized_hypotheses):
-        h = vectorize(hypothesis)
-        totals = [0.0] * CIDER_MAX_ORDER
-        for reference in refs:
-            totals = [a + b for a, b in zip(totals, similarity(h, vectorize(reference)))]
-        scores.append(sum(totals) / CIDER_MAX_ORDER / len(refs) * 10.0)
-    return sum(scores) / len(scores)
+    @staticmethod
+    def score(hypothesis, references):
+        """CIDEr-D of one vectorized hypothesis against its vectorized references."""
+        h_vectors, h_norms, h_length = hypothesis
+        total = 0.0
+        for r_vectors, r_norms, r_length in references:
+            penalty = math.exp(-((h_length - r_length) ** 2) / (2 * CIDER_SIGMA ** 2))
+            for n in range(CIDER_MAX_ORDER):
+                value = sum(min(weight, r_vectors[n].get(g, 0.0)) * r_vectors[n].get(g, 0.0)
+                            for g, weight in h_vectors[n].items())
+                if h_norms[n] != 0 and r_norms[n] != 0:
+                    value /= h_norms[n] * r_norms[n]
+                total += value * penalty
+        return total / CIDER_MAX_ORDER / len(references) * 10.0
 
 
 def meteor(references, hypotheses, tokenization="normalize"):

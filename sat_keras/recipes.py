@@ -23,15 +23,21 @@ from sat_keras.encoders import weights_argument
 from sat_keras.evaluation import evaluate_records
 from sat_keras.evaluation import format_metrics
 from sat_keras.models.presets import preset_settings
+from sat_keras.models.saving import load_captioner
 from sat_keras.models.saving import save_captioner
 from sat_keras.models.show_attend_tell import ShowAttendTell
 from sat_keras.text import Vocabulary
 from sat_keras.training.callbacks import CaptionMetricsCallback
 from sat_keras.training.callbacks import TimeBudget
 from sat_keras.training.fit import train
+from sat_keras.training.rewards import CiderDReward
 from sat_keras.training.runs import start_run
 
 SYNTHETIC = "synthetic"
+# A run with a self-critical stage: RUN/self_critical/ is that stage's run
+# directory, and start.keras there the cross-entropy model it started from.
+SELF_CRITICAL_DIR = "self_critical"
+START_FILE = "start.keras"
 DEFAULT_PRESETS = {SYNTHETIC: "synthetic", "real": "flickr8k_mobilenet"}
 
 # Arguments that have no meaning for generated data (its images exist, it has
@@ -72,7 +78,8 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
                  features_dir=None, fine_tune_layers=None, encoder_multiplier=None,
                  epochs=None, batch_size=None, learning_rate=None, max_minutes=None,
                  patience=None, seed=0, verbose="auto", print_fn=print, strategy=None,
-                 backup_every_steps=100, clip_norm=None, mixed_precision=None):
+                 backup_every_steps=100, clip_norm=None, mixed_precision=None,
+                 self_critical=None):
     """Trains a preset on a dataset's train split, reports a held-out split, saves.
 
     Args:
@@ -102,6 +109,13 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
         backup_every_steps, clip_norm: see `fit.train`.
         mixed_precision: "mixed_float16" or "mixed_bfloat16" (the global Keras
             policy: layers compute in 16 bits, weights and the loss stay float32).
+        self_critical: a `training.self_critical.SelfCriticalSettings`: after
+            cross-entropy, fine-tune on the CIDEr-D reward of sampled
+            captions (document frequencies from the training references),
+            in the run directory RUN/self_critical (start.keras there is the
+            cross-entropy model; a rerun with it present goes on with this
+            stage). With a patience, its epochs are judged by val CIDEr-D.
+            `max_minutes` covers both stages.
 
     Not every argument applies to every dataset (`check_arguments`): one
     that does not is an error, not ignored.
@@ -147,40 +161,75 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
         model = ShowAttendTell.from_preset(preset, vocabulary=vocabulary, encoder=image_encoder)
         model.build({"images": (None, model.image_size, model.image_size, 3)})
     features = CachedFeatures(features_dir) if features_dir else None
-    callbacks = []
-    if settings.get("patience") is not None:
-        callbacks += [
-            CaptionMetricsCallback(val_records[: settings.get("validation_images")],
-                                   max_length=settings["max_length"], features=features),
-            keras.callbacks.EarlyStopping(monitor="val_bleu_4", mode="max",
-                                          patience=settings["patience"],
-                                          restore_best_weights=True)]
-    if max_minutes:
-        callbacks.append(TimeBudget(max_minutes))
     started = time.perf_counter()
-    history = train(
-        model, train_records, val_records, batch_size=settings["batch_size"],
-        learning_rate=settings["learning_rate"], epochs=settings["epochs"],
-        max_length=settings["max_length"], image_size=model.image_size, seed=seed,
-        callbacks=callbacks, verbose=verbose, features=features,
-        encoder_multiplier=(0.1 if encoder_multiplier is None else encoder_multiplier)
-        if fine_tune_layers else None,
-        strategy=strategy, run_dir=output_dir, backup_every_steps=backup_every_steps,
-        clip_norm=clip_norm, sample_records=val_records[:4], print_fn=print_fn)
+    stage = dict(train_records=train_records, val_records=val_records, settings=settings,
+                 features=features, seed=seed, verbose=verbose, strategy=strategy,
+                 backup_every_steps=backup_every_steps, clip_norm=clip_norm,
+                 encoder_multiplier=(0.1 if encoder_multiplier is None else encoder_multiplier)
+                 if fine_tune_layers else None, print_fn=print_fn)
+    stage_dir = os.path.join(output_dir, SELF_CRITICAL_DIR)
+    start_file = os.path.join(stage_dir, START_FILE)
+    if self_critical is not None and os.path.exists(start_file):
+        print_fn(f"Cross-entropy done earlier ({start_file}): going on with the "
+                 f"self-critical stage")
+        with strategy.scope():
+            model, history = load_captioner(start_file), {}
+    else:
+        history = _train_stage(model, output_dir, settings["epochs"], settings["learning_rate"],
+                               max_minutes=max_minutes, **stage).history
+        if self_critical is not None and chief:
+            save_captioner(model, stage_dir, START_FILE)
+    if self_critical is not None:
+        left = max_minutes - (time.perf_counter() - started) / 60 if max_minutes else None
+        reward = CiderDReward([r.captions for r in train_records], model.vocabulary)
+        stage_history = _train_stage(
+            model, stage_dir, self_critical.epochs, self_critical.learning_rate,
+            max_minutes=left,
+            self_critical=self_critical.objective(reward, settings["max_length"]),
+            **stage).history
+        history = {**history, **{f"self_critical_{k}": v for k, v in stage_history.items()}}
     train_minutes = (time.perf_counter() - started) / 60
     split = "test" if dataset == SYNTHETIC else "val"  # real data dirs may hold no test split
     report_records = select_split(records, split)
     scores, outputs = evaluate_records(model, report_records, settings["max_length"],
                                        features=features if split == "val" else None)
-    print_fn(f"Trained {len(history.history['loss'])} epochs in {train_minutes:.1f} min. "
+    epochs_run = len(history.get("loss", [])) + len(history.get("self_critical_loss", []))
+    print_fn(f"Trained {epochs_run} epochs in {train_minutes:.1f} min. "
              f"{split} ({len(report_records)} images), free-running greedy captions: "
              f"{format_metrics(scores)}")
     if chief:
         save_captioner(model, output_dir)
         print_fn(f"Model saved to {output_dir}")
-    return {"model": model, "history": history.history, "split": split,
+    return {"model": model, "history": history, "split": split,
             "records": report_records, "metrics": scores, "captions": outputs["captions"],
             "train_minutes": train_minutes, "model_dir": output_dir}
+
+
+def _train_stage(model, run_dir, epochs, learning_rate, train_records, val_records, settings,
+                 features, max_minutes, self_critical=None, **arguments):
+    """One stage of `train_recipe` (cross-entropy, or self-critical) with its callbacks.
+
+    With a patience, every epoch's greedy captions of part of val are scored
+    and the best epoch is kept: by BLEU-4 under cross-entropy, by CIDEr-D
+    (the reward) under self-critical training.
+    """
+    callbacks = []
+    if settings.get("patience") is not None:
+        monitor = "val_bleu_4" if self_critical is None else "val_cider"
+        callbacks += [
+            CaptionMetricsCallback(val_records[: settings.get("validation_images")],
+                                   max_length=settings["max_length"], features=features),
+            keras.callbacks.EarlyStopping(monitor=monitor, mode="max",
+                                          patience=settings["patience"],
+                                          restore_best_weights=True)]
+    if max_minutes is not None:
+        callbacks.append(TimeBudget(max(max_minutes, 0.0)))
+    return train(
+        model, train_records, val_records, batch_size=settings["batch_size"],
+        learning_rate=learning_rate, epochs=epochs,
+        max_length=settings["max_length"], image_size=model.image_size,
+        callbacks=callbacks, features=features, run_dir=run_dir,
+        sample_records=val_records[:4], self_critical=self_critical, **arguments)
 
 
 def run_demo(output_dir="sat_keras_demo", epochs=None, num_images=None, seed=0,

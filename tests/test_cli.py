@@ -164,3 +164,33 @@ def test_train_takes_a_preset_and_patience_on_synthetic_data(tmp_path, capsys):
     entries = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
     assert "val_bleu_4" in entries[0]  # patience selects on val BLEU-4, here too
     assert load_captioner(str(tmp_path / "run")).attention == "hard"
+
+
+def test_train_with_a_self_critical_stage_and_going_on_with_it(tmp_path, capsys):
+    command = ["train", "--dataset", "synthetic", "--data-dir", str(tmp_path / "data"),
+               "--output-dir", str(tmp_path / "run"), "--num-images", "40", "--epochs", "1",
+               "--batch-size", "8", "--patience", "1", "--scst-epochs", "2",
+               "--scst-samples", "3", "--scst-learning-rate", "1e-4"]
+    assert cli.main(command) == 0
+    out = capsys.readouterr().out
+    assert "Trained 3 epochs" in out
+    stage = tmp_path / "run" / "self_critical"
+    assert sorted(os.listdir(stage)) == ["metrics.jsonl", "start.keras", "tensorboard"]
+    entries = [json.loads(line) for line in open(stage / "metrics.jsonl")]
+    assert len(entries) == 2
+    assert {"reward", "baseline_reward", "val_cider"} <= set(entries[0])  # judged by CIDEr-D
+    start, final = load_captioner(str(stage / "start.keras")), load_captioner(
+        str(tmp_path / "run"))
+    assert any(not np.array_equal(a, b) for a, b in zip(start.get_weights(),
+                                                         final.get_weights()))
+    assert cli.main(command) == 0  # the cross-entropy model is there: only the stage runs
+    out = capsys.readouterr().out
+    assert "Cross-entropy done earlier" in out and "Trained 2 epochs" in out
+
+
+def test_scst_flags_need_scst_epochs(tmp_path, capsys):
+    code = cli.main(["train", "--dataset", "synthetic", "--data-dir", str(tmp_path / "data"),
+                     "--output-dir", str(tmp_path / "run"), "--scst-baseline", "greedy"])
+    assert code == 2
+    assert "--scst-baseline apply to the self-critical stage" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()  # nothing ran

@@ -9,9 +9,12 @@ import pytest
 import sat_keras
 from sat_keras.decoding import SearchSettings
 from sat_keras.training.optimizers import FineTuningAdam
+from sat_keras.training.rewards import CiderDReward
+from sat_keras.training.self_critical import SelfCritical
 
 DOCUMENTED = [getattr(sat_keras, name) for name in sat_keras.__all__ if name != "__version__"]
-DOCUMENTED += [sat_keras.ShowAttendTell.from_preset, SearchSettings, FineTuningAdam]
+DOCUMENTED += [sat_keras.ShowAttendTell.from_preset, SearchSettings, FineTuningAdam,
+               CiderDReward, SelfCritical]
 
 
 @pytest.mark.parametrize("documented", DOCUMENTED, ids=lambda obj: obj.__qualname__)
@@ -19,7 +22,8 @@ def test_the_example_runs(documented):
     keras.utils.set_random_seed(0)
     globs = {**{name: getattr(sat_keras, name) for name in sat_keras.__all__},
              "np": np, "keras": keras, "SearchSettings": SearchSettings,
-             "FineTuningAdam": FineTuningAdam}
+             "FineTuningAdam": FineTuningAdam, "SelfCritical": SelfCritical,
+             "CiderDReward": CiderDReward}
     finder = doctest.DocTestFinder(recurse=False)
     tests = finder.find(documented, globs=globs)
     assert tests and tests[0].examples, f"{documented.__qualname__} has no example"

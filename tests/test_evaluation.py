@@ -1,10 +1,12 @@
 import json
 
+import numpy as np
 import pytest
 
 from sat_keras import cli
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import generate_synthetic
+from sat_keras.evaluation import attention_statistics
 from sat_keras.evaluation import format_metrics
 from sat_keras.metrics import caption_diversity
 from sat_keras.models.saving import save_captioner
@@ -47,6 +49,8 @@ def test_evaluate_writes_every_metric_and_every_caption(model_dir, data_dir, tmp
     diversity = caption_diversity([entry["caption"] for entry in results["captions"]])
     assert results["diversity"] == diversity
     assert f"{diversity['vocabulary_used']} different words" in printed
+    assert results["attention"]["locations"] == 256  # the tiny CNN's 16 x 16 grid at 64 px
+    assert "attention per token: entropy" in printed and "log 256 = 5.545" in printed
 
 
 def test_caption_writes_attention_plots(model_dir, data_dir, tmp_path, capsys):
@@ -69,3 +73,21 @@ def test_unknown_split_or_dataset_is_reported(model_dir, data_dir, capsys):
 def test_format_metrics_marks_missing_values():
     line = format_metrics({"bleu_1": 0.5, "meteor": None})
     assert "BLEU-1 0.5000" in line and "METEOR not computed" in line
+
+
+def test_attention_statistics_against_uniform_and_one_hot_attention():
+    uniform = np.full((2, 3, 4), 0.25)
+    uniform[1, 2] = 0.0  # after <end>: not a token
+    one_hot = np.zeros((1, 2, 4))
+    one_hot[0, :, 1] = 1.0
+    flat = attention_statistics(uniform)
+    assert flat["tokens"] == 5 and flat["locations"] == 4
+    assert flat["mean_entropy"] == pytest.approx(np.log(4)) == flat["uniform_entropy"]
+    assert flat["mean_max_alpha"] == pytest.approx(0.25) == flat["uniform_max_alpha"]
+    sharp = attention_statistics(one_hot)
+    assert sharp["mean_entropy"] == pytest.approx(0.0, abs=1e-9)
+    assert sharp["mean_max_alpha"] == 1.0
+    both = attention_statistics(np.concatenate([uniform[:1], one_hot[:, :1].repeat(3, 1)]))
+    assert both["mean_entropy"] == pytest.approx(np.log(4) / 2)
+    with pytest.raises(ValueError, match="No emitted token"):
+        attention_statistics(np.zeros((1, 2, 4)))

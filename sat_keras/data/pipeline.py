@@ -141,3 +141,58 @@ def make_caption_dataset(records, vocabulary, batch_size=64, image_size=64,
 
     epochs = tf.data.Dataset.range(from_epoch, 2 ** 62)
     return epochs.flat_map(epoch).prefetch(tf.data.AUTOTUNE)
+
+
+def make_per_image_dataset(records, batch_size=64, image_size=64, shuffle=True, seed=None,
+                           drop_remainder=False, features=None, from_epoch=None):
+    """One element per image with its position in `records`, for sequence-level training.
+
+    A sequence-level objective (`training.self_critical`) samples its own
+    captions and scores them against all of an image's references, which it
+    finds by the image's position in the same `records`.
+
+    Args:
+        records: `CaptionRecord`s; an image appears once per record.
+        batch_size, image_size, shuffle, seed, drop_remainder, features,
+            from_epoch: as in `make_caption_dataset` (no buckets: every
+            element has the same shape).
+
+    Returns:
+        A dataset of `{"images": (B, H, W, 3) uint8 or "features": (B, L, D),
+        "image_index": (B,) int32}`.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive. Received: {batch_size}")
+    if not records:
+        raise ValueError("No records: nothing to train on.")
+    paths = [record.image_path for record in records]
+    if features is not None:
+        features.require(paths)
+    all_paths = tf.constant(paths)
+
+    def load(index):
+        path = all_paths[index]
+        image = ({"features": features.lookup(path)} if features is not None
+                 else {"images": load_image(path, image_size)})
+        return {**image, "image_index": tf.cast(index, tf.int32)}
+
+    def batched(indices):
+        return indices.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(
+            batch_size, drop_remainder=drop_remainder)
+
+    if from_epoch is None:
+        indices = tf.data.Dataset.range(len(paths))
+        if shuffle:
+            indices = indices.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+        return batched(indices).prefetch(tf.data.AUTOTUNE)
+    base_seed = np.random.randint(2 ** 31) if seed is None else seed
+
+    def epoch(index):
+        order = tf.range(len(paths), dtype=tf.int64)
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(
+                order, seed=tf.stack([tf.constant(base_seed, tf.int64), index]))
+        return batched(tf.data.Dataset.from_tensor_slices(order))
+
+    epochs = tf.data.Dataset.range(from_epoch, 2 ** 62)
+    return epochs.flat_map(epoch).prefetch(tf.data.AUTOTUNE)

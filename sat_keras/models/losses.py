@@ -101,3 +101,17 @@ def negative_attention_entropy(attention_weights, target_ids):
     alpha = ops.cast(attention_weights, "float32")  # (batch, time, L)
     per_step = ops.sum(alpha * ops.log(alpha + 1e-8), axis=-1)  # (batch, time)
     return ops.sum(per_step * mask, axis=1)  # (batch,)
+
+
+def self_critical_surrogate(log_probs, advantages):
+    """-mean_n A_n log p(w_n): the score-function surrogate of sequence-level training.
+
+    Args:
+        log_probs: log p of each sampled caption (N,), differentiable.
+        advantages: reward minus baseline per caption (N,), held constant.
+
+    Returns:
+        () float32; its gradient is -mean_n A_n grad log p(w_n).
+    """
+    advantages = ops.stop_gradient(ops.cast(advantages, "float32"))  # (N,)
+    return -ops.mean(advantages * ops.cast(log_probs, "float32"))

@@ -21,14 +21,14 @@ MODEL_FILE = "model.keras"
 _WEIGHTS = "model.weights.h5"
 
 
-def save_captioner(model, directory):
+def save_captioner(model, directory, filename=MODEL_FILE):
     """Writes `model.keras` (its config holds the vocabulary) into `directory`."""
     if not model.built:
         raise ValueError("The model has no weights yet: train it or call it once before saving.")
     os.makedirs(directory, exist_ok=True)
     partial = os.path.join(directory, f".partial-{os.getpid()}.keras")
     model.save(partial)  # then renamed: a killed save never leaves half a model
-    os.replace(partial, os.path.join(directory, MODEL_FILE))
+    os.replace(partial, os.path.join(directory, filename))
     return directory
 
 

@@ -206,6 +206,7 @@ class ShowAttendTell(keras.Model):
             self.entropy_tracker = keras.metrics.Mean(name="entropy_bonus")
         self.search_settings = decoding.SearchSettings()
         self._search_functions = _SearchFunctions()
+        self.self_critical = None  # compile(self_critical=...) sets the sequence-level mode
         self._built_input_shape = None
 
     # -- building -----------------------------------------------------------
@@ -318,7 +319,7 @@ class ShowAttendTell(keras.Model):
 
     # -- decoding ------------------------------------------------------------
 
-    def compile(self, optimizer="auto", search=None, **kwargs):
+    def compile(self, optimizer="auto", search=None, self_critical=None, **kwargs):
         """`keras.Model.compile` with the paper's optimizer and decoding defaults.
 
         Args:
@@ -326,13 +327,32 @@ class ShowAttendTell(keras.Model):
                 with Adam, except RMSProp on Flickr8k); anything Keras takes.
             search: the `predict()` decoding, a `decoding.SearchSettings`
                 or a dict of its fields (default: greedy, 20 words).
+            self_critical: a `training.self_critical.SelfCritical`: `fit`
+                then trains on its sequence-level reward, from per-image
+                batches (`data.pipeline.make_per_image_dataset`), instead
+                of the cross-entropy loss (None, the default). Evaluation
+                stays the teacher-forced loss. Not saved with the model.
             **kwargs: the other `keras.Model.compile` arguments.
         """
         if isinstance(optimizer, str) and optimizer == "auto":
             optimizer = keras.optimizers.Adam(1e-3)
         self.search_settings = decoding.SearchSettings.from_value(search)
+        if self_critical is not None:
+            self_critical.check_model(self)
+        self.self_critical = self_critical
         self.predict_function = None  # predict() traces the new settings
+        self.train_function = None  # fit() traces the chosen objective
         super().compile(optimizer=optimizer, **kwargs)
+
+    def train_step(self, data):
+        if self.self_critical is None:
+            return super().train_step(data)
+        return self.self_critical.train_step(self, data)
+
+    def reset_metrics(self):
+        super().reset_metrics()
+        if self.self_critical is not None:
+            self.self_critical.reset_metrics()
 
     def get_compile_config(self):
         config = super().get_compile_config()

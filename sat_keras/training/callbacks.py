@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from sat_keras import metrics
 from sat_keras.data.images import load_image
+from sat_keras.evaluation import attention_statistics
 from sat_keras.evaluation import caption_records
 from sat_keras.evaluation import evaluate_records
 
@@ -18,7 +19,9 @@ class CaptionMetricsCallback(keras.callbacks.Callback):
     """Adds `val_bleu_1`..`val_bleu_4`, `val_rouge_l`, `val_cider` to the logs.
 
     With them, how varied the captions are (`metrics.caption_diversity`):
-    `val_distinct_captions`, `val_vocabulary_used`, `val_mean_length`.
+    `val_distinct_captions`, `val_vocabulary_used`, `val_mean_length`; and
+    how focused their attention is (`evaluation.attention_statistics`):
+    `val_attention_entropy` (uniform attention: log L) and `val_max_alpha`.
 
     Every `every_n_epochs` epochs it captions the validation images without
     teacher forcing (greedy, or beam search) and scores the captions with
@@ -62,6 +65,9 @@ class CaptionMetricsCallback(keras.callbacks.Callback):
             batch_size=self.batch_size, with_meteor=self.with_meteor, features=self.features)
         scores["cider"] = scores.pop("cider_d")
         scores.update(metrics.caption_diversity(outputs["captions"]))
+        focus = attention_statistics(outputs["attention_weights"])
+        scores.update(attention_entropy=focus["mean_entropy"],
+                      max_alpha=focus["mean_max_alpha"])
         if logs is not None:
             logs.update({f"val_{name}": value for name, value in scores.items()
                          if value is not None})

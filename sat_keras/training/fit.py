@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from sat_keras.data.pipeline import count_batches
 from sat_keras.data.pipeline import make_caption_dataset
+from sat_keras.data.pipeline import make_per_image_dataset
 from sat_keras.distribute import is_chief
 from sat_keras.distribute import shard_by_data
 from sat_keras.training.optimizers import FineTuningAdam
@@ -17,7 +18,7 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
           max_length, image_size, seed=0, callbacks=(), verbose="auto", jit_compile=False,
           features=None, encoder_multiplier=None, strategy=None, run_dir=None,
           backup_every_steps=100, clip_norm=None, terminate_on_nan=True, sample_records=(),
-          print_fn=print):
+          self_critical=None, print_fn=print):
     """Compiles (Adam with cosine decay) and fits on bucketed caption batches.
 
     With `features` (a `data.features.CachedFeatures`) the batches hold cached
@@ -45,6 +46,12 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
         terminate_on_nan: stop at the first NaN or infinite loss and raise
             `FloatingPointError`.
         sample_records: val records whose captions go to TensorBoard.
+        self_critical: a `training.self_critical.SelfCritical` whose reward
+            was built from `train_records`: the model then trains on it
+            from per-image batches (`make_per_image_dataset`, partial
+            batches dropped) at the constant `learning_rate` (Rennie et al.
+            and Luo keep it fixed), instead of the cross-entropy loss.
+            Validation stays the teacher-forced loss on caption batches.
 
     Returns:
         A Keras `History` of the epochs run by this call.
@@ -56,21 +63,37 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
 
     def train_batches(first_epoch, skip=0):
         """Epochs first_epoch, ... of training batches, the first `skip` left out."""
-        return shard_by_data(make_caption_dataset(
-            train_records, vocabulary, shuffle=True, drop_remainder=True,
-            from_epoch=first_epoch, **settings).skip(skip))
+        if self_critical is not None:
+            batches = make_per_image_dataset(
+                train_records, batch_size=batch_size, image_size=image_size, seed=seed,
+                drop_remainder=True, features=features, from_epoch=first_epoch)
+        else:
+            batches = make_caption_dataset(train_records, vocabulary, shuffle=True,
+                                           drop_remainder=True, from_epoch=first_epoch,
+                                           **settings)
+        return shard_by_data(batches.skip(skip))
 
     val_batches = shard_by_data(make_caption_dataset(val_records, vocabulary, shuffle=False,
                                                      **settings))
-    steps_per_epoch = count_batches(train_records, batch_size, max_length,
-                                    drop_remainder=True)
+    if self_critical is not None:
+        if hasattr(self_critical.reward, "__len__") and len(
+                self_critical.reward) != len(train_records):
+            raise ValueError(f"The reward holds the references of {len(self_critical.reward)} "
+                             f"images; the training split has {len(train_records)}: build it "
+                             "from the training records.")
+        steps_per_epoch = len(train_records) // batch_size
+        schedule = learning_rate
+    else:
+        steps_per_epoch = count_batches(train_records, batch_size, max_length,
+                                        drop_remainder=True)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            learning_rate, max(epochs * steps_per_epoch, 1), alpha=0.05)
     if steps_per_epoch == 0:
+        unit = "images" if self_critical is not None else "captions"
         raise ValueError(
-            f"The training split yields no full batch of {batch_size} captions. "
+            f"The training split yields no full batch of {batch_size} {unit}. "
             f"Use a smaller batch size or more data."
         )
-    schedule = keras.optimizers.schedules.CosineDecay(
-        learning_rate, epochs * steps_per_epoch, alpha=0.05)
     nan_guard = _StopOnNaN() if terminate_on_nan else None
     callbacks = ([nan_guard] if nan_guard else []) + list(callbacks)
     run = RunDirectory(run_dir, write=is_chief(strategy)) if run_dir else None
@@ -85,7 +108,7 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
                      if encoder_multiplier is None else
                      FineTuningAdam(schedule, encoder_multiplier=encoder_multiplier,
                                     clipnorm=clip_norm))
-        model.compile(optimizer=optimizer, jit_compile=jit_compile)
+        model.compile(optimizer=optimizer, jit_compile=jit_compile, self_critical=self_critical)
         model.optimizer.build(model.trainable_variables)  # a LossScaleOptimizer under mixed_float16
         done = run.restore(model) if run else 0
     total_steps = epochs * steps_per_epoch

@@ -4,6 +4,7 @@ import pytest
 from sat_keras.data.pipeline import make_caption_dataset
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import generate_synthetic
+from sat_keras.evaluation import attention_statistics
 from sat_keras.evaluation import caption_records
 from sat_keras.metrics import caption_diversity
 from sat_keras.text import Vocabulary
@@ -30,10 +31,13 @@ def test_logs_caption_metrics_every_n_epochs_for_early_stopping(records, make_mo
         assert all(0.0 <= value <= 10.0 for value in history.history[name])
     assert "val_meteor" not in history.history
     # How varied the last logged captions were: those of the final weights.
-    captions = caption_records(model, select_split(records, "val"), 6)["captions"]
-    expected = caption_diversity(captions)
+    outputs = caption_records(model, select_split(records, "val"), 6)
+    expected = caption_diversity(outputs["captions"])
     for name, value in expected.items():
         assert history.history[f"val_{name}"][-1] == pytest.approx(value)
+    focus = attention_statistics(outputs["attention_weights"])  # and how they attended
+    assert history.history["val_attention_entropy"][-1] == pytest.approx(focus["mean_entropy"])
+    assert history.history["val_max_alpha"][-1] == pytest.approx(focus["mean_max_alpha"])
 
 
 def test_argument_checks(records):
