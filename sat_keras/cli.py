@@ -89,8 +89,10 @@ def _run_arguments(args):
 
 def _caption(args):
     model = load_captioner(args.model)
-    outcomes = caption_image_files(model, args.images, max_length=args.max_length,
-                                   beam_size=args.beam_size)
+    chosen = getattr(model, "export_config", {})  # an export's own decoding settings
+    outcomes = caption_image_files(
+        model, args.images, max_length=args.max_length or chosen.get("max_length", 20),
+        beam_size=args.beam_size or chosen.get("beam_size", 1))
     for outcome in outcomes:
         if outcome.error is None:
             print(f"{outcome.path}: {outcome.caption}")
@@ -129,7 +131,8 @@ def _export(args):
                             max_length=args.max_length, length_penalty=args.length_penalty,
                             num_captions=args.num_captions,
                             max_batch_size=args.max_batch_size, limits=limits,
-                            jit_compile=args.jit_compile, overwrite=args.overwrite)
+                            jit_compile=args.jit_compile, overwrite=args.overwrite,
+                            weights_dtype=args.weights_dtype)
     print(f"SavedModel written to {path}")
     return 0
 
@@ -233,9 +236,12 @@ def build_parser():
     caption = commands.add_parser("caption", help="caption image files")
     caption.add_argument("images", nargs="+", help="image files (JPEG, PNG, GIF, BMP)")
     caption.add_argument("--model", required=True,
-                         help="directory written by train/demo, or a .keras file")
-    caption.add_argument("--max-length", type=int, default=20)
-    caption.add_argument("--beam-size", type=int, default=1, help="1: greedy search")
+                         help="directory written by train/demo, a .keras file, or a "
+                              "SavedModel (sat-keras export; e.g. saved_models/flickr8k)")
+    caption.add_argument("--max-length", type=int, default=None,
+                         help="default: an export's, else 20")
+    caption.add_argument("--beam-size", type=int, default=None,
+                         help="1: greedy search; default: an export's, else 1")
     caption.add_argument("--attention-plot", default=None, metavar="PNG",
                          help="write the image and one attention panel per word")
     caption.set_defaults(handler=_caption)
@@ -268,7 +274,7 @@ def build_parser():
     export = commands.add_parser(
         "export", help="write a SavedModel for TF Serving (image bytes in, captions out)")
     export.add_argument("--model", required=True,
-                        help="directory written by train/demo, or a .keras file")
+                        help="directory written by train/demo, a .keras file, or an export")
     export.add_argument("--output", required=True, metavar="DIR",
                         help="the version directory, e.g. saved_models/NAME/1")
     export.add_argument("--beam-size", type=int, default=3, help="1: greedy search")
@@ -289,6 +295,9 @@ def build_parser():
     export.add_argument("--jit-compile", action="store_true",
                         help="XLA-compile the search")
     export.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    export.add_argument("--weights-dtype", choices=["float32", "float16"], default="float32",
+                        help="float16 stores the weights in half the size; the graph casts "
+                             "them back and computes in float32")
     export.set_defaults(handler=_export)
 
     serve = commands.add_parser(

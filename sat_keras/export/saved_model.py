@@ -22,6 +22,7 @@ A bad image fails the whole request with `InvalidArgumentError` naming
 each bad item (`image_checks.check_image_bytes`).
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -39,7 +40,9 @@ from sat_keras.text import PAD_ID
 from sat_keras.text import START_ID
 
 EXPORT_CONFIG_FILE = "export_config.json"
+MODEL_CONFIG_FILE = "model_config.json"
 VOCABULARY_ASSET = "vocabulary.txt"
+WEIGHTS_COLLECTION = "model_weights"  # the stored weights, in `model.variables` order
 
 
 def vocabulary_table(path):
@@ -70,12 +73,45 @@ def _check_batch(batch_size, max_batch_size, name):
                           tf.strings.as_string(batch_size)], separator=" ")])
 
 
+WEIGHT_DTYPES = ("float32", "float16")
+
+
+class StoredWeights(tf.Module):
+    """The model's variables as the export stores them, in `model.variables` order.
+
+    With "float16", every float32 variable is stored in half precision (half
+    the disk) and read back through `keras.StatelessScope` cast to float32,
+    so the graph still computes in float32 and never captures the model's
+    own float32 variables; other variables are stored as they are.
+    """
+
+    def __init__(self, model, dtype):
+        super().__init__(name="stored_weights")
+        self._model_variables = list(model.variables)
+        self.dtype = dtype
+        self.values = [tf.Variable(_stored(variable, dtype), trainable=False,
+                                   name=variable.path.replace("/", "_"))
+                       for variable in self._model_variables]
+
+    def scope(self):
+        """A `keras.StatelessScope` in which the model reads the stored values."""
+        return keras.StatelessScope(state_mapping=[
+            (variable, tf.cast(value, variable.dtype))
+            for variable, value in zip(self._model_variables, self.values)])
+
+
+def _stored(variable, dtype):
+    value = tf.convert_to_tensor(variable.value)
+    return tf.cast(value, dtype) if value.dtype == tf.float32 else value
+
+
 class _CaptionFunctions:
     """The two signatures' functions over one model and one set of settings."""
 
     def __init__(self, model, settings, limits, max_batch_size, vocabulary_file,
-                 jit_compile=False):
+                 jit_compile=False, stored_weights=None):
         self.model = model
+        self.stored_weights = stored_weights
         self.vocabulary = vocabulary_table(vocabulary_file)
         self.settings = settings
         self.limits = limits
@@ -84,13 +120,22 @@ class _CaptionFunctions:
         # not: XLA runs MobileNet's depthwise convolutions slower on CPUs).
         self._search = tf.function(self._search_outputs, jit_compile=jit_compile)
 
+    def _weights(self):
+        """Where the model reads its weights: its own, or the stored ones cast back."""
+        if self.stored_weights is None:
+            return contextlib.nullcontext()
+        return self.stored_weights.scope()  # inside each traced function, not captured
+
     def _search_outputs(self, annotations):
-        outputs = self.model.search(annotations, **self.settings)
+        with self._weights():
+            outputs = self.model.search(annotations, **self.settings)
         return {name: outputs[name] for name in ("scores", "token_ids", "attention_weights")}
 
     def _caption(self, inputs):
         """Encoder inputs ({"images"} or {"features"}) -> the signature's outputs."""
-        found = self._search(self.model.encode(inputs, training=False))
+        with self._weights():
+            annotations = self.model.encode(inputs, training=False)
+        found = self._search(annotations)
         found = {"token_ids": tf.cast(found["token_ids"], tf.int32),
                  "scores": tf.cast(found["scores"], tf.float32),
                  "attention_weights": tf.cast(found["attention_weights"], tf.float32)}
@@ -127,9 +172,16 @@ def _annotation_shape(model):
                      "features, so the shape of its annotations is unknown.")
 
 
+def _model_config(model):
+    """The serialized model without its vocabulary, which `assets/vocabulary.txt` holds."""
+    serialized = keras.saving.serialize_keras_object(model)
+    serialized["config"] = {k: v for k, v in serialized["config"].items() if k != "vocabulary"}
+    return serialized
+
+
 def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0,
                      num_captions=None, max_batch_size=64, limits=ImageLimits(),
-                     jit_compile=False, overwrite=False):
+                     jit_compile=False, overwrite=False, weights_dtype="float32"):
     """Writes `model` as a SavedModel at `path` (`.../<name>/<version>`).
 
     Args:
@@ -147,6 +199,9 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
             per batch size it meets; benchmarks/serve_latency.py measures
             what it gains).
         overwrite: replace an existing version directory.
+        weights_dtype: "float32" (as trained) or "float16": the weights are
+            stored in half precision (half the size) and cast back to
+            float32 in the graph, which computes in float32 as before.
 
     The directory appears whole or not at all (written beside it, then
     renamed), so a server watching the base directory never loads half of it.
@@ -165,6 +220,9 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
                          f"Serving expects (e.g. saved_models/shapes/1). Received: {path!r}")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it.")
+    if weights_dtype not in WEIGHT_DTYPES:
+        raise ValueError(f"weights_dtype must be one of {WEIGHT_DTYPES}. "
+                         f"Received: {weights_dtype!r}")
     SearchSettings(max_length=max_length, beam_size=beam_size,
                    length_penalty=length_penalty, num_captions=num_captions)  # checks them
     settings = {"max_length": max_length, "beam_size": beam_size,
@@ -175,18 +233,23 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
         vocabulary_file = os.path.join(folder, VOCABULARY_ASSET)
         with open(vocabulary_file, "w", encoding="utf-8") as file:
             file.write("".join(token + "\n" for token in model.vocabulary.tokens))
+        stored = None if weights_dtype == "float32" else StoredWeights(model, weights_dtype)
         functions = _CaptionFunctions(model, settings, limits, max_batch_size,
-                                      vocabulary_file, jit_compile)
+                                      vocabulary_file, jit_compile, stored)
         _write(model, functions, path, version, settings, limits, max_batch_size,
-               jit_compile)
+               jit_compile, weights_dtype)
     return path
 
 
-def _write(model, functions, path, version, settings, limits, max_batch_size, jit_compile):
+def _write(model, functions, path, version, settings, limits, max_batch_size, jit_compile,
+           weights_dtype):
     """The archive written beside `path`, then renamed to it."""
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    stored = functions.stored_weights
+    archive.track(model if stored is None else stored)
     archive.track(functions.vocabulary)
+    archive.add_variable_collection(
+        WEIGHTS_COLLECTION, list(model.variables) if stored is None else stored.values)
     archive.add_endpoint(
         "serving_default", functions.caption_image_bytes,
         input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")])
@@ -204,8 +267,10 @@ def _write(model, functions, path, version, settings, limits, max_batch_size, ji
         with open(os.path.join(extra, EXPORT_CONFIG_FILE), "w") as file:
             json.dump({**settings, "image_size": model.image_size,
                        "max_batch_size": max_batch_size, "attention": model.attention,
-                       "jit_compile": jit_compile,
+                       "jit_compile": jit_compile, "weights_dtype": weights_dtype,
                        "image_limits": dataclasses.asdict(limits)}, file, indent=2)
+        with open(os.path.join(extra, MODEL_CONFIG_FILE), "w") as file:
+            json.dump(_model_config(model), file, indent=1)
         if os.path.exists(path):
             shutil.rmtree(path)
         os.rename(staging, path)

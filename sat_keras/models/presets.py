@@ -104,6 +104,29 @@ def is_preset_directory(path):
     return os.path.isfile(os.path.join(path, CONFIG_FILE))
 
 
+# Trained models shipped as SavedModels in the repository's saved_models/
+# (beside the package in a clone): one copy of their weights serves TF
+# Serving and, rebuilt by `export.reload`, Python.
+SAVED_MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "saved_models")
+EXPORTED_PRESETS = ("flickr8k",)
+
+
+def exported_preset(name_or_path):
+    """The SavedModel a preset name or path names (`export.export_captioner`'s), or None."""
+    from sat_keras.export.reload import export_version_directory  # the export imports models
+
+    if name_or_path in EXPORTED_PRESETS:
+        path = os.path.join(SAVED_MODELS_DIR, name_or_path)
+        if export_version_directory(path) is None:
+            raise FileNotFoundError(
+                f"The trained {name_or_path!r} model ships in the repository's saved_models/"
+                f"{name_or_path}, which is not at {path}: install sat_keras from a clone "
+                "(pip install -e .) or pass that directory's path.")
+        return path
+    return export_version_directory(name_or_path)
+
+
 def shipped_preset_directory(name):
     """The directory of a built-in preset's shipped weights, or None."""
     path = os.path.join(SHIPPED_DIR, name)

@@ -15,6 +15,8 @@ import zipfile
 import h5py  # a Keras dependency: the weights inside a .keras file
 import keras
 
+from sat_keras.export.reload import export_version_directory
+from sat_keras.export.reload import load_exported_captioner
 from sat_keras.models import show_attend_tell  # noqa: F401  (registers the class for loading)
 
 MODEL_FILE = "model.keras"
@@ -33,12 +35,19 @@ def save_captioner(model, directory, filename=MODEL_FILE):
 
 
 def load_captioner(path):
-    """Loads a model from a directory written by `save_captioner` or a .keras file."""
+    """Loads a model from a directory written by `save_captioner`, a .keras file, or an export.
+
+    An export (`export.export_captioner`'s SavedModel: a version directory
+    or its base) is rebuilt as a Keras model (`export.reload`).
+    """
     model_path = os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
+    if not os.path.exists(model_path) and export_version_directory(path) is not None:
+        return load_exported_captioner(path)
     if not os.path.exists(model_path):
         raise FileNotFoundError(
             f"No model at {model_path}. Expected a directory holding {MODEL_FILE} "
-            f"(written by `sat-keras train`) or a .keras file."
+            f"(written by `sat-keras train`), a .keras file, or a SavedModel "
+            f"(`sat-keras export`)."
         )
     folder = tempfile.mkdtemp()
     try:

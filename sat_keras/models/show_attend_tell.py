@@ -464,7 +464,10 @@ class ShowAttendTell(keras.Model):
 
         Args:
             preset: a name from `presets.preset_names()` (e.g. "flickr8k_mobilenet",
-                "synthetic") or a directory written by `save_to_preset`.
+                "synthetic"), a directory written by `save_to_preset`, a
+                SavedModel written by `export_captioner`, or the name of a
+                trained export in the repository's `saved_models/`
+                ("flickr8k": the Flickr8k captioner, ready to caption photos).
             load_weights: load the preset's trained weights where it has
                 them (a directory; a name whose weights ship with the
                 package). A name without shipped weights gives a freshly
@@ -486,6 +489,14 @@ class ShowAttendTell(keras.Model):
         """
         if os.path.isdir(preset) and presets.is_preset_directory(preset):
             return presets.load_preset(preset, load_weights=load_weights, **kwargs)
+        exported = presets.exported_preset(preset)
+        if exported is not None:
+            from sat_keras.export.reload import load_exported_captioner  # imports this module
+
+            if kwargs or not load_weights:
+                raise ValueError(f"{preset!r} is a trained export: it loads as it is "
+                                 "(no overrides, load_weights=True).")
+            return load_exported_captioner(exported)
         if preset not in presets.preset_names():
             raise ValueError(
                 f"Unknown preset {preset!r}: neither a built-in name "

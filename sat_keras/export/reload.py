@@ -1,0 +1,80 @@
+"""A Keras `ShowAttendTell` rebuilt from a SavedModel that `export_captioner` wrote.
+
+The export holds everything the Python model needs once: the model config
+(`assets.extra/model_config.json`, without the vocabulary), the vocabulary
+(`assets/vocabulary.txt`, which the serving graph reads too) and the weights
+(the `model_weights` collection: float32, or float16 cast back). So a model
+shipped for TF Serving also captions, plots attention and fine-tunes in
+Python, with its weights stored once.
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from sat_keras.export.saved_model import EXPORT_CONFIG_FILE
+from sat_keras.export.saved_model import MODEL_CONFIG_FILE
+from sat_keras.export.saved_model import VOCABULARY_ASSET
+from sat_keras.export.saved_model import WEIGHTS_COLLECTION
+from sat_keras.models import show_attend_tell  # noqa: F401  (registers the class)
+
+SAVED_MODEL_FILE = "saved_model.pb"
+
+
+def export_version_directory(path):
+    """The version directory of an export given itself or its base (the newest version).
+
+    Returns None when `path` is neither.
+    """
+    if not os.path.isdir(path):
+        return None
+    if os.path.exists(os.path.join(path, SAVED_MODEL_FILE)):
+        return path
+    versions = [name for name in os.listdir(path) if name.isdigit()
+                and os.path.exists(os.path.join(path, name, SAVED_MODEL_FILE))]
+    return os.path.join(path, max(versions, key=int)) if versions else None
+
+
+def load_exported_captioner(path):
+    """The `ShowAttendTell` of an export (a version directory or its base).
+
+    Returns:
+        The model, built, with the export's weights (float32) and an
+        uncompiled optimizer; `model.export_config` holds the export's
+        settings (beam size, max length, ...).
+    """
+    version_dir = export_version_directory(path)
+    if version_dir is None:
+        raise FileNotFoundError(f"No SavedModel in {path} (nor in a numbered version "
+                                "directory under it).")
+    extra = os.path.join(version_dir, "assets.extra")
+    config_path = os.path.join(extra, MODEL_CONFIG_FILE)
+    if not os.path.exists(config_path):
+        raise ValueError(f"{version_dir} was exported without {MODEL_CONFIG_FILE} (by "
+                         "sat_keras 0.2 or earlier): TF Serving serves it, but Python cannot "
+                         "rebuild its model. Export it again from its .keras model.")
+    with open(config_path, encoding="utf-8") as file:
+        serialized = json.load(file)
+    with open(os.path.join(version_dir, "assets", VOCABULARY_ASSET), encoding="utf-8") as file:
+        tokens = file.read().split("\n")[:-1]
+    serialized["config"]["vocabulary"] = tokens
+    model = keras.saving.deserialize_keras_object(serialized)
+    size = model.image_size
+    model.build({"images": (None, size, size, 3)})
+    stored = getattr(tf.saved_model.load(version_dir), WEIGHTS_COLLECTION)
+    variables = model.variables
+    if len(stored) != len(variables):
+        raise ValueError(f"{version_dir} stores {len(stored)} weights; its model has "
+                         f"{len(variables)}.")
+    for variable, value in zip(variables, stored):
+        value = np.asarray(value.numpy()).astype(variable.dtype)
+        if value.shape != tuple(variable.shape):
+            raise ValueError(f"{version_dir}: the stored {variable.path} has shape "
+                             f"{value.shape}, the model's {tuple(variable.shape)}.")
+        variable.assign(value)
+    with open(os.path.join(extra, EXPORT_CONFIG_FILE), encoding="utf-8") as file:
+        model.export_config = json.load(file)
+    return model

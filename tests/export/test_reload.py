@@ -1,0 +1,104 @@
+"""Half-precision exports, and Keras models rebuilt from exports (`export.reload`)."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import encode_image
+from helpers import python_captions
+from helpers import tiny_image_model
+
+from sat_keras import ShowAttendTell
+from sat_keras import cli
+from sat_keras.export import export_captioner
+from sat_keras.export.saved_model import MODEL_CONFIG_FILE
+from sat_keras.models.saving import load_captioner
+
+IMAGES = [encode_image("jpeg", 60, 80, seed=1), encode_image("png", 32, 32, seed=2),
+          encode_image("jpeg", 40, 40, seed=3)]
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """(model, {"float32": base, "float16": base}) of one tiny model, beam 2, 6 words."""
+    model = tiny_image_model()
+    root = tmp_path_factory.mktemp("exports")
+    bases = {}
+    for dtype in ("float32", "float16"):
+        bases[dtype] = str(root / dtype)
+        export_captioner(model, os.path.join(bases[dtype], "1"), beam_size=2, max_length=6,
+                         weights_dtype=dtype)
+    return model, bases
+
+
+def variables_size(base):
+    folder = os.path.join(base, "1", "variables")
+    return sum(os.path.getsize(os.path.join(folder, name)) for name in os.listdir(folder))
+
+
+def stored_dtypes(base):
+    reader = tf.train.load_checkpoint(os.path.join(base, "1", "variables", "variables"))
+    return {dtype.name for name, dtype in reader.get_variable_to_dtype_map().items()
+            if name.endswith("VARIABLE_VALUE")}
+
+
+def serve(base, images):
+    loaded = tf.saved_model.load(os.path.join(base, "1"))
+    return loaded.signatures["serving_default"](image_bytes=tf.constant(images))
+
+
+def test_a_float16_export_stores_half_precision_and_answers_as_the_float32_one(exports):
+    _, bases = exports
+    assert stored_dtypes(bases["float32"]) == {"float32", "int64"}  # int64: the seed state
+    assert stored_dtypes(bases["float16"]) == {"float16", "int64"}
+    assert variables_size(bases["float16"]) < 0.6 * variables_size(bases["float32"])
+    full, half = serve(bases["float32"], IMAGES), serve(bases["float16"], IMAGES)
+    np.testing.assert_array_equal(full["token_ids"], half["token_ids"])
+    np.testing.assert_allclose(full["scores"], half["scores"], atol=1e-3)
+    assert half["attention_weights"].dtype == tf.float32  # it computes in float32
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_an_export_loads_back_as_the_keras_model(exports, dtype, tmp_path):
+    model, bases = exports
+    loaded = load_captioner(bases[dtype])  # the base directory: its newest version
+    assert isinstance(loaded, ShowAttendTell)
+    assert loaded.vocabulary == model.vocabulary and loaded.units == model.units
+    assert loaded.export_config["beam_size"] == 2
+    assert loaded.export_config["weights_dtype"] == dtype
+    tolerance = 0.0 if dtype == "float32" else 1e-3
+    for original, again in zip(model.variables, loaded.variables):
+        np.testing.assert_allclose(original.numpy(), again.numpy(), atol=tolerance, rtol=1e-3)
+    want = python_captions(model, IMAGES, tmp_path)
+    got = python_captions(loaded, IMAGES, tmp_path)
+    np.testing.assert_array_equal(want["token_ids"], got["token_ids"])
+    np.testing.assert_allclose(want["scores"], got["scores"], atol=tolerance + 1e-5)
+    same = ShowAttendTell.from_preset(os.path.join(bases[dtype], "1"))  # and as a preset
+    np.testing.assert_array_equal(same.get_weights()[0], loaded.get_weights()[0])
+
+
+def test_caption_takes_an_export_with_its_decoding_settings(exports, tmp_path, capsys):
+    model, bases = exports
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(IMAGES[0])
+    assert cli.main(["caption", str(path), "--model", bases["float16"]]) == 0
+    caption = python_captions(model, IMAGES[:1], tmp_path)["captions"][0]  # beam 2, 6 words
+    assert capsys.readouterr().out == f"{path}: {caption}\n"
+
+
+def test_an_export_without_its_model_config_says_what_to_do(exports, tmp_path):
+    model, _ = exports
+    base = str(tmp_path / "old")
+    export_captioner(model, os.path.join(base, "1"), beam_size=1)
+    os.remove(os.path.join(base, "1", "assets.extra", MODEL_CONFIG_FILE))
+    with pytest.raises(ValueError, match="Export it again"):
+        load_captioner(base)
+    with pytest.raises(FileNotFoundError, match="or a SavedModel"):
+        load_captioner(str(tmp_path / "nothing"))
+
+
+def test_bad_weights_dtype_is_refused(exports, tmp_path):
+    model, _ = exports
+    with pytest.raises(ValueError, match="weights_dtype must be one of"):
+        export_captioner(model, str(tmp_path / "m" / "1"), weights_dtype="int8")
