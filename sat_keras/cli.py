@@ -260,8 +260,10 @@ def build_parser():
     evaluate.add_argument("--model", required=True)
     _add_dataset_arguments(evaluate)
     evaluate.add_argument("--split", choices=["train", "val", "test"], default="test")
-    evaluate.add_argument("--beam-size", type=int, default=3, help="1: greedy search")
-    evaluate.add_argument("--max-length", type=int, default=20)
+    evaluate.add_argument("--beam-size", type=int, default=None,
+                          help="1: greedy search; default: an export's, else 3")
+    evaluate.add_argument("--max-length", type=int, default=None,
+                          help="default: an export's, else 20")
     evaluate.add_argument("--output", default=None, help="results JSON file")
     evaluate.add_argument("--tokenization", choices=["auto", "normalize", "ptb"],
                           default="auto",

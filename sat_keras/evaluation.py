@@ -102,11 +102,13 @@ def attention_statistics(attention_weights):
             "tokens": int(len(rows))}
 
 
-def evaluate(model_path, dataset, data_dir, split="test", beam_size=3, max_length=20,
+def evaluate(model_path, dataset, data_dir, split="test", beam_size=None, max_length=None,
              output_path=None, batch_size=64, with_meteor=True, tokenization="auto",
              captions_file=None, missing="error", print_fn=print, verbose=1):
     """Captions a split (with a progress bar when `verbose`), scores it, writes JSON.
 
+    `beam_size` and `max_length` default to an export's own settings
+    (`model_path` a SavedModel), else to 3 and 20.
     `tokenization` "auto" uses coco-caption's PTB tokenizer where Java and
     pycocoevalcap are installed, else `text.normalize_caption`; the results
     record which. `dataset`, `data_dir`, `captions_file` and `missing` are those of
@@ -125,6 +127,9 @@ def evaluate(model_path, dataset, data_dir, split="test", beam_size=3, max_lengt
             print_fn("PTB tokenizer unavailable (needs Java and pycocoevalcap): "
                      "comparing normalised words instead.")
     model = load_captioner(model_path)
+    chosen = getattr(model, "export_config", {})
+    beam_size = beam_size or chosen.get("beam_size", 3)
+    max_length = max_length or chosen.get("max_length", 20)
     records = select_split(read_dataset(dataset, data_dir, captions_file=captions_file,
                                         missing=missing, report=print_fn), split)
     scores, outputs = evaluate_records(model, records, max_length, beam_size,

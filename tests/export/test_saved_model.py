@@ -123,7 +123,9 @@ def test_export_config_and_vocabulary_travel_with_the_model(exported_model):
     with open(os.path.join(extra, "export_config.json")) as file:
         config = json.load(file)
     assert config["beam_size"] == 2 and config["max_length"] == 6 and config["image_size"] == 32
-    assert sorted(os.listdir(extra)) == ["export_config.json"]
+    assert sorted(os.listdir(extra)) == ["export_config.json", "model_config.json"]
+    with open(os.path.join(extra, "model_config.json")) as file:
+        assert "vocabulary" not in json.load(file)["config"]  # the asset is its one copy
     with open(os.path.join(base, "1", "assets", "vocabulary.txt"), encoding="utf-8") as file:
         assert file.read().splitlines() == model.vocabulary.tokens  # the export's one copy
 
