@@ -344,6 +344,16 @@ class ShowAttendTell(keras.Model):
         self.train_function = None  # fit() traces the chosen objective
         super().compile(optimizer=optimizer, **kwargs)
 
+    def fit(self, x=None, *args, **kwargs):
+        """`keras.Model.fit`; in self-critical mode a fresh model is built from `x` first.
+
+        (Keras would build it by tracing `call`, which per-image batches,
+        having no captions, cannot feed.)
+        """
+        if self.self_critical is not None and not self.built:
+            self.build(_encoder_input_shapes(x))
+        return super().fit(x, *args, **kwargs)
+
     def train_step(self, data):
         if self.self_critical is None:
             return super().train_step(data)

@@ -83,6 +83,17 @@ class SelfCritical:
     The logs of a training step: "loss", "reward" (the samples' mean
     reward) and "baseline_reward" (the baselines' mean: the other samples'
     rewards or the greedy captions').
+
+    Example:
+    >>> import tensorflow as tf
+    >>> vocabulary = Vocabulary.build(["a red circle", "a blue square"])
+    >>> model = ShowAttendTell(vocabulary, embedding_dim=8, units=16, attention_dim=8)
+    >>> reward = CiderDReward([["a red circle"], ["a blue square"]], vocabulary)
+    >>> model.compile("adam", self_critical=SelfCritical(reward, num_samples=2, max_length=5))
+    >>> images = tf.data.Dataset.from_tensor_slices({
+    ...     "features": np.ones((2, 4, 8), "float32"), "image_index": np.array([0, 1])})
+    >>> sorted(model.fit(images.batch(2), verbose=0).history)
+    ['baseline_reward', 'loss', 'reward']
     """
 
     def __init__(self, reward, num_samples=5, baseline="mean", max_length=20):
