@@ -79,10 +79,13 @@ WEIGHT_DTYPES = ("float32", "float16")
 class StoredWeights(tf.Module):
     """The model's variables as the export stores them, in `model.variables` order.
 
-    With "float16", every float32 variable is stored in half precision (half
-    the disk) and read back through `keras.StatelessScope` cast to float32,
-    so the graph still computes in float32 and never captures the model's
-    own float32 variables; other variables are stored as they are.
+    With "float16", the float32 matrices and convolution kernels (nearly all
+    the bytes) are stored in half precision and read back through
+    `keras.StatelessScope` cast to float32, so the graph still computes in
+    float32 and never captures the model's own float32 variables. Vectors
+    and scalars (biases, batch-normalisation statistics) stay float32: they
+    are few, and some lie outside float16's range (ResNet50's moving
+    variances exceed its largest value, 65504, and would become infinite).
     """
 
     def __init__(self, model, dtype):
@@ -102,7 +105,13 @@ class StoredWeights(tf.Module):
 
 def _stored(variable, dtype):
     value = tf.convert_to_tensor(variable.value)
-    return tf.cast(value, dtype) if value.dtype == tf.float32 else value
+    if value.dtype != tf.float32 or value.shape.rank < 2 or dtype == "float32":
+        return value
+    stored = tf.cast(value, dtype)
+    if not bool(tf.reduce_all(tf.math.is_finite(stored))):
+        raise ValueError(f"{variable.path} holds values beyond {dtype}'s range; export "
+                         'it with weights_dtype="float32".')
+    return stored
 
 
 class _CaptionFunctions:

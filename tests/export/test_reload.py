@@ -38,8 +38,11 @@ def variables_size(base):
 
 
 def stored_dtypes(base):
+    """{(dtype, rank >= 2)} of the stored variables."""
     reader = tf.train.load_checkpoint(os.path.join(base, "1", "variables", "variables"))
-    return {dtype.name for name, dtype in reader.get_variable_to_dtype_map().items()
+    shapes = reader.get_variable_to_shape_map()
+    return {(dtype.name, len(shapes[name]) >= 2)
+            for name, dtype in reader.get_variable_to_dtype_map().items()
             if name.endswith("VARIABLE_VALUE")}
 
 
@@ -50,8 +53,12 @@ def serve(base, images):
 
 def test_a_float16_export_stores_half_precision_and_answers_as_the_float32_one(exports):
     _, bases = exports
-    assert stored_dtypes(bases["float32"]) == {"float32", "int64"}  # int64: the seed state
-    assert stored_dtypes(bases["float16"]) == {"float16", "int64"}
+    # Matrices and kernels in float16; vectors (biases, statistics) and the
+    # int64 seed state as they are.
+    assert stored_dtypes(bases["float32"]) == {("float32", True), ("float32", False),
+                                               ("int64", False)}
+    assert stored_dtypes(bases["float16"]) == {("float16", True), ("float32", False),
+                                               ("int64", False)}
     assert variables_size(bases["float16"]) < 0.6 * variables_size(bases["float32"])
     full, half = serve(bases["float32"], IMAGES), serve(bases["float16"], IMAGES)
     np.testing.assert_array_equal(full["token_ids"], half["token_ids"])
@@ -96,6 +103,20 @@ def test_an_export_without_its_model_config_says_what_to_do(exports, tmp_path):
         load_captioner(base)
     with pytest.raises(FileNotFoundError, match="or a SavedModel"):
         load_captioner(str(tmp_path / "nothing"))
+
+
+def test_values_beyond_float16_stay_exact_in_vectors_and_are_refused_in_kernels(tmp_path):
+    model = tiny_image_model()
+    index, vector = next((i, v) for i, v in enumerate(model.variables)
+                         if len(v.shape) == 1 and v.dtype == "float32")
+    vector.assign(np.full(vector.shape, 1e6, "float32"))  # beyond float16's 65504
+    export_captioner(model, str(tmp_path / "big" / "1"), beam_size=1, weights_dtype="float16")
+    loaded = load_captioner(str(tmp_path / "big"))
+    np.testing.assert_array_equal(loaded.variables[index].numpy(), vector.numpy())
+    kernel = next(v for v in model.variables if len(v.shape) == 2)
+    kernel.assign(np.full(kernel.shape, 1e6, "float32"))
+    with pytest.raises(ValueError, match="beyond float16's range"):
+        export_captioner(model, str(tmp_path / "bigger" / "1"), weights_dtype="float16")
 
 
 def test_bad_weights_dtype_is_refused(exports, tmp_path):

@@ -1,0 +1,62 @@
+"""Dev scores of one model over beam sizes and length penalties, from cached features.
+
+    python examples/tune_decoding.py --model RUN --data-dir ../shared/data/flickr8k \\
+        --features FEATURES --settings 1:0,3:0,5:0,3:1 --output tuning.json
+
+Each setting is BEAM:LENGTH_PENALTY. Every row holds the caption metrics
+(coco-caption PTB tokenization where Java and pycocoevalcap are installed),
+how varied the captions are and how focused their attention is.
+"""
+
+import argparse
+import json
+import time
+
+from sat_keras.data.features import CachedFeatures
+from sat_keras.data.flickr8k import read_flickr8k
+from sat_keras.data.records import select_split
+from sat_keras.evaluation import attention_statistics
+from sat_keras.evaluation import format_metrics
+from sat_keras.metrics import caption_diversity
+from sat_keras.metrics import caption_metrics
+from sat_keras.metrics import coco_tools_available
+from sat_keras.models.saving import load_captioner
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a run directory, .keras file or export")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--features", required=True, help="the model encoder's cached features")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--settings", default="1:0,3:0,5:0,3:1")
+    parser.add_argument("--max-length", type=int, default=20)
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args()
+
+    model = load_captioner(args.model)
+    records = select_split(read_flickr8k(args.data_dir), args.split)
+    features = CachedFeatures(args.features).lookup([r.image_path for r in records]).numpy()
+    tokenization = "ptb" if coco_tools_available() else "normalize"
+    rows = []
+    for setting in args.settings.split(","):
+        beam, penalty = setting.split(":")
+        started = time.perf_counter()
+        outputs = model.caption(features=features, beam_size=int(beam),
+                                length_penalty=float(penalty), max_length=args.max_length)
+        scores = caption_metrics([r.captions for r in records], outputs["captions"],
+                                 tokenization=tokenization)
+        rows.append({"beam_size": int(beam), "length_penalty": float(penalty), **scores,
+                     **caption_diversity(outputs["captions"]),
+                     **attention_statistics(outputs["attention_weights"]),
+                     "seconds": time.perf_counter() - started})
+        print(f"beam {beam}, length penalty {penalty}: {format_metrics(scores)}", flush=True)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as file:
+            json.dump({"model": args.model, "split": args.split, "tokenization": tokenization,
+                       "rows": rows}, file, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The Flickr8k example scripts, end to end on a few shared photos."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from helpers import FLICKR8K_DIR
+from helpers import MOBILENET_WEIGHTS
+from helpers import flickr8k_subset
+
+REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not (FLICKR8K_DIR.exists() and MOBILENET_WEIGHTS.exists()),
+                       reason=f"needs the shared Flickr8k photos ({FLICKR8K_DIR}) "
+                              f"and MobileNet weights ({MOBILENET_WEIGHTS})"),
+]
+
+
+def run_example(name, *arguments):
+    result = subprocess.run([sys.executable, os.path.join(REPOSITORY, "examples", name),
+                             *arguments], capture_output=True, text=True, timeout=900,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_the_flickr8k_recipe_with_scst_then_decoding_tuned_on_dev(tmp_path):
+    data_dir = flickr8k_subset(tmp_path / "flickr8k", train=64, dev=16)
+    work_dir = str(tmp_path / "run")
+    out = run_example("train_flickr8k.py", "--data-dir", data_dir, "--encoder-weights",
+                      str(MOBILENET_WEIGHTS), "--work-dir", work_dir, "--epochs", "2",
+                      "--batch-size", "16", "--validation-images", "8", "--beam-size", "2",
+                      "--scst-epochs", "1", "--max-minutes", "10")
+    assert "features ready" in out and "self-critical: 1 epochs" in out
+    assert "dev (16 images), beam 2: BLEU-1" in out and "whole recipe:" in out
+    assert os.path.exists(os.path.join(work_dir, "model.keras"))
+    assert os.path.exists(os.path.join(work_dir, "self_critical", "metrics.jsonl"))
+    tuned = run_example("tune_decoding.py", "--model", os.path.join(work_dir, "model.keras"),
+                        "--data-dir", data_dir, "--features", os.path.join(work_dir, "features"),
+                        "--settings", "1:0,2:1", "--max-length", "12",
+                        "--output", str(tmp_path / "tuning.json"))
+    assert "beam 1, length penalty 0: BLEU-1" in tuned and "beam 2, length penalty 1" in tuned
+    with open(tmp_path / "tuning.json") as file:
+        rows = json.load(file)["rows"]
+    assert [(r["beam_size"], r["length_penalty"]) for r in rows] == [(1, 0.0), (2, 1.0)]
+    assert all(r["locations"] == 196 and r["mean_entropy"] <= r["uniform_entropy"] + 1e-6
+               for r in rows)
