@@ -85,9 +85,9 @@ def attention_statistics(attention_weights):
         dict: "mean_entropy" of alpha per token, "uniform_entropy" (log L,
         its most), "mean_max_alpha" (the weight of the most attended
         location, averaged over tokens), "uniform_max_alpha" (1 / L),
-        "locations" (L) and "tokens" (how many were averaged). A captioner whose attention
-        stays uniform has an entropy near log L and shows nothing on an
-        attention map.
+        "locations" (L) and "tokens" (how many were averaged). A captioner
+        whose attention stays uniform has an entropy near log L and shows
+        nothing on an attention map.
     """
     alpha = np.asarray(attention_weights, np.float64)
     rows = alpha.reshape(-1, alpha.shape[-1])

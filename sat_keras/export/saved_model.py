@@ -1,9 +1,12 @@
 """A trained captioner -> SavedModel for TF Serving (image bytes in, captions out).
 
-Layout: `<base>/<name>/<version>/` with `saved_model.pb`, `variables/`,
-`assets/vocabulary.txt` (one token per line, line i for id i: the export's
-one copy of the vocabulary, which the graph's id-to-word table reads) and
-`assets.extra/export_config.json`. Signatures:
+Layout: `<base>/<name>/<version>/` with `saved_model.pb`, `variables/`
+(float32, or float16 with `weights_dtype="float16"`), `assets/vocabulary.txt`
+(one token per line, line i for id i: the export's one copy of the
+vocabulary, which the graph's id-to-word table reads) and `assets.extra/`:
+`export_config.json` (the settings below) and `model_config.json` (the
+model without its vocabulary, from which `export.reload` rebuilds the Keras
+model). Signatures:
 
 - `serving_default`: `image_bytes` string (N,) -> `captions` string (N,),
   `scores` float32 (N,), `token_ids` int32 (N, T), `attention_weights`
@@ -105,7 +108,7 @@ class StoredWeights(tf.Module):
 
 def _stored(variable, dtype):
     value = tf.convert_to_tensor(variable.value)
-    if value.dtype != tf.float32 or value.shape.rank < 2 or dtype == "float32":
+    if value.dtype != tf.float32 or value.shape.rank < 2:
         return value
     stored = tf.cast(value, dtype)
     if not bool(tf.reduce_all(tf.math.is_finite(stored))):
