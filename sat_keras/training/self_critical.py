@@ -23,8 +23,8 @@ words were drawn from.
 Use: `model.compile(optimizer, self_critical=SelfCritical(reward))`, then
 `model.fit` on `data.pipeline.make_per_image_dataset(records, ...)` built
 from the records the reward was built from; validation data stay caption
-batches (teacher-forced loss). `training.fit.train_self_critical` does all
-of it with run directories and resume.
+batches (teacher-forced loss). `training.fit.train(..., self_critical=...)`
+does all of it with run directories and resume.
 """
 
 import dataclasses
@@ -64,10 +64,20 @@ class SelfCriticalSettings:
         if not self.learning_rate > 0:
             raise ValueError(
                 f"learning_rate must be positive. Received: {self.learning_rate!r}")
-        SelfCritical(None, self.num_samples, self.baseline)  # the objective's checks
+        _check_sampling(self.num_samples, self.baseline)
 
     def objective(self, reward, max_length):
         return SelfCritical(reward, self.num_samples, self.baseline, max_length)
+
+
+def _check_sampling(num_samples, baseline):
+    if baseline not in BASELINES:
+        raise ValueError(f"baseline must be one of {BASELINES}. Received: {baseline!r}")
+    if not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples must be a positive integer. Received: {num_samples!r}")
+    if baseline == "mean" and num_samples < 2:
+        raise ValueError('baseline="mean" averages the other samples of an image: '
+                         f"num_samples must be 2 or more. Received: {num_samples}")
 
 
 class SelfCritical:
@@ -97,13 +107,7 @@ class SelfCritical:
     """
 
     def __init__(self, reward, num_samples=5, baseline="mean", max_length=20):
-        if baseline not in BASELINES:
-            raise ValueError(f"baseline must be one of {BASELINES}. Received: {baseline!r}")
-        if not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive integer. Received: {num_samples!r}")
-        if baseline == "mean" and num_samples < 2:
-            raise ValueError('baseline="mean" averages the other samples of an image: '
-                             f"num_samples must be 2 or more. Received: {num_samples}")
+        _check_sampling(num_samples, baseline)
         if not isinstance(max_length, int) or max_length < 1:
             raise ValueError(f"max_length must be a positive integer. Received: {max_length!r}")
         self.reward = reward

@@ -13,6 +13,7 @@ from sat_keras.models import losses
 from sat_keras.training.fit import train
 from sat_keras.training.rewards import CiderDReward
 from sat_keras.training.self_critical import SelfCritical
+from sat_keras.training.self_critical import SelfCriticalSettings
 from sat_keras.training.self_critical import sequence_log_probs
 
 TOY_CAPTIONS = [["a red circle", "one red circle"], ["a blue square", "the blue square"],
@@ -216,6 +217,20 @@ def test_bad_settings_and_batches_are_errors():
     hard.decoder.hard_inference = "sample"
     with pytest.raises(ValueError, match='hard_inference="expected"'):
         hard.compile("adam", self_critical=SelfCritical(reward, num_samples=2))
+
+
+def test_the_recipe_settings_check_themselves_and_build_the_objective():
+    settings = SelfCriticalSettings(2, learning_rate=1e-4, num_samples=3, baseline="greedy")
+    objective = settings.objective(lambda index, ids: np.zeros(len(index)), max_length=9)
+    assert (objective.num_samples, objective.baseline, objective.max_length) == (3, "greedy", 9)
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        SelfCriticalSettings(0)
+    with pytest.raises(ValueError, match="learning_rate must be positive"):
+        SelfCriticalSettings(1, learning_rate=0.0)
+    with pytest.raises(ValueError, match="num_samples must be 2 or more"):
+        SelfCriticalSettings(1, num_samples=1)
+    with pytest.raises(ValueError, match="baseline must be one of"):
+        SelfCriticalSettings(1, baseline="max")
 
 
 # -- the per-image batches and the fit loop -------------------------------------
