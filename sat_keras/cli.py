@@ -15,6 +15,7 @@ from sat_keras.encoders import weights_argument
 from sat_keras.evaluation import evaluate
 from sat_keras.export import export_captioner
 from sat_keras.export.image_checks import ImageLimits
+from sat_keras.export.reload import decoding_settings
 from sat_keras.inference import caption_image_files
 from sat_keras.inference import plot_file_captions
 from sat_keras.models.presets import preset_names
@@ -89,10 +90,9 @@ def _run_arguments(args):
 
 def _caption(args):
     model = load_captioner(args.model)
-    chosen = getattr(model, "export_config", {})  # an export's own decoding settings
-    outcomes = caption_image_files(
-        model, args.images, max_length=args.max_length or chosen.get("max_length", 20),
-        beam_size=args.beam_size or chosen.get("beam_size", 1))
+    beam_size, max_length = decoding_settings(model, args.beam_size, args.max_length)
+    outcomes = caption_image_files(model, args.images, max_length=max_length,
+                                   beam_size=beam_size)
     for outcome in outcomes:
         if outcome.error is None:
             print(f"{outcome.path}: {outcome.caption}")

@@ -12,6 +12,7 @@ from sat_keras.data.images import make_image_dataset
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import read_synthetic_objects
 from sat_keras.data.synthetic_attention import attention_in_objects
+from sat_keras.export.reload import decoding_settings
 from sat_keras.models.saving import load_captioner
 
 METRIC_NAMES = {"bleu_1": "BLEU-1", "bleu_2": "BLEU-2", "bleu_3": "BLEU-3",
@@ -127,9 +128,8 @@ def evaluate(model_path, dataset, data_dir, split="test", beam_size=None, max_le
             print_fn("PTB tokenizer unavailable (needs Java and pycocoevalcap): "
                      "comparing normalised words instead.")
     model = load_captioner(model_path)
-    chosen = getattr(model, "export_config", {})
-    beam_size = beam_size or chosen.get("beam_size", 3)
-    max_length = max_length or chosen.get("max_length", 20)
+    beam_size, max_length = decoding_settings(model, beam_size, max_length,
+                                              default_beam_size=3)
     records = select_split(read_dataset(dataset, data_dir, captions_file=captions_file,
                                         missing=missing, report=print_fn), split)
     scores, outputs = evaluate_records(model, records, max_length, beam_size,

@@ -38,6 +38,14 @@ def export_version_directory(path):
     return os.path.join(path, max(versions, key=int)) if versions else None
 
 
+def decoding_settings(model, beam_size=None, max_length=None, default_beam_size=1,
+                      default_max_length=20):
+    """(beam_size, max_length): those given, else a loaded export's own, else the defaults."""
+    chosen = getattr(model, "export_config", None) or {}
+    return (beam_size or chosen.get("beam_size", default_beam_size),
+            max_length or chosen.get("max_length", default_max_length))
+
+
 def load_exported_captioner(path):
     """The `ShowAttendTell` of an export (a version directory or its base).
 
