@@ -61,7 +61,9 @@ def _train(args):
                  encoder_multiplier=args.encoder_lr_multiplier, epochs=args.epochs,
                  batch_size=args.batch_size, learning_rate=args.learning_rate,
                  max_minutes=args.max_minutes, patience=args.patience, seed=args.seed,
-                 self_critical=self_critical, **_run_arguments(args))
+                 self_critical=self_critical,
+                 doubly_stochastic_weight=args.doubly_stochastic_weight,
+                 **_run_arguments(args))
     return 0
 
 
@@ -208,6 +210,10 @@ def build_parser():
                        help="stop after this many epochs without a better val BLEU-4 "
                             "(default: the preset's; the synthetic presets have none)")
     train.add_argument("--batch-size", type=int, default=None)
+    train.add_argument("--doubly-stochastic-weight", type=float, default=None,
+                       metavar="LAMBDA",
+                       help="the attention penalty's weight (default: the preset's; "
+                            "0 turns it off)")
     train.add_argument("--learning-rate", type=float, default=None)
     train.add_argument("--num-images", type=int, default=None,
                        help="synthetic only: images to generate")

@@ -79,7 +79,7 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
                  epochs=None, batch_size=None, learning_rate=None, max_minutes=None,
                  patience=None, seed=0, verbose="auto", print_fn=print, strategy=None,
                  backup_every_steps=100, clip_norm=None, mixed_precision=None,
-                 self_critical=None):
+                 self_critical=None, doubly_stochastic_weight=None):
     """Trains a preset on a dataset's train split, reports a held-out split, saves.
 
     Args:
@@ -116,6 +116,8 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
             cross-entropy model; a rerun with it present goes on with this
             stage). With a patience, its epochs are judged by val CIDEr-D.
             `max_minutes` covers both stages.
+        doubly_stochastic_weight: overrides the preset's lambda, the weight of
+            the doubly stochastic attention penalty (eq. 14; 0 turns it off).
 
     Not every argument applies to every dataset (`check_arguments`): one
     that does not is an error, not ignored.
@@ -134,6 +136,10 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
     settings_all = preset_settings(preset, epochs=epochs, batch_size=batch_size,
                                    learning_rate=learning_rate, patience=patience,
                                    num_images=num_images)
+    if encoder is not None:
+        settings_all["encoder"] = {"name": encoder}
+    if doubly_stochastic_weight is not None:
+        settings_all["model"]["doubly_stochastic_weight"] = doubly_stochastic_weight
     settings = settings_all["training"]
     keras.utils.set_random_seed(seed)
     if dataset == SYNTHETIC:
@@ -150,15 +156,17 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
     print_fn(f"{len(train_records)} train / {len(val_records)} val images, "
              f"vocabulary of {len(vocabulary)} tokens")
     strategy, chief = start_run(
-        output_dir, {"dataset": dataset, "preset": preset, "encoder": encoder,
-                     "features_dir": features_dir, "fine_tune_layers": fine_tune_layers,
+        output_dir, {"dataset": dataset, "preset": preset, "features_dir": features_dir,
+                     "fine_tune_layers": fine_tune_layers,
                      "seed": seed, **settings_all}, strategy, mixed_precision)
     with strategy.scope():
         image_encoder = build_encoder(
             weights=weights_argument(encoder_weights), trainable=bool(fine_tune_layers),
             trainable_layers=fine_tune_layers,
-            **({"name": encoder} if encoder else settings_all["encoder"]))
-        model = ShowAttendTell.from_preset(preset, vocabulary=vocabulary, encoder=image_encoder)
+            **settings_all["encoder"])
+        model = ShowAttendTell.from_preset(
+            preset, vocabulary=vocabulary, encoder=image_encoder,
+            doubly_stochastic_weight=settings_all["model"]["doubly_stochastic_weight"])
         model.build({"images": (None, model.image_size, model.image_size, 3)})
     features = CachedFeatures(features_dir) if features_dir else None
     started = time.perf_counter()
