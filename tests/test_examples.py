@@ -30,12 +30,17 @@ def run_example(name, *arguments):
 def test_the_flickr8k_recipe_with_scst_then_decoding_tuned_on_dev(tmp_path):
     data_dir = flickr8k_subset(tmp_path / "flickr8k", train=64, dev=16)
     work_dir = str(tmp_path / "run")
-    out = run_example("train_flickr8k.py", "--data-dir", data_dir, "--encoder-weights",
-                      str(MOBILENET_WEIGHTS), "--work-dir", work_dir, "--epochs", "2",
-                      "--batch-size", "16", "--validation-images", "8", "--beam-size", "2",
+    out = run_example("train_flickr8k.py", "--data-dir", data_dir, "--encoder", "mobilenet",
+                      "--encoder-weights", str(MOBILENET_WEIGHTS), "--work-dir", work_dir,
+                      "--epochs", "2", "--batch-size", "16", "--beam-size", "2",
                       "--scst-epochs", "1", "--max-minutes", "10")
-    assert "features ready" in out and "self-critical: 1 epochs" in out
-    assert "dev (16 images), beam 2: BLEU-1" in out and "whole recipe:" in out
+    assert "features ready" in out and "Trained 3 epochs" in out  # 2 cross-entropy, 1 SCST
+    assert "dev (16 images), beam 1," in out and "whole recipe:" in out
+    assert "dev (16 images), beam 2, " in out and "tokenization: BLEU-1" in out
+    with open(os.path.join(work_dir, "config.json")) as file:
+        config = json.load(file)
+    assert config["model"]["doubly_stochastic_weight"] == 0.0
+    assert config["encoder"] == {"name": "mobilenet"}
     assert os.path.exists(os.path.join(work_dir, "model.keras"))
     assert os.path.exists(os.path.join(work_dir, "self_critical", "metrics.jsonl"))
     tuned = run_example("tune_decoding.py", "--model", os.path.join(work_dir, "model.keras"),
