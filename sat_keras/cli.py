@@ -92,9 +92,10 @@ def _run_arguments(args):
 
 def _caption(args):
     model = load_captioner(args.model)
-    beam_size, max_length = decoding_settings(model, args.beam_size, args.max_length)
+    beam_size, max_length, length_penalty = decoding_settings(
+        model, args.beam_size, args.max_length, args.length_penalty)
     outcomes = caption_image_files(model, args.images, max_length=max_length,
-                                   beam_size=beam_size)
+                                   beam_size=beam_size, length_penalty=length_penalty)
     for outcome in outcomes:
         if outcome.error is None:
             print(f"{outcome.path}: {outcome.caption}")
@@ -120,7 +121,8 @@ def _extract_features(args):
 def _evaluate(args):
     _download(args)
     evaluate(args.model, args.dataset, args.data_dir, split=args.split,
-             beam_size=args.beam_size, max_length=args.max_length, output_path=args.output,
+             beam_size=args.beam_size, max_length=args.max_length,
+             length_penalty=args.length_penalty, output_path=args.output,
              with_meteor=not args.no_meteor, tokenization=args.tokenization,
              captions_file=args.captions_file, missing=args.missing)
     return 0
@@ -164,6 +166,12 @@ def _add_encoder_arguments(parser, default_encoder=None):
                         help="default: the preset's" if default_encoder is None else None)
     parser.add_argument("--encoder-weights", default=None,
                         help='"imagenet" (the default; downloads), "none", or a weights file')
+
+
+def _add_length_penalty_argument(parser):
+    parser.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA",
+                        help="beam search ranks by score / ((5 + length) / 6) ** ALPHA "
+                             "(default: an export's, else 0)")
 
 
 def build_parser():
@@ -248,6 +256,7 @@ def build_parser():
                          help="default: an export's, else 20")
     caption.add_argument("--beam-size", type=int, default=None,
                          help="1: greedy search; default: an export's, else 1")
+    _add_length_penalty_argument(caption)
     caption.add_argument("--attention-plot", default=None, metavar="PNG",
                          help="write the image and one attention panel per word")
     caption.set_defaults(handler=_caption)
@@ -270,6 +279,7 @@ def build_parser():
                           help="1: greedy search; default: an export's, else 3")
     evaluate.add_argument("--max-length", type=int, default=None,
                           help="default: an export's, else 20")
+    _add_length_penalty_argument(evaluate)
     evaluate.add_argument("--output", default=None, help="results JSON file")
     evaluate.add_argument("--tokenization", choices=["auto", "normalize", "ptb"],
                           default="auto",

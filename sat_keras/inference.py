@@ -21,7 +21,8 @@ class FileCaption:
     attention_weights: object = dataclasses.field(default=None, repr=False)
 
 
-def caption_image_files(model, paths, max_length=20, beam_size=1, batch_size=64):
+def caption_image_files(model, paths, max_length=20, beam_size=1, batch_size=64,
+                        length_penalty=0.0):
     """Captions image files, in the order given (greedy for beam_size 1).
 
     Missing, unreadable and non-image files get `error` set; the others are
@@ -39,7 +40,7 @@ def caption_image_files(model, paths, max_length=20, beam_size=1, batch_size=64)
     outcomes = {path: FileCaption(path, error=message) for path, message in errors}
     if loaded_paths:
         result = model.caption(images=images, max_length=max_length, beam_size=beam_size,
-                               batch_size=batch_size)
+                               length_penalty=length_penalty, batch_size=batch_size)
         outcomes.update({
             path: FileCaption(path, caption=caption, image=image, attention_weights=attention)
             for path, caption, image, attention in zip(

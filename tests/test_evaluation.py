@@ -34,9 +34,11 @@ def test_evaluate_writes_every_metric_and_every_caption(model_dir, data_dir, tmp
     output = tmp_path / "results.json"
     code = cli.main(["evaluate", "--model", model_dir, "--dataset", "synthetic",
                      "--data-dir", data_dir, "--split", "test", "--beam-size", "2",
-                     "--max-length", "8", "--output", str(output), "--no-meteor"])
+                     "--max-length", "8", "--length-penalty", "0.5", "--output", str(output),
+                     "--no-meteor"])
     assert code == 0
     results = json.loads(output.read_text())
+    assert (results["beam_size"], results["max_length"], results["length_penalty"]) == (2, 8, 0.5)
     assert set(results["metrics"]) == {"bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor",
                                        "rouge_l", "cider_d"}
     assert results["metrics"]["meteor"] is None
@@ -45,7 +47,7 @@ def test_evaluate_writes_every_metric_and_every_caption(model_dir, data_dir, tmp
     assert {"image", "caption", "score", "references"} <= set(results["captions"][0])
     assert "mean_share" in results["attention_in_object"]
     printed = capsys.readouterr().out
-    assert "BLEU-4" in printed and "METEOR not computed" in printed
+    assert "beam 2, length penalty 0.5: BLEU-1" in printed and "METEOR not computed" in printed
     diversity = caption_diversity([entry["caption"] for entry in results["captions"]])
     assert results["diversity"] == diversity
     assert f"{diversity['vocabulary_used']} different words" in printed

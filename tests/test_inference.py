@@ -25,3 +25,16 @@ def test_a_model_without_image_size_cannot_caption_files(make_model):
     model = make_model(with_encoder=True, image_size=None)
     with pytest.raises(ValueError, match="no image_size"):
         caption_image_files(model, ["x.png"])
+
+
+def test_the_decoding_settings_reach_the_search(make_model, tmp_path, monkeypatch):
+    model = make_model(with_encoder=True)
+    path = tmp_path / "image.png"
+    path.write_bytes(tf.io.encode_png(np.full((8, 8, 3), 90, "uint8")).numpy())
+    calls, caption = [], model.caption
+    monkeypatch.setattr(model, "caption", lambda **kw: calls.append(kw) or caption(**kw))
+    outcome, = caption_image_files(model, [str(path)], max_length=5, beam_size=2,
+                                   length_penalty=0.7)
+    assert outcome.error is None
+    assert [(c["beam_size"], c["max_length"], c["length_penalty"]) for c in calls] == [
+        (2, 5, 0.7)]

@@ -38,12 +38,15 @@ def export_version_directory(path):
     return os.path.join(path, max(versions, key=int)) if versions else None
 
 
-def decoding_settings(model, beam_size=None, max_length=None, default_beam_size=1,
-                      default_max_length=20):
-    """(beam_size, max_length): those given, else a loaded export's own, else the defaults."""
+def decoding_settings(model, beam_size=None, max_length=None, length_penalty=None,
+                      default_beam_size=1, default_max_length=20):
+    """(beam_size, max_length, length_penalty): those given, else a loaded export's
+    own, else the defaults (no length penalty)."""
     chosen = getattr(model, "export_config", None) or {}
+    if length_penalty is None:
+        length_penalty = chosen.get("length_penalty", 0.0)
     return (beam_size or chosen.get("beam_size", default_beam_size),
-            max_length or chosen.get("max_length", default_max_length))
+            max_length or chosen.get("max_length", default_max_length), length_penalty)
 
 
 def load_exported_captioner(path):

@@ -12,6 +12,7 @@ from helpers import tiny_image_model
 from sat_keras import ShowAttendTell
 from sat_keras import cli
 from sat_keras.export import export_captioner
+from sat_keras.export.reload import decoding_settings
 from sat_keras.export.saved_model import MODEL_CONFIG_FILE
 from sat_keras.models.saving import load_captioner
 
@@ -123,3 +124,12 @@ def test_bad_weights_dtype_is_refused(exports, tmp_path):
     model, _ = exports
     with pytest.raises(ValueError, match="weights_dtype must be one of"):
         export_captioner(model, str(tmp_path / "m" / "1"), weights_dtype="int8")
+
+
+def test_decoding_settings_come_from_an_export_unless_given():
+    class Loaded:
+        export_config = {"beam_size": 2, "max_length": 6, "length_penalty": 1.0}
+
+    assert decoding_settings(Loaded()) == (2, 6, 1.0)
+    assert decoding_settings(Loaded(), 4, 9, 0.0) == (4, 9, 0.0)  # an explicit 0 wins
+    assert decoding_settings(object(), default_beam_size=3) == (3, 20, 0.0)
