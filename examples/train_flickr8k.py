@@ -9,11 +9,11 @@
    `sat_keras.encoders`, e.g. mobilenet (conv_pw_11, 14x14x512);
 2. train soft attention on them with `sat_keras.recipes.train_recipe`, the
    recipe behind `sat-keras train` (the flickr8k_mobilenet decoder: embedding
-   256, LSTM 512, attention 256, dropout 0.5; Adam 1e-3 with cosine decay
-   over `--epochs`; greedy BLEU-4 on 250 dev images every epoch, the best
-   epoch kept), without the doubly stochastic penalty by default
-   (`--doubly-stochastic-weight 0`: on these 196-location grids lambda 1
-   holds the attention near uniform, and lambda 0 scores better on dev);
+   256, LSTM 512, attention 256, dropout 0.5, lambda 1; Adam 1e-3 with
+   cosine decay over `--epochs`; greedy BLEU-4 on 250 dev images every
+   epoch, stopping after `--patience` epochs without a better one and
+   keeping the best); `--doubly-stochastic-weight 0` drops the attention
+   penalty (sharper attention, no better scores in the README's study);
 3. with `--scst-epochs N`, fine-tune it with self-critical sequence training
    on the CIDEr-D reward (`sat_keras.training.self_critical`), keeping the
    epoch with the best greedy dev CIDEr-D;
@@ -65,7 +65,8 @@ def main():
     parser.add_argument("--patience", type=int, default=None,
                         help="epochs without a better dev BLEU-4 before stopping "
                              "(default: the preset's, 3)")
-    parser.add_argument("--doubly-stochastic-weight", type=float, default=0.0)
+    parser.add_argument("--doubly-stochastic-weight", type=float, default=None,
+                        help="lambda of the attention penalty (default: the preset's, 1)")
     parser.add_argument("--scst-epochs", type=int, default=0,
                         help="epochs of self-critical training after cross-entropy")
     parser.add_argument("--scst-learning-rate", type=float, default=5e-5)
