@@ -69,7 +69,8 @@ def main():
                         help="lambda of the attention penalty (default: the preset's, 1)")
     parser.add_argument("--scst-epochs", type=int, default=0,
                         help="epochs of self-critical training after cross-entropy")
-    parser.add_argument("--scst-learning-rate", type=float, default=5e-5)
+    parser.add_argument("--scst-learning-rate", type=float, default=None,
+                        help="default: SelfCriticalSettings' (5e-5)")
     parser.add_argument("--beam-size", type=int, default=3)
     parser.add_argument("--max-length", type=int, default=20, help="of decoded captions")
     args = parser.parse_args()
@@ -79,8 +80,8 @@ def main():
     extract(args.data_dir, args.encoder, args.encoder_weights, feature_dir)
     print(f"features ready after {minutes_since(started):.1f} min", flush=True)
 
-    self_critical = (SelfCriticalSettings(args.scst_epochs,
-                                          learning_rate=args.scst_learning_rate)
+    chosen = {"learning_rate": args.scst_learning_rate} if args.scst_learning_rate else {}
+    self_critical = (SelfCriticalSettings(args.scst_epochs, **chosen)
                      if args.scst_epochs else None)
     result = train_recipe(
         "flickr8k", args.data_dir, args.work_dir, preset=PRESET, encoder=args.encoder,
@@ -111,11 +112,11 @@ def extract(data_dir, encoder_name, weights, feature_dir):
 def evaluate_on_dev(model, data_dir, feature_dir, beam_size, max_length):
     dev = select_split(read_flickr8k(data_dir), "val")
     tokenization = "ptb" if coco_tools_available() else "normalize"
+    features = CachedFeatures(feature_dir)
     for beam in sorted({1, beam_size}):
         stage_started = time.perf_counter()
         scores, outputs = evaluate_records(model, dev, max_length, beam, with_meteor=True,
-                                           tokenization=tokenization,
-                                           features=CachedFeatures(feature_dir))
+                                           tokenization=tokenization, features=features)
         diversity = caption_diversity(outputs["captions"])
         focus = attention_statistics(outputs["attention_weights"])
         print(f"dev ({len(dev)} images), beam {beam}, {tokenization} tokenization: "
