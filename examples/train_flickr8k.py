@@ -67,6 +67,8 @@ def main():
                              "(default: the preset's, 3)")
     parser.add_argument("--doubly-stochastic-weight", type=float, default=None,
                         help="lambda of the attention penalty (default: the preset's, 1)")
+    parser.add_argument("--label-smoothing", type=float, default=None,
+                        help="label smoothing of the targets (default: the preset's, 0)")
     parser.add_argument("--scst-epochs", type=int, default=0,
                         help="epochs of self-critical training after cross-entropy")
     parser.add_argument("--scst-learning-rate", type=float, default=None,
@@ -87,7 +89,8 @@ def main():
         "flickr8k", args.data_dir, args.work_dir, preset=PRESET, encoder=args.encoder,
         encoder_weights=args.encoder_weights, features_dir=feature_dir, epochs=args.epochs,
         batch_size=args.batch_size, patience=args.patience, max_minutes=args.max_minutes,
-        doubly_stochastic_weight=args.doubly_stochastic_weight, self_critical=self_critical,
+        doubly_stochastic_weight=args.doubly_stochastic_weight,
+        label_smoothing=args.label_smoothing, self_critical=self_critical,
         verbose=2)
     print(f"trained after {minutes_since(started):.1f} min", flush=True)
 

@@ -63,6 +63,7 @@ def _train(args):
                  max_minutes=args.max_minutes, patience=args.patience, seed=args.seed,
                  self_critical=self_critical,
                  doubly_stochastic_weight=args.doubly_stochastic_weight,
+                 label_smoothing=args.label_smoothing,
                  **_run_arguments(args))
     return 0
 
@@ -222,6 +223,9 @@ def build_parser():
                        metavar="LAMBDA",
                        help="the attention penalty's weight (default: the preset's; "
                             "0 turns it off)")
+    train.add_argument("--label-smoothing", type=float, default=None, metavar="E",
+                       help="train on (1 - E) one-hot targets plus E spread over the "
+                            "vocabulary (default: the preset's, 0)")
     train.add_argument("--learning-rate", type=float, default=None)
     train.add_argument("--num-images", type=int, default=None,
                        help="synthetic only: images to generate")

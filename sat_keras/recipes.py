@@ -79,7 +79,7 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
                  epochs=None, batch_size=None, learning_rate=None, max_minutes=None,
                  patience=None, seed=0, verbose="auto", print_fn=print, strategy=None,
                  backup_every_steps=100, clip_norm=None, mixed_precision=None,
-                 self_critical=None, doubly_stochastic_weight=None):
+                 self_critical=None, doubly_stochastic_weight=None, label_smoothing=None):
     """Trains a preset on a dataset's train split, reports a held-out split, saves.
 
     Args:
@@ -118,6 +118,8 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
             `max_minutes` covers both stages.
         doubly_stochastic_weight: overrides the preset's lambda, the weight of
             the doubly stochastic attention penalty (eq. 14; 0 turns it off).
+        label_smoothing: overrides the preset's label smoothing (default 0:
+            none; see `ShowAttendTell`).
 
     Not every argument applies to every dataset (`check_arguments`): one
     that does not is an error, not ignored.
@@ -138,8 +140,10 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
                                    num_images=num_images)
     if encoder is not None:
         settings_all["encoder"] = {"name": encoder}
-    if doubly_stochastic_weight is not None:
-        settings_all["model"]["doubly_stochastic_weight"] = doubly_stochastic_weight
+    model_overrides = {"doubly_stochastic_weight": doubly_stochastic_weight,
+                       "label_smoothing": label_smoothing}
+    settings_all["model"].update(
+        {name: value for name, value in model_overrides.items() if value is not None})
     settings = settings_all["training"]
     keras.utils.set_random_seed(seed)
     if dataset == SYNTHETIC:
@@ -166,7 +170,8 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
             **settings_all["encoder"])
         model = ShowAttendTell.from_preset(
             preset, vocabulary=vocabulary, encoder=image_encoder,
-            doubly_stochastic_weight=settings_all["model"]["doubly_stochastic_weight"])
+            **{name: settings_all["model"][name] for name in model_overrides
+               if name in settings_all["model"]})
         model.build({"images": (None, model.image_size, model.image_size, 3)})
     features = CachedFeatures(features_dir) if features_dir else None
     started = time.perf_counter()

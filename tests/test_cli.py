@@ -107,7 +107,7 @@ def test_train_on_a_csv_dataset_from_cached_features(tmp_path, capsys, csv_datas
     assert cli.main(["train", *flags, "--features", str(tmp_path / "features"),
                      "--output-dir", str(tmp_path / "model"), "--epochs", "1",
                      "--batch-size", "2", "--patience", "7",
-                     "--doubly-stochastic-weight", "0"]) == 0
+                     "--doubly-stochastic-weight", "0", "--label-smoothing", "0.2"]) == 0
     assert "val (3 images), free-running greedy captions: BLEU-1" in capsys.readouterr().out
     with open(tmp_path / "model" / "config.json") as file:
         config = json.load(file)
@@ -115,7 +115,7 @@ def test_train_on_a_csv_dataset_from_cached_features(tmp_path, capsys, csv_datas
     assert config["encoder"] == {"name": "mobilenet_v3_small"}  # the encoder given, recorded
     model = load_captioner(str(tmp_path / "model"))
     assert model.encoder.backbone == "mobilenet_v3_small" and model.image_size == 224
-    assert model.doubly_stochastic_weight == 0.0
+    assert model.doubly_stochastic_weight == 0.0 and model.label_smoothing == 0.2
     assert cli.main(["caption", records[0].image_path, "--model", str(tmp_path / "model")]) == 0
 
 

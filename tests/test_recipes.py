@@ -46,17 +46,20 @@ def test_the_recipe_trains_reports_and_saves(tmp_path, records):
     lines = []
     result = train_recipe("synthetic", str(tmp_path / "data"), str(tmp_path / "run"),
                           num_images=40, epochs=1, batch_size=8, verbose=0,
-                          print_fn=lines.append, doubly_stochastic_weight=0.25)
+                          print_fn=lines.append, doubly_stochastic_weight=0.25,
+                          label_smoothing=0.1)
     assert result["split"] == "test" and 0.0 <= result["metrics"]["bleu_4"] <= 1.0
     assert len(result["captions"]) == len(result["records"])
     assert any(line.startswith("Trained 1 epochs") for line in lines)
     loaded = load_captioner(str(tmp_path / "run"))
     assert loaded.units == preset_settings("synthetic")["model"]["units"]
     assert loaded.doubly_stochastic_weight == 0.25  # overrides the preset's 1.0
+    assert loaded.label_smoothing == 0.1
     with open(tmp_path / "run" / "config.json") as file:
         config = json.load(file)
     assert config["preset"] == "synthetic"
     assert config["model"]["doubly_stochastic_weight"] == 0.25
+    assert config["model"]["label_smoothing"] == 0.1
     assert config["encoder"] == preset_settings("synthetic")["encoder"]
     images = np.zeros((1, 64, 64, 3), "uint8")
     assert (loaded.caption(images=images)["captions"]

@@ -44,6 +44,27 @@ def masked_nll(target_ids, logits, normalization="caption"):
     return nll
 
 
+def uniform_cross_entropy(target_ids, logits, normalization="caption"):
+    """Cross-entropy against the uniform distribution over words, per caption.
+
+    -(1/V) sum_v log p_v at every real step, summed (or averaged, "token")
+    over the caption like `masked_nll`. Label smoothing with weight e trains
+    on (1 - e) * NLL + e * this: the targets become (1 - e) one-hot plus e
+    spread evenly over the V words (Szegedy et al., CVPR 2016).
+
+    Returns:
+        (batch,) float32.
+    """
+    mask = caption_mask(target_ids)  # (batch, time)
+    logits = ops.cast(logits, "float32")  # (batch, time, V)
+    # -mean_v log softmax(z)_v = logsumexp(z) - mean_v z_v
+    token_ce = ops.logsumexp(logits, axis=-1) - ops.mean(logits, axis=-1)  # (batch, time)
+    total = ops.sum(token_ce * mask, axis=1)  # (batch,)
+    if normalization == "token":
+        total = total / ops.maximum(ops.sum(mask, axis=1), 1.0)  # (batch,)
+    return total
+
+
 def doubly_stochastic_penalty(attention_weights, target_ids):
     """sum_i (1 - sum_t alpha_ti)^2 per caption (paper eq. 14, without lambda).
 

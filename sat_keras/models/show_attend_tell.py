@@ -60,6 +60,9 @@ class ShowAttendTell(keras.Model):
 
         loss = NLL + doubly_stochastic_weight * sum_i (1 - sum_t alpha_ti)^2
 
+    (with `label_smoothing` e, NLL in the loss becomes (1 - e) * NLL + e *
+    the cross-entropy against uniform word probabilities; `nll` logs the
+    NLL itself, so validation figures stay comparable)
     NLL is summed over the caption's tokens with `loss_normalization=
     "caption"` (the authors' code) or averaged over them with "token"; the
     penalty (eq. 14) sums over locations i, with alpha masked by the caption
@@ -107,6 +110,8 @@ class ShowAttendTell(keras.Model):
             attention when a caption has fewer words than the image has
             locations, which the sampled context of hard attention cannot use.
         loss_normalization: "caption" or "token" (see `losses.masked_nll`).
+        label_smoothing: e in [0, 1): the training targets are (1 - e)
+            one-hot plus e spread over the vocabulary (0: none, the paper).
         reinforce_weight, entropy_weight, baseline_decay: hard attention's
             loss terms (0.1, 0.002) and the baseline's moving-average decay (0.9).
         reinforce_baseline: "per_token" (default: b averages NLL per token
@@ -156,8 +161,8 @@ class ShowAttendTell(keras.Model):
 
     def __init__(self, vocabulary, encoder=None, decoder=None, image_size=None,
                  doubly_stochastic_weight=None, loss_normalization="caption",
-                 reinforce_weight=0.1, entropy_weight=0.002, baseline_decay=0.9,
-                 reinforce_baseline="per_token", **kwargs):
+                 label_smoothing=0.0, reinforce_weight=0.1, entropy_weight=0.002,
+                 baseline_decay=0.9, reinforce_baseline="per_token", **kwargs):
         decoder_arguments = {name: kwargs.pop(name) for name in DECODER_ARGUMENTS
                              if name in kwargs}
         super().__init__(**kwargs)
@@ -183,6 +188,9 @@ class ShowAttendTell(keras.Model):
                 "doubly_stochastic_weight must be >= 0. "
                 f"Received: doubly_stochastic_weight={doubly_stochastic_weight!r}"
             )
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(
+                f"label_smoothing must be in [0, 1). Received: label_smoothing={label_smoothing!r}")
         if reinforce_baseline not in BASELINES:
             raise ValueError(f"reinforce_baseline must be one of {BASELINES}. "
                              f"Received: reinforce_baseline={reinforce_baseline!r}")
@@ -195,6 +203,7 @@ class ShowAttendTell(keras.Model):
         self.image_size = image_size
         self.doubly_stochastic_weight = doubly_stochastic_weight
         self.loss_normalization = loss_normalization
+        self.label_smoothing = label_smoothing
         self.reinforce_weight = reinforce_weight
         self.entropy_weight = entropy_weight
         self.baseline_decay = baseline_decay
@@ -288,6 +297,10 @@ class ShowAttendTell(keras.Model):
         self.nll_tracker.update_state(nll)
         self.penalty_tracker.update_state(penalty)
         total = nll + self.doubly_stochastic_weight * penalty  # (batch,)
+        if self.label_smoothing:
+            uniform = losses.uniform_cross_entropy(y, y_pred["logits"],
+                                                   self.loss_normalization)  # (batch,)
+            total = total + self.label_smoothing * (uniform - nll)
         if self.decoder.attention == "hard" and training:
             expected_nll, observed = self._baseline_terms(nll, y)  # (batch,) or (), (batch,)
             reinforce = losses.reinforce_surrogate(
@@ -548,6 +561,7 @@ class ShowAttendTell(keras.Model):
             "image_size": self.image_size,
             "doubly_stochastic_weight": self.doubly_stochastic_weight,
             "loss_normalization": self.loss_normalization,
+            "label_smoothing": self.label_smoothing,
             "reinforce_weight": self.reinforce_weight,
             "entropy_weight": self.entropy_weight,
             "baseline_decay": self.baseline_decay,

@@ -54,3 +54,15 @@ def test_masked_nll_gradient_is_softmax_minus_one_hot_on_real_tokens():
     expected = softmax - np.eye(4)[targets]
     expected[0, 2] = 0.0
     np.testing.assert_allclose(gradient, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_uniform_cross_entropy_is_the_mean_negative_log_probability_over_words():
+    probabilities = np.array([[[0.5, 0.25, 0.25], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]]], "float32")
+    logits = np.log(probabilities) + 3.0  # softmax ignores the shift
+    targets = np.array([[1, 1, 0]])  # the last step is padding
+    expected = -np.log(probabilities[0, :2]).mean(axis=-1).sum()
+    np.testing.assert_allclose(_numpy(losses.uniform_cross_entropy(targets, logits)),
+                               [expected], rtol=1e-5)
+    np.testing.assert_allclose(
+        _numpy(losses.uniform_cross_entropy(targets, logits, normalization="token")),
+        [expected / 2], rtol=1e-5)

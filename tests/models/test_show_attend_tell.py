@@ -72,6 +72,21 @@ def test_loss_is_nll_plus_weighted_penalty(make_model, batch):
                                rtol=1e-5)
 
 
+def test_label_smoothing_mixes_the_nll_with_the_uniform_cross_entropy(make_model, batch):
+    inputs, targets = batch
+    model = make_model(doubly_stochastic_weight=0.3, label_smoothing=0.1)
+    outputs = model(inputs)
+    nll = _numpy(losses.masked_nll(targets, outputs["logits"]))
+    uniform = _numpy(losses.uniform_cross_entropy(targets, outputs["logits"]))
+    penalty = _numpy(losses.doubly_stochastic_penalty(outputs["attention_weights"], targets))
+    np.testing.assert_allclose(_loss(model, inputs, targets),
+                               np.mean(0.9 * nll + 0.1 * uniform + 0.3 * penalty), rtol=1e-5)
+    assert not np.allclose(uniform, nll)  # the smoothing term changes the loss
+    model.reset_metrics()
+    model.compute_loss(y=targets, y_pred=outputs, training=False)
+    np.testing.assert_allclose(float(model.nll_tracker.result()), np.mean(nll), rtol=1e-5)
+
+
 def test_loss_falls_when_fitting_a_tiny_batch(make_model, batch):
     inputs, targets = batch
     model = make_model()
@@ -127,7 +142,8 @@ def test_keras_file_round_trip_gives_identical_outputs(make_model, batch, tmp_pa
 
 
 def test_config_round_trip(make_model):
-    model = make_model(with_encoder=True, loss_normalization="token", deep_output=False)
+    model = make_model(with_encoder=True, loss_normalization="token", deep_output=False,
+                       label_smoothing=0.1)
     restored = ShowAttendTell.from_config(model.get_config())
     assert restored.get_config() == model.get_config()
 
@@ -139,6 +155,7 @@ def test_config_round_trip(make_model):
     ({"baseline_decay": 1.0}, "baseline_decay"),
     ({"loss_normalization": "batch"}, "loss_normalization must be one of"),
     ({"doubly_stochastic_weight": -1.0}, "doubly_stochastic_weight must be >= 0"),
+    ({"label_smoothing": 1.0}, "label_smoothing must be in"),
 ])
 def test_invalid_arguments(make_model, overrides, message):
     with pytest.raises(ValueError, match=message):
