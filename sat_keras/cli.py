@@ -317,8 +317,10 @@ def build_parser():
     export.add_argument("--jit-compile", action="store_true",
                         help="XLA-compile the search")
     export.add_argument("--overwrite", action="store_true", help="replace an existing version")
-    export.add_argument("--weights-dtype", choices=["float32", "float16"], default="float32",
-                        help="float16 stores the weights in half the size; the graph casts "
+    export.add_argument("--weights-dtype", choices=["float32", "float16", "int8"],
+                        default="float32",
+                        help="float16 stores the weights in half the size, int8 (per-channel "
+                             "quantized matrices and kernels) in a quarter; the graph reads "
                              "them back and computes in float32")
     export.set_defaults(handler=_export)
 

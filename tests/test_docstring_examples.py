@@ -5,16 +5,18 @@ import doctest
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import sat_keras
 from sat_keras.decoding import SearchSettings
+from sat_keras.export.saved_model import quantize_int8
 from sat_keras.training.optimizers import FineTuningAdam
 from sat_keras.training.rewards import CiderDReward
 from sat_keras.training.self_critical import SelfCritical
 
 DOCUMENTED = [getattr(sat_keras, name) for name in sat_keras.__all__ if name != "__version__"]
 DOCUMENTED += [sat_keras.ShowAttendTell.from_preset, SearchSettings, FineTuningAdam,
-               CiderDReward, SelfCritical]
+               CiderDReward, SelfCritical, quantize_int8]
 
 
 @pytest.mark.parametrize("documented", DOCUMENTED, ids=lambda obj: obj.__qualname__)
@@ -23,7 +25,7 @@ def test_the_example_runs(documented):
     globs = {**{name: getattr(sat_keras, name) for name in sat_keras.__all__},
              "np": np, "keras": keras, "SearchSettings": SearchSettings,
              "FineTuningAdam": FineTuningAdam, "SelfCritical": SelfCritical,
-             "CiderDReward": CiderDReward}
+             "CiderDReward": CiderDReward, "tf": tf, "quantize_int8": quantize_int8}
     finder = doctest.DocTestFinder(recurse=False)
     tests = finder.find(documented, globs=globs)
     assert tests and tests[0].examples, f"{documented.__qualname__} has no example"

@@ -3,7 +3,8 @@
 The export holds everything the Python model needs once: the model config
 (`assets.extra/model_config.json`, without the vocabulary), the vocabulary
 (`assets/vocabulary.txt`, which the serving graph reads too) and the weights
-(the `model_weights` collection: float32, or float16 cast back). So a model
+(the `model_weights` collection: float32, float16 cast back, or int8 times
+its scales in `model_weight_scales`). So a model
 shipped for TF Serving also captions, plots attention and fine-tunes in
 Python, with its weights stored once.
 """
@@ -17,8 +18,10 @@ import tensorflow as tf
 
 from sat_keras.export.saved_model import EXPORT_CONFIG_FILE
 from sat_keras.export.saved_model import MODEL_CONFIG_FILE
+from sat_keras.export.saved_model import SCALES_COLLECTION
 from sat_keras.export.saved_model import VOCABULARY_ASSET
 from sat_keras.export.saved_model import WEIGHTS_COLLECTION
+from sat_keras.export.saved_model import restored
 from sat_keras.models import show_attend_tell  # noqa: F401  (registers the class)
 
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -75,13 +78,15 @@ def load_exported_captioner(path):
     model = keras.saving.deserialize_keras_object(serialized)
     size = model.image_size
     model.build({"images": (None, size, size, 3)})
-    stored = getattr(tf.saved_model.load(version_dir), WEIGHTS_COLLECTION)
+    saved = tf.saved_model.load(version_dir)
+    stored = getattr(saved, WEIGHTS_COLLECTION)
+    scales = getattr(saved, SCALES_COLLECTION, None) or [None] * len(stored)
     variables = model.variables
-    if len(stored) != len(variables):
-        raise ValueError(f"{version_dir} stores {len(stored)} weights; its model has "
-                         f"{len(variables)}.")
-    for variable, value in zip(variables, stored):
-        value = np.asarray(value.numpy()).astype(variable.dtype)
+    if len(stored) != len(variables) or len(scales) != len(stored):
+        raise ValueError(f"{version_dir} stores {len(stored)} weights ({len(scales)} scales); "
+                         f"its model has {len(variables)}.")
+    for variable, value, scale in zip(variables, stored, scales):
+        value = np.asarray(restored(value, scale, variable.dtype))
         if value.shape != tuple(variable.shape):
             raise ValueError(f"{version_dir}: the stored {variable.path} has shape "
                              f"{value.shape}, the model's {tuple(variable.shape)}.")

@@ -1,7 +1,7 @@
 """A trained captioner -> SavedModel for TF Serving (image bytes in, captions out).
 
 Layout: `<base>/<name>/<version>/` with `saved_model.pb`, `variables/`
-(float32, or float16 with `weights_dtype="float16"`), `assets/vocabulary.txt`
+(float32, or float16 / int8 with `weights_dtype`), `assets/vocabulary.txt`
 (one token per line, line i for id i: the export's one copy of the
 vocabulary, which the graph's id-to-word table reads) and `assets.extra/`:
 `export_config.json` (the settings below) and `model_config.json` (the
@@ -46,6 +46,8 @@ EXPORT_CONFIG_FILE = "export_config.json"
 MODEL_CONFIG_FILE = "model_config.json"
 VOCABULARY_ASSET = "vocabulary.txt"
 WEIGHTS_COLLECTION = "model_weights"  # the stored weights, in `model.variables` order
+# int8 exports: one float32 scale per stored weight, same order (1.0 where not quantized).
+SCALES_COLLECTION = "model_weight_scales"
 
 
 def vocabulary_table(path):
@@ -76,45 +78,80 @@ def _check_batch(batch_size, max_batch_size, name):
                           tf.strings.as_string(batch_size)], separator=" ")])
 
 
-WEIGHT_DTYPES = ("float32", "float16")
+WEIGHT_DTYPES = ("float32", "float16", "int8")
 
 
 class StoredWeights(tf.Module):
     """The model's variables as the export stores them, in `model.variables` order.
 
-    With "float16", the float32 matrices and convolution kernels (nearly all
-    the bytes) are stored in half precision and read back through
-    `keras.StatelessScope` cast to float32, so the graph still computes in
+    With "float16" or "int8", the float32 matrices and convolution kernels
+    (nearly all the bytes) are stored in fewer bits and read back through
+    `keras.StatelessScope` as float32, so the graph still computes in
     float32 and never captures the model's own float32 variables. Vectors
     and scalars (biases, batch-normalisation statistics) stay float32: they
     are few, and some lie outside float16's range (ResNet50's moving
     variances exceed its largest value, 65504, and would become infinite).
+
+    "int8" is symmetric per-output-channel weight quantization: a kernel w
+    of shape (..., C) is stored as q = round(w / s) in [-127, 127] with one
+    float32 scale per output channel, s_c = max |w[..., c]| / 127, and read
+    back as q * s (`scales`, one per stored weight, 1.0 where not quantized).
     """
 
     def __init__(self, model, dtype):
         super().__init__(name="stored_weights")
         self._model_variables = list(model.variables)
         self.dtype = dtype
-        self.values = [tf.Variable(_stored(variable, dtype), trainable=False,
-                                   name=variable.path.replace("/", "_"))
-                       for variable in self._model_variables]
+        stored = [_stored(variable, dtype) for variable in self._model_variables]
+        names = [variable.path.replace("/", "_") for variable in self._model_variables]
+        self.values = [tf.Variable(value, trainable=False, name=name)
+                       for (value, _), name in zip(stored, names)]
+        self.scales = [tf.Variable(scale, trainable=False, name=name + "_scale")
+                       for (_, scale), name in zip(stored, names)] if dtype == "int8" else []
 
     def scope(self):
         """A `keras.StatelessScope` in which the model reads the stored values."""
+        scales = self.scales or [None] * len(self.values)
         return keras.StatelessScope(state_mapping=[
-            (variable, tf.cast(value, variable.dtype))
-            for variable, value in zip(self._model_variables, self.values)])
+            (variable, restored(value, scale, variable.dtype))
+            for variable, value, scale in zip(self._model_variables, self.values, scales)])
+
+
+def restored(value, scale, dtype):
+    """A stored weight read back in the model's dtype: cast, and scaled if int8."""
+    if value.dtype == tf.int8:
+        return tf.cast(value, dtype) * tf.cast(scale, dtype)
+    return tf.cast(value, dtype)
 
 
 def _stored(variable, dtype):
+    """(the value to store, its int8 scale: per output channel, or 1.0)."""
     value = tf.convert_to_tensor(variable.value)
     if value.dtype != tf.float32 or value.shape.rank < 2:
-        return value
+        return value, tf.constant(1.0)
+    if dtype == "int8":
+        return quantize_int8(value)
     stored = tf.cast(value, dtype)
     if not bool(tf.reduce_all(tf.math.is_finite(stored))):
         raise ValueError(f"{variable.path} holds values beyond {dtype}'s range; export "
                          'it with weights_dtype="float32".')
-    return stored
+    return stored, tf.constant(1.0)
+
+
+def quantize_int8(value):
+    """(q int8, scale float32 (C,)) with q * scale ~ value, per last-axis channel.
+
+    Example:
+    >>> q, scale = quantize_int8(tf.constant([[0.5, -2.0], [-1.0, 1.0]]))
+    >>> q.numpy().tolist(), (scale * 127).numpy().round(3).tolist()  # s = the largest / 127
+    ([[64, -127], [-127, 64]], [1.0, 2.0])
+    """
+    if not bool(tf.reduce_all(tf.math.is_finite(value))):
+        raise ValueError("int8 quantization needs finite weights.")
+    largest = tf.reduce_max(tf.abs(value), axis=tf.range(tf.rank(value) - 1))  # (C,)
+    scale = tf.where(largest > 0, largest / 127.0, tf.ones_like(largest))  # (C,)
+    q = tf.clip_by_value(tf.round(value / scale), -127.0, 127.0)
+    return tf.cast(q, tf.int8), scale
 
 
 class _CaptionFunctions:
@@ -211,9 +248,11 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
             per batch size it meets; benchmarks/serve_latency.py measures
             what it gains).
         overwrite: replace an existing version directory.
-        weights_dtype: "float32" (as trained) or "float16": the weights are
-            stored in half precision (half the size) and cast back to
-            float32 in the graph, which computes in float32 as before.
+        weights_dtype: "float32" (as trained), "float16" (the weights
+            stored in half precision: half the size) or "int8" (matrices
+            and kernels quantized per output channel: a quarter; see
+            `StoredWeights`). The graph reads them back as float32 and
+            computes in float32 as before.
 
     The directory appears whole or not at all (written beside it, then
     renamed), so a server watching the base directory never loads half of it.
@@ -262,6 +301,8 @@ def _write(model, functions, path, version, settings, limits, max_batch_size, ji
     archive.track(functions.vocabulary)
     archive.add_variable_collection(
         WEIGHTS_COLLECTION, list(model.variables) if stored is None else stored.values)
+    if stored is not None and stored.scales:
+        archive.add_variable_collection(SCALES_COLLECTION, stored.scales)
     archive.add_endpoint(
         "serving_default", functions.caption_image_bytes,
         input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")])

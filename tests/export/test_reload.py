@@ -1,4 +1,4 @@
-"""Half-precision exports, and Keras models rebuilt from exports (`export.reload`)."""
+"""Half-precision and int8 exports, and Keras models rebuilt from exports (`export.reload`)."""
 
 import os
 
@@ -22,11 +22,12 @@ IMAGES = [encode_image("jpeg", 60, 80, seed=1), encode_image("png", 32, 32, seed
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
-    """(model, {"float32": base, "float16": base}) of one tiny model, beam 2, 6 words."""
+    """(model, {"float32": base, "float16": base, "int8": base}) of one tiny model,
+    beam 2, 6 words."""
     model = tiny_image_model()
     root = tmp_path_factory.mktemp("exports")
     bases = {}
-    for dtype in ("float32", "float16"):
+    for dtype in ("float32", "float16", "int8"):
         bases[dtype] = str(root / dtype)
         export_captioner(model, os.path.join(bases[dtype], "1"), beam_size=2, max_length=6,
                          weights_dtype=dtype)
@@ -65,6 +66,31 @@ def test_a_float16_export_stores_half_precision_and_answers_as_the_float32_one(e
     np.testing.assert_array_equal(full["token_ids"], half["token_ids"])
     np.testing.assert_allclose(full["scores"], half["scores"], atol=1e-3)
     assert half["attention_weights"].dtype == tf.float32  # it computes in float32
+
+
+def test_an_int8_export_stores_quantized_kernels_that_python_and_the_server_share(
+        exports, tmp_path):
+    model, bases = exports
+    # Matrices and kernels in int8; vectors, per-channel scales and the seed
+    # state in float32 / int64.
+    assert stored_dtypes(bases["int8"]) == {("int8", True), ("float32", False),
+                                            ("int64", False)}
+    loaded = load_captioner(bases["int8"])
+    assert loaded.export_config["weights_dtype"] == "int8"
+    for original, again in zip(model.variables, loaded.variables):
+        original, again = original.numpy(), again.numpy()
+        if original.ndim < 2 or original.dtype != np.float32:
+            np.testing.assert_array_equal(again, original)  # vectors as they were
+            continue
+        step = np.abs(original).max(axis=tuple(range(original.ndim - 1))) / 127
+        assert np.all(np.abs(again - original) <= step / 2 + 1e-7)  # rounded per channel
+        assert not np.array_equal(again, original)
+    # A quarter of the bytes of big matrices; names and scales weigh in this tiny model.
+    assert variables_size(bases["int8"]) < 0.5 * variables_size(bases["float32"])
+    served = serve(bases["int8"], IMAGES)
+    python = python_captions(loaded, IMAGES, tmp_path)
+    np.testing.assert_array_equal(served["token_ids"], python["token_ids"])
+    np.testing.assert_allclose(served["scores"], python["scores"], atol=1e-4)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
@@ -123,7 +149,7 @@ def test_values_beyond_float16_stay_exact_in_vectors_and_are_refused_in_kernels(
 def test_bad_weights_dtype_is_refused(exports, tmp_path):
     model, _ = exports
     with pytest.raises(ValueError, match="weights_dtype must be one of"):
-        export_captioner(model, str(tmp_path / "m" / "1"), weights_dtype="int8")
+        export_captioner(model, str(tmp_path / "m" / "1"), weights_dtype="int4")
 
 
 def test_decoding_settings_come_from_an_export_unless_given():
