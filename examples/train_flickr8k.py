@@ -1,12 +1,13 @@
 """The Flickr8k recipe, from JPEGs to a captioner scored on dev, in one command.
 
     python examples/train_flickr8k.py --data-dir ../shared/data/flickr8k \\
-        --encoder resnet50_conv4 --encoder-weights RESNET50_WEIGHTS --work-dir runs/flickr8k
+        --encoder resnet50 --encoder-weights RESNET50_WEIGHTS --work-dir runs/flickr8k
 
 1. extract the encoder's features once into work-dir/features (skipped when
-   already there): ResNet50 conv4_block6_out by default (14x14x1024, the
-   grid of the paper's VGG conv5_4), or any `--encoder` of
-   `sat_keras.encoders`, e.g. mobilenet (conv_pw_11, 14x14x512);
+   already there): ResNet50 conv5_block3_out by default (7x7x2048, which
+   captions better than conv4_block6_out's 14x14x1024 grid, the paper's
+   VGG conv5_4 shape: `--encoder resnet50_conv4`; see the README), or any
+   `--encoder` of `sat_keras.encoders`, e.g. mobilenet (conv_pw_11, 14x14x512);
 2. train soft attention on them with `sat_keras.recipes.train_recipe`, the
    recipe behind `sat-keras train` (the flickr8k_mobilenet decoder: embedding
    256, LSTM 512, attention 256, dropout 0.5, lambda 1; Adam 1e-3 with
@@ -52,7 +53,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--encoder", default="resnet50_conv4",
+    parser.add_argument("--encoder", default="resnet50",
                         help="an encoder name of sat_keras.encoders, e.g. mobilenet")
     parser.add_argument("--encoder-weights", default="imagenet",
                         help='a weights file, or "imagenet" (downloads)')

@@ -34,7 +34,7 @@ def dev_photos():
 @needs_photos
 def test_the_shipped_model_describes_dev_photos_better_than_other_photos(dev_photos):
     model = ShowAttendTell.from_preset("flickr8k")
-    assert model.export_config["weights_dtype"] == "float16"
+    assert model.export_config["weights_dtype"] == "int8"
     images = np.stack([np.asarray(keras_image(r.image_path)) for r in dev_photos])
     captions = model.caption(images=images, beam_size=model.export_config["beam_size"],
                              max_length=model.export_config["max_length"])["captions"]
