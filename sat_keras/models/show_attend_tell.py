@@ -60,14 +60,14 @@ class ShowAttendTell(keras.Model):
 
         loss = NLL + doubly_stochastic_weight * sum_i (1 - sum_t alpha_ti)^2
 
-    (with `label_smoothing` e, NLL in the loss becomes (1 - e) * NLL + e *
-    the cross-entropy against uniform word probabilities; `nll` logs the
-    NLL itself, so validation figures stay comparable)
     NLL is summed over the caption's tokens with `loss_normalization=
     "caption"` (the authors' code) or averaged over them with "token"; the
     penalty (eq. 14) sums over locations i, with alpha masked by the caption
     mask before the sum over steps t. Both are logged (`nll`,
-    `attention_penalty`) besides the total `loss`.
+    `attention_penalty`) besides the total `loss`. With `label_smoothing`
+    e, the NLL in the loss becomes (1 - e) * NLL + e * the cross-entropy
+    against uniform word probabilities; `nll` logs the NLL itself, so
+    validation figures stay comparable.
 
     Hard attention (`attention="hard"`, sec. 4.1) samples a location s_t ~
     alpha_t at every step in training and uses a_{s_t} as the context, except
