@@ -27,21 +27,27 @@ def masked_nll(target_ids, logits, normalization="caption"):
     Returns:
         (batch,) float32.
     """
+    # One fused softmax cross-entropy (forward and gradient) on TensorFlow; a
+    # log-softmax and a gather would scatter the gradient into a
+    # (batch, time, V) tensor of zeros.
+    token_nll = ops.sparse_categorical_crossentropy(
+        target_ids, ops.cast(logits, "float32"), from_logits=True)  # (batch, time)
+    return _over_caption(token_nll, target_ids, normalization)
+
+
+def _over_caption(token_values, target_ids, normalization):
+    """Per-token values (batch, time) -> per caption (batch,): summed over the
+    real tokens ("caption") or averaged over them ("token")."""
     if normalization not in NORMALIZATIONS:
         raise ValueError(
             f"normalization must be one of {NORMALIZATIONS}. "
             f"Received: normalization={normalization!r}"
         )
     mask = caption_mask(target_ids)  # (batch, time)
-    # One fused softmax cross-entropy (forward and gradient) on TensorFlow; a
-    # log-softmax and a gather would scatter the gradient into a
-    # (batch, time, V) tensor of zeros.
-    token_nll = ops.sparse_categorical_crossentropy(
-        target_ids, ops.cast(logits, "float32"), from_logits=True)  # (batch, time)
-    nll = ops.sum(token_nll * mask, axis=1)  # (batch,)
+    total = ops.sum(token_values * mask, axis=1)  # (batch,)
     if normalization == "token":
-        nll = nll / ops.maximum(ops.sum(mask, axis=1), 1.0)  # (batch,)
-    return nll
+        total = total / ops.maximum(ops.sum(mask, axis=1), 1.0)  # (batch,)
+    return total
 
 
 def uniform_cross_entropy(target_ids, logits, normalization="caption"):
@@ -55,14 +61,10 @@ def uniform_cross_entropy(target_ids, logits, normalization="caption"):
     Returns:
         (batch,) float32.
     """
-    mask = caption_mask(target_ids)  # (batch, time)
     logits = ops.cast(logits, "float32")  # (batch, time, V)
     # -mean_v log softmax(z)_v = logsumexp(z) - mean_v z_v
     token_ce = ops.logsumexp(logits, axis=-1) - ops.mean(logits, axis=-1)  # (batch, time)
-    total = ops.sum(token_ce * mask, axis=1)  # (batch,)
-    if normalization == "token":
-        total = total / ops.maximum(ops.sum(mask, axis=1), 1.0)  # (batch,)
-    return total
+    return _over_caption(token_ce, target_ids, normalization)
 
 
 def doubly_stochastic_penalty(attention_weights, target_ids):
