@@ -27,6 +27,7 @@ from sat_keras.models.saving import load_captioner
 from sat_keras.models.saving import save_captioner
 from sat_keras.models.show_attend_tell import ShowAttendTell
 from sat_keras.text import Vocabulary
+from sat_keras.training.backup import ResumableEarlyStopping
 from sat_keras.training.callbacks import CaptionMetricsCallback
 from sat_keras.training.callbacks import TimeBudget
 from sat_keras.training.fit import train
@@ -232,9 +233,8 @@ def _train_stage(model, run_dir, epochs, learning_rate, train_records, val_recor
         callbacks += [
             CaptionMetricsCallback(val_records[: settings.get("validation_images")],
                                    max_length=settings["max_length"], features=features),
-            keras.callbacks.EarlyStopping(monitor=monitor, mode="max",
-                                          patience=settings["patience"],
-                                          restore_best_weights=True)]
+            ResumableEarlyStopping(monitor=monitor, mode="max", patience=settings["patience"],
+                                   restore_best_weights=True)]
     if max_minutes is not None:
         callbacks.append(TimeBudget(max(max_minutes, 0.0)))
     return train(

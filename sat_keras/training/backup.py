@@ -4,7 +4,9 @@ A backup is the model's weights with the optimizer's state (its step
 count, moments and so the learning-rate schedule's position), written to a
 file beside the final name and renamed over it, so a run killed while
 writing leaves the previous backup whole. The step a run resumes from is
-the optimizer's restored step count.
+the optimizer's restored step count. `ResumableEarlyStopping` keeps its
+best epoch beside the backup, so a resumed run still keeps the best epoch
+from before the kill.
 """
 
 import json
@@ -12,9 +14,12 @@ import os
 import shutil
 
 import keras
+import numpy as np
 
 CHECKPOINT_FILE = "checkpoint.weights.h5"
 STATE_FILE = "backup.json"
+EARLY_STOPPING_FILE = "early_stopping.json"
+BEST_WEIGHTS_FILE = "best_epoch.weights.npz"
 
 
 def write_json_atomically(path, payload):
@@ -87,3 +92,66 @@ class StepBackup(keras.callbacks.Callback):
         write_json_atomically(os.path.join(self.backup_dir, STATE_FILE),
                               {"step": step, "epochs_done": epoch})
         self.last_step = step
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """`keras.callbacks.EarlyStopping` whose best epoch survives a resume.
+
+    Keras' callback starts afresh at every `fit` call, so a run killed and
+    resumed from its backup (`fit.train`, which resumes with one `fit` call
+    for the rest of the interrupted epoch and one for the epochs after it)
+    would forget the epochs before the kill: their best score, the best
+    weights and the epochs already waited, and keep the best of the resumed
+    epochs only. After `keep_in(state_dir, epochs)` (which `fit.train` calls
+    for a run directory) every epoch's state is written to state_dir, read
+    back when a resumed `fit` begins, and the best weights are restored only
+    when training ends (stopped early, or at the last of `epochs`), not at
+    the end of the `fit` call that finished an interrupted epoch.
+    Without `keep_in` it is Keras' callback.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.state_dir, self.epochs, self.resume, self.write = None, None, False, False
+        self.last_epoch = None
+
+    def keep_in(self, state_dir, epochs, resume, write=True):
+        """State goes to state_dir (on the chief: `write`); `resume` reads it back."""
+        self.state_dir, self.epochs, self.resume, self.write = state_dir, epochs, resume, write
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.last_epoch = None
+        if not (self.resume and self.state_dir):
+            return
+        path = os.path.join(self.state_dir, EARLY_STOPPING_FILE)
+        if not os.path.exists(path):  # killed before its first epoch ended
+            return
+        with open(path, encoding="utf-8") as file:
+            state = json.load(file)
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        if self.restore_best_weights:
+            with np.load(os.path.join(self.state_dir, BEST_WEIGHTS_FILE)) as stored:
+                self.best_weights = [stored[f"arr_{index}"] for index in range(len(stored.files))]
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        self.last_epoch = epoch
+        if not (self.state_dir and self.write) or self.best is None:
+            return
+        os.makedirs(self.state_dir, exist_ok=True)
+        if self.restore_best_weights and self.best_epoch == epoch:
+            path = os.path.join(self.state_dir, BEST_WEIGHTS_FILE)
+            partial = f"{path}.partial-{os.getpid()}"
+            with open(partial, "wb") as file:
+                np.savez(file, *self.best_weights)
+            os.replace(partial, path)
+        write_json_atomically(os.path.join(self.state_dir, EARLY_STOPPING_FILE),
+                              {"best": float(self.best), "best_epoch": self.best_epoch,
+                               "wait": self.wait})
+
+    def on_train_end(self, logs=None):
+        unfinished = (self.epochs is not None and not self.model.stop_training
+                      and self.last_epoch is not None and self.last_epoch + 1 < self.epochs)
+        if not unfinished:
+            super().on_train_end(logs)

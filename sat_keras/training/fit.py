@@ -10,6 +10,7 @@ from sat_keras.data.pipeline import make_caption_dataset
 from sat_keras.data.pipeline import make_per_image_dataset
 from sat_keras.distribute import is_chief
 from sat_keras.distribute import shard_by_data
+from sat_keras.training.backup import ResumableEarlyStopping
 from sat_keras.training.optimizers import FineTuningAdam
 from sat_keras.training.runs import RunDirectory
 
@@ -41,7 +42,9 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
             logs and a backup every `backup_every_steps` steps. If it holds
             a backup, training resumes from it (weights, optimizer state,
             step) and runs the planned steps that remain, on the batches
-            the uninterrupted run would have seen.
+            the uninterrupted run would have seen; a
+            `backup.ResumableEarlyStopping` among the callbacks keeps its
+            best epoch there too.
         clip_norm: clip each gradient to this norm.
         terminate_on_nan: stop at the first NaN or infinite loss and raise
             `FloatingPointError`.
@@ -111,6 +114,9 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
         model.compile(optimizer=optimizer, jit_compile=jit_compile, self_critical=self_critical)
         model.optimizer.build(model.trainable_variables)  # a LossScaleOptimizer under mixed_float16
         done = run.restore(model) if run else 0
+    for callback in callbacks:
+        if run and isinstance(callback, ResumableEarlyStopping):
+            callback.keep_in(run.backup_dir, epochs, resume=bool(done), write=run.write)
     total_steps = epochs * steps_per_epoch
     if done:
         print_fn(f"Resumed from the backup in {run.backup_dir} at step {done} of "
