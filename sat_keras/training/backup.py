@@ -22,13 +22,18 @@ EARLY_STOPPING_FILE = "early_stopping.json"
 BEST_WEIGHTS_FILE = "best_epoch.weights.npz"
 
 
-def write_json_atomically(path, payload):
+def write_atomically(path, write, mode="w"):
+    """Calls write(file) on a file beside path, then renames it over path."""
     partial = f"{path}.partial-{os.getpid()}"
-    with open(partial, "w", encoding="utf-8") as file:
-        json.dump(payload, file, indent=2)
+    with open(partial, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as file:
+        write(file)
         file.flush()
         os.fsync(file.fileno())
     os.replace(partial, path)
+
+
+def write_json_atomically(path, payload):
+    write_atomically(path, lambda file: json.dump(payload, file, indent=2))
 
 
 def restore_backup(model, backup_dir):
@@ -141,11 +146,8 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             return
         os.makedirs(self.state_dir, exist_ok=True)
         if self.restore_best_weights and self.best_epoch == epoch:
-            path = os.path.join(self.state_dir, BEST_WEIGHTS_FILE)
-            partial = f"{path}.partial-{os.getpid()}"
-            with open(partial, "wb") as file:
-                np.savez(file, *self.best_weights)
-            os.replace(partial, path)
+            write_atomically(os.path.join(self.state_dir, BEST_WEIGHTS_FILE),
+                             lambda file: np.savez(file, *self.best_weights), mode="wb")
         write_json_atomically(os.path.join(self.state_dir, EARLY_STOPPING_FILE),
                               {"best": float(self.best), "best_epoch": self.best_epoch,
                                "wait": self.wait})
