@@ -1,10 +1,15 @@
 """Encoder features extracted once into sharded TFRecord files, and read back.
 
 Layout of a feature folder:
-    features.json                      the index: encoder, dtype, shape, shards
+    features.json                      the index: encoder, dtype, shape, shards,
+                                       the folder extraction ran in
     features-00000-of-00003.tfrecord   tf.train.Examples {"image_path", "features"}
 Shards are written to a temporary name and renamed when complete, and the
 index is written last, so a half-written extraction is never read.
+
+Images are found by file, not by spelling: features extracted for
+`data/flickr8k/x.jpg` serve `/home/me/data/flickr8k/x.jpg` and
+`./data/flickr8k/x.jpg` too.
 """
 
 import json
@@ -94,7 +99,8 @@ def extract_features(image_paths, encoder, output_dir, image_size, batch_size=32
     index = {"format": _FORMAT, "version": _FORMAT_VERSION, "count": written, "dtype": dtype,
              "shape": shape, "image_size": image_size,
              "encoder": keras.saving.serialize_keras_object(encoder),
-             "shards": [os.path.basename(s) for s in shards]}
+             "shards": [os.path.basename(s) for s in shards],
+             "working_dir": os.getcwd()}  # what relative image paths are relative to
     with open(os.path.join(output_dir, INDEX_FILE + ".tmp"), "w", encoding="utf-8") as file:
         json.dump(index, file)
     os.replace(os.path.join(output_dir, INDEX_FILE + ".tmp"), os.path.join(output_dir, INDEX_FILE))
@@ -163,21 +169,48 @@ class CachedFeatures:
         self.paths = paths
         self.shape = shape
         self._positions = {path: position for position, path in enumerate(paths)}
+        # Relative paths were relative to the extraction's folder (indexes
+        # written before it was recorded: assumed to be the current one).
+        working_dir = self.index.get("working_dir", os.getcwd())
+        self._keys_by_file = {_file(os.path.join(working_dir, path)): path for path in paths}
         self._features = tf.Variable(np.stack(arrays), trainable=False)
         self._table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(paths),
                                                 tf.range(len(paths), dtype=tf.int64)),
             default_value=-1)
 
-    def require(self, image_paths):
-        """An error naming the images that have no features here."""
-        absent = [path for path in dict.fromkeys(image_paths) if path not in self._positions]
+    def keys(self, image_paths):
+        """The key under which each image's features are stored, for `lookup` in a graph.
+
+        A path's key is itself when extraction saw that spelling, else the
+        stored path that names the same file.
+
+        Raises:
+            ValueError: naming the images that have no features here.
+        """
+        keys = [path if path in self._positions else self._keys_by_file.get(_file(path))
+                for path in image_paths]
+        absent = list(dict.fromkeys(p for p, key in zip(image_paths, keys) if key is None))
         if absent:
             raise ValueError(
                 f"{len(absent)} images have no cached features, e.g. {absent[:3]}; "
                 f"extract features for this dataset first.")
+        return keys
 
-    def lookup(self, image_path):
-        """float32 (L, D) features of one image path (a scalar string tensor)."""
-        position = self._table.lookup(tf.convert_to_tensor(image_path, tf.string))
+    def lookup(self, image_paths):
+        """float32 features, (L, D) for one path or (N, L, D) for N.
+
+        Python strings are matched by file (`keys`); string tensors, as in a
+        `tf.data` map, must hold `keys` already.
+        """
+        if isinstance(image_paths, str):
+            image_paths = self.keys([image_paths])[0]
+        elif isinstance(image_paths, (list, tuple)):
+            image_paths = self.keys(image_paths)
+        position = self._table.lookup(tf.convert_to_tensor(image_paths, tf.string))
         return tf.cast(tf.gather(self._features, position), tf.float32)
+
+
+def _file(path):
+    """One spelling per file: absolute, normalized, symbolic links resolved."""
+    return os.path.realpath(os.path.abspath(path))

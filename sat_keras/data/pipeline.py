@@ -100,7 +100,7 @@ def make_caption_dataset(records, vocabulary, batch_size=64, image_size=64,
     tokenizer = CaptionTokenizer(vocabulary, max_length)
     paths, captions = caption_pairs(records)
     if features is not None:
-        features.require(paths)
+        paths = features.keys(paths)
     pairs = tf.data.Dataset.from_tensor_slices((paths, captions))
 
     def load(path, caption):
@@ -167,7 +167,7 @@ def make_per_image_dataset(records, batch_size=64, image_size=64, shuffle=True, 
         raise ValueError("No records: nothing to train on.")
     paths = [record.image_path for record in records]
     if features is not None:
-        features.require(paths)
+        paths = features.keys(paths)
     all_paths = tf.constant(paths)
 
     def load(index):

@@ -105,3 +105,27 @@ def test_a_folder_of_constant_features_is_refused_unless_allowed(records, tmp_pa
         CachedFeatures(str(tmp_path))
     baseline = CachedFeatures(str(tmp_path), allow_constant=True)
     assert not baseline.lookup(paths[3]).numpy().any()
+
+
+def test_images_are_found_by_file_whatever_the_spelling_of_their_path(
+        records, encoder, tmp_path, monkeypatch):
+    # Extracted from the data's parent folder with relative paths, then read
+    # from elsewhere with absolute and dotted spellings of the same files.
+    data_dir = os.path.dirname(records[0].image_path)
+    monkeypatch.chdir(os.path.dirname(data_dir))
+    relative = [os.path.join(os.path.basename(data_dir), os.path.basename(r.image_path))
+                for r in records]
+    extract_features(relative, encoder, str(tmp_path / "features"), image_size=64,
+                     dtype="float32", verbose=0, print_fn=lambda _: None)
+    monkeypatch.chdir(tmp_path)
+    cached = CachedFeatures(str(tmp_path / "features"))
+    absolute = [r.image_path for r in records]
+    assert cached.keys(absolute) == relative
+    dotted = os.path.join(data_dir, ".", os.path.basename(absolute[2]))
+    np.testing.assert_array_equal(cached.lookup(dotted).numpy(),
+                                  cached.lookup(absolute[2]).numpy())
+    batch = next(iter(make_caption_dataset(records, Vocabulary.build(["a"]), batch_size=4,
+                                           shuffle=False, features=cached)))
+    assert batch[0]["features"].shape == (4, 256, 8)
+    with pytest.raises(ValueError, match="1 images have no cached features.*elsewhere.jpg"):
+        cached.keys(absolute[:2] + [os.path.join(data_dir, "elsewhere.jpg")])

@@ -245,8 +245,9 @@ class FakeFeatures:
             tf.constant(self.paths), tf.range(len(self.paths), dtype=tf.int64)), -1)
         self._values = tf.constant(np.stack(list(arrays.values())))
 
-    def require(self, paths):
+    def keys(self, paths):
         assert set(paths) <= set(self.paths)
+        return list(paths)
 
     def lookup(self, path):
         return tf.gather(self._values, self._table.lookup(path))
