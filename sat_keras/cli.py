@@ -93,10 +93,11 @@ def _run_arguments(args):
 
 def _caption(args):
     model = load_captioner(args.model)
-    beam_size, max_length, length_penalty = decoding_settings(
-        model, args.beam_size, args.max_length, args.length_penalty)
+    beam_size, max_length, length_penalty, suppress_unknown = decoding_settings(
+        model, args.beam_size, args.max_length, args.length_penalty, args.suppress_unknown)
     outcomes = caption_image_files(model, args.images, max_length=max_length,
-                                   beam_size=beam_size, length_penalty=length_penalty)
+                                   beam_size=beam_size, length_penalty=length_penalty,
+                                   suppress_unknown=suppress_unknown)
     for outcome in outcomes:
         if outcome.error is None:
             print(f"{outcome.path}: {outcome.caption}")
@@ -123,7 +124,8 @@ def _evaluate(args):
     _download(args)
     evaluate(args.model, args.dataset, args.data_dir, split=args.split,
              beam_size=args.beam_size, max_length=args.max_length,
-             length_penalty=args.length_penalty, output_path=args.output,
+             length_penalty=args.length_penalty, suppress_unknown=args.suppress_unknown,
+             output_path=args.output,
              with_meteor=not args.no_meteor, tokenization=args.tokenization,
              captions_file=args.captions_file, missing=args.missing)
     return 0
@@ -135,6 +137,7 @@ def _export(args):
     path = export_captioner(load_captioner(args.model), args.output, beam_size=args.beam_size,
                             max_length=args.max_length, length_penalty=args.length_penalty,
                             num_captions=args.num_captions,
+                            suppress_unknown=args.suppress_unknown,
                             max_batch_size=args.max_batch_size, limits=limits,
                             jit_compile=args.jit_compile, overwrite=args.overwrite,
                             weights_dtype=args.weights_dtype)
@@ -173,6 +176,13 @@ def _add_length_penalty_argument(parser):
     parser.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA",
                         help="beam search ranks by score / ((5 + length) / 6) ** ALPHA "
                              "(default: an export's, else 0)")
+
+
+def _add_suppress_unknown_argument(parser, default=None):
+    parser.add_argument("--suppress-unknown", action=argparse.BooleanOptionalAction,
+                        default=default,
+                        help="never write <unk> (default: "
+                             + ("no)" if default is False else "an export's, else no)"))
 
 
 def build_parser():
@@ -261,6 +271,7 @@ def build_parser():
     caption.add_argument("--beam-size", type=int, default=None,
                          help="1: greedy search; default: an export's, else 1")
     _add_length_penalty_argument(caption)
+    _add_suppress_unknown_argument(caption)
     caption.add_argument("--attention-plot", default=None, metavar="PNG",
                          help="write the image and one attention panel per word")
     caption.set_defaults(handler=_caption)
@@ -284,6 +295,7 @@ def build_parser():
     evaluate.add_argument("--max-length", type=int, default=None,
                           help="default: an export's, else 20")
     _add_length_penalty_argument(evaluate)
+    _add_suppress_unknown_argument(evaluate)
     evaluate.add_argument("--output", default=None, help="results JSON file")
     evaluate.add_argument("--tokenization", choices=["auto", "normalize", "ptb"],
                           default="auto",
@@ -302,6 +314,7 @@ def build_parser():
     export.add_argument("--beam-size", type=int, default=3, help="1: greedy search")
     export.add_argument("--max-length", type=int, default=20)
     export.add_argument("--length-penalty", type=float, default=0.0)
+    _add_suppress_unknown_argument(export, default=False)
     export.add_argument("--num-captions", type=int, default=None, metavar="N",
                         help="also return the beam's N best captions (outputs nbest_*); "
                              "N from 1 to the beam size")

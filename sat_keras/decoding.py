@@ -19,6 +19,7 @@ from keras import tree
 from sat_keras.text import END_ID
 from sat_keras.text import PAD_ID
 from sat_keras.text import START_ID
+from sat_keras.text import UNK_ID
 
 
 def _batch_size(memory):
@@ -119,6 +120,27 @@ def _word_by_word(step, initial_state, memory, num_locations, max_length, choose
 NEGATIVE_INFINITY = -1.0e9
 
 
+def suppress_tokens(step, token_ids):
+    """The step function with `token_ids` never chosen: their logits set to -1e9.
+
+    Searches then pick among the other words, with probabilities
+    renormalised over them. `suppress_tokens(step, [UNK_ID])` keeps
+    `<unk>` out of captions: references never contain it, and a caption
+    that shows it tells a reader nothing.
+    """
+    token_ids = [int(token_id) for token_id in token_ids]
+
+    def suppressed(previous, state, memory):
+        logits, state, alpha = step(previous, state, memory)  # (rows, V), ., (rows, L)
+        banned = ops.sum(ops.one_hot(token_ids, ops.shape(logits)[-1]), axis=0) > 0  # (V,)
+        return ops.where(banned, ops.cast(NEGATIVE_INFINITY, logits.dtype), logits), state, alpha
+
+    return suppressed
+
+
+SUPPRESSED_WHEN_ASKED = (UNK_ID,)  # what `suppress_unknown` keeps out of captions
+
+
 def length_normalizer(length, length_penalty):
     """((5 + length) / 6) ** length_penalty (Wu et al. 2016); 1 when the penalty is 0."""
     return ops.power((5.0 + ops.cast(length, "float32")) / 6.0, length_penalty)
@@ -162,8 +184,10 @@ class SearchSettings:
     `beam_size` 1 (with `num_captions` None) is greedy search, larger sizes
     the batched `beam_search` with `length_penalty`; a `temperature` draws
     every word instead (`sample_search`). `num_captions` n (1 to beam_size)
-    asks for the beam's n best. Frozen and hashable: the model keeps one
-    compiled search per distinct settings.
+    asks for the beam's n best. `suppress_unknown` never emits `<unk>`
+    (`suppress_tokens`; default False: the model's own distribution, as the
+    authors decode). Frozen and hashable: the model keeps one compiled search
+    per distinct settings.
 
     Example:
     >>> SearchSettings(beam_size=3).as_kwargs()["beam_size"]
@@ -175,6 +199,7 @@ class SearchSettings:
     length_penalty: float = 0.0
     temperature: float = None
     num_captions: int = None
+    suppress_unknown: bool = False
 
     def __post_init__(self):
         if not isinstance(self.max_length, int) or self.max_length < 1:
@@ -186,6 +211,9 @@ class SearchSettings:
         if self.temperature is not None and not self.temperature > 0:
             raise ValueError(f"temperature must be positive. Received: {self.temperature!r}")
         check_num_captions(self.num_captions, self.beam_size)
+        if not isinstance(self.suppress_unknown, bool):
+            raise ValueError(f"suppress_unknown must be True or False. "
+                             f"Received: {self.suppress_unknown!r}")
         if self.num_captions is not None and self.temperature is not None:
             raise ValueError("num_captions comes from beam search; it does not combine with "
                              "temperature sampling.")

@@ -21,7 +21,7 @@ METRIC_NAMES = {"bleu_1": "BLEU-1", "bleu_2": "BLEU-2", "bleu_3": "BLEU-3",
 
 
 def caption_records(model, records, max_length, beam_size=1, batch_size=64, features=None,
-                    verbose=0, length_penalty=0.0):
+                    verbose=0, length_penalty=0.0, suppress_unknown=False):
     """Captions each record's image, in order (greedy for beam_size 1).
 
     With `features` (a `data.features.CachedFeatures`) the cached features are
@@ -42,7 +42,8 @@ def caption_records(model, records, max_length, beam_size=1, batch_size=64, feat
     outputs = []
     for batch in batches:
         outputs.append(model.caption(**batch, max_length=max_length, beam_size=beam_size,
-                                     length_penalty=length_penalty, batch_size=batch_size))
+                                     length_penalty=length_penalty, batch_size=batch_size,
+                                     suppress_unknown=suppress_unknown))
         if progress:
             progress.add(len(outputs[-1]["captions"]))
     return {
@@ -54,10 +55,10 @@ def caption_records(model, records, max_length, beam_size=1, batch_size=64, feat
 
 def evaluate_records(model, records, max_length, beam_size=1, batch_size=64,
                      with_meteor=False, tokenization="normalize", features=None, verbose=0,
-                     length_penalty=0.0):
+                     length_penalty=0.0, suppress_unknown=False):
     """`metrics.caption_metrics` of free-running captions, and `caption_records`' outputs."""
     outputs = caption_records(model, records, max_length, beam_size, batch_size, features,
-                              verbose, length_penalty)
+                              verbose, length_penalty, suppress_unknown)
     references = [record.captions for record in records]
     scores = metrics.caption_metrics(references, outputs["captions"], with_meteor,
                                      tokenization)
@@ -107,11 +108,12 @@ def attention_statistics(attention_weights):
 def evaluate(model_path, dataset, data_dir, split="test", beam_size=None, max_length=None,
              output_path=None, batch_size=64, with_meteor=True, tokenization="auto",
              captions_file=None, missing="error", print_fn=print, verbose=1,
-             length_penalty=None):
+             length_penalty=None, suppress_unknown=None):
     """Captions a split (with a progress bar when `verbose`), scores it, writes JSON.
 
-    `beam_size`, `max_length` and `length_penalty` default to an export's own
-    settings (`model_path` a SavedModel), else to 3, 20 and 0.
+    `beam_size`, `max_length`, `length_penalty` and `suppress_unknown` (never
+    write `<unk>`) default to an export's own settings (`model_path` a
+    SavedModel), else to 3, 20, 0 and False.
     `tokenization` "auto" uses coco-caption's PTB tokenizer where Java and
     pycocoevalcap are installed, else `text.normalize_caption`; the results
     record which. `dataset`, `data_dir`, `captions_file` and `missing` are those of
@@ -130,19 +132,21 @@ def evaluate(model_path, dataset, data_dir, split="test", beam_size=None, max_le
             print_fn("PTB tokenizer unavailable (needs Java and pycocoevalcap): "
                      "comparing normalised words instead.")
     model = load_captioner(model_path)
-    beam_size, max_length, length_penalty = decoding_settings(
-        model, beam_size, max_length, length_penalty, default_beam_size=3)
+    beam_size, max_length, length_penalty, suppress_unknown = decoding_settings(
+        model, beam_size, max_length, length_penalty, suppress_unknown, default_beam_size=3)
     records = select_split(read_dataset(dataset, data_dir, captions_file=captions_file,
                                         missing=missing, report=print_fn), split)
     scores, outputs = evaluate_records(model, records, max_length, beam_size, batch_size,
                                        with_meteor, tokenization, verbose=verbose,
-                                       length_penalty=length_penalty)
+                                       length_penalty=length_penalty,
+                                       suppress_unknown=suppress_unknown)
     results = {"model": model_path, "dataset": dataset, "split": split,
                "beam_size": beam_size, "max_length": max_length,
-               "length_penalty": length_penalty,
+               "length_penalty": length_penalty, "suppress_unknown": suppress_unknown,
                "tokenization": tokenization,
                "num_images": len(records), "metrics": scores}
     penalty = f", length penalty {length_penalty:g}" if length_penalty else ""
+    penalty += ", <unk> suppressed" if suppress_unknown else ""
     print_fn(f"{dataset} {split} ({len(records)} images), beam {beam_size}{penalty}: "
              + format_metrics(scores))
     diversity = metrics.caption_diversity(outputs["captions"])

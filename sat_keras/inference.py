@@ -22,7 +22,7 @@ class FileCaption:
 
 
 def caption_image_files(model, paths, max_length=20, beam_size=1, batch_size=64,
-                        length_penalty=0.0):
+                        length_penalty=0.0, suppress_unknown=False):
     """Captions image files, in the order given (greedy for beam_size 1).
 
     Missing, unreadable and non-image files get `error` set; the others are
@@ -40,7 +40,8 @@ def caption_image_files(model, paths, max_length=20, beam_size=1, batch_size=64,
     outcomes = {path: FileCaption(path, error=message) for path, message in errors}
     if loaded_paths:
         result = model.caption(images=images, max_length=max_length, beam_size=beam_size,
-                               length_penalty=length_penalty, batch_size=batch_size)
+                               length_penalty=length_penalty, batch_size=batch_size,
+                               suppress_unknown=suppress_unknown)
         outcomes.update({
             path: FileCaption(path, caption=caption, image=image, attention_weights=attention)
             for path, caption, image, attention in zip(

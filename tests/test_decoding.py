@@ -2,9 +2,12 @@ import numpy as np
 import pytest
 from keras import ops
 
+from sat_keras.decoding import SearchSettings
 from sat_keras.decoding import beam_search
 from sat_keras.decoding import greedy_search
 from sat_keras.decoding import sample_search
+from sat_keras.decoding import suppress_tokens
+from sat_keras.text import UNK_ID
 
 VOCABULARY_SIZE = 8
 
@@ -193,3 +196,45 @@ def test_sampling_follows_the_word_distribution():
     assert (ops.convert_to_numpy(cold["token_ids"])[:, 0] == 4).mean() > 0.99
     with pytest.raises(ValueError, match="temperature"):
         sample_search(table_step([table]), state, np.zeros((1, 3, 2)), 3, 3, temperature=0)
+
+
+# <unk> (3) is the likeliest first word; then 4 or 5, then <end>.
+UNKNOWN_FIRST = _table({1: {UNK_ID: 0.5, 4: 0.3, 5: 0.2}, UNK_ID: {2: 1.0},
+                        4: {2: 1.0}, 5: {2: 1.0}})
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_suppressed_tokens_are_never_chosen_and_the_rest_renormalised(beam_size):
+    state = {"row": ops.convert_to_tensor([0])}
+    memory = np.zeros((1, 3, 2), "float32")
+    kwargs = dict(num_locations=3, max_length=3)
+    if beam_size == 1:
+        plain = greedy_search(table_step([UNKNOWN_FIRST]), state, memory, **kwargs)
+        out = greedy_search(suppress_tokens(table_step([UNKNOWN_FIRST]), [UNK_ID]), state,
+                            memory, **kwargs)
+    else:
+        plain = beam_search(table_step([UNKNOWN_FIRST]), state, memory, beam_size=3, **kwargs)
+        out = beam_search(suppress_tokens(table_step([UNKNOWN_FIRST]), [UNK_ID]), state,
+                          memory, beam_size=3, **kwargs)
+    np.testing.assert_array_equal(ops.convert_to_numpy(plain["token_ids"]), [[UNK_ID, 2, 0]])
+    np.testing.assert_array_equal(ops.convert_to_numpy(out["token_ids"]), [[4, 2, 0]])
+    # 0.3 of the 0.5 left once <unk> is gone, then <end> with certainty.
+    np.testing.assert_allclose(ops.convert_to_numpy(out["scores"]), [np.log(0.3 / 0.5)],
+                               rtol=1e-4)
+
+
+def test_sampling_never_draws_a_suppressed_token():
+    import keras
+
+    batch = 500
+    out = sample_search(suppress_tokens(table_step([UNKNOWN_FIRST]), [UNK_ID, 5]),
+                        {"row": ops.zeros((batch,), "int32")},
+                        np.zeros((batch, 3, 2), "float32"), num_locations=3, max_length=3,
+                        seed=keras.random.SeedGenerator(0))
+    assert set(ops.convert_to_numpy(out["token_ids"])[:, 0]) == {4}
+
+
+def test_suppress_unknown_must_be_a_bool():
+    assert SearchSettings(suppress_unknown=True).as_kwargs()["suppress_unknown"] is True
+    with pytest.raises(ValueError, match="suppress_unknown must be True or False"):
+        SearchSettings(suppress_unknown="yes")

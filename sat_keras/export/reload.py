@@ -42,14 +42,17 @@ def export_version_directory(path):
 
 
 def decoding_settings(model, beam_size=None, max_length=None, length_penalty=None,
-                      default_beam_size=1, default_max_length=20):
-    """(beam_size, max_length, length_penalty): those given, else a loaded export's
-    own, else the defaults (no length penalty)."""
+                      suppress_unknown=None, default_beam_size=1, default_max_length=20):
+    """(beam_size, max_length, length_penalty, suppress_unknown): those given, else
+    a loaded export's own, else the defaults (no length penalty, `<unk>` allowed)."""
     chosen = getattr(model, "export_config", None) or {}
     if length_penalty is None:
         length_penalty = chosen.get("length_penalty", 0.0)
+    if suppress_unknown is None:
+        suppress_unknown = chosen.get("suppress_unknown", False)
     return (beam_size or chosen.get("beam_size", default_beam_size),
-            max_length or chosen.get("max_length", default_max_length), length_penalty)
+            max_length or chosen.get("max_length", default_max_length), length_penalty,
+            suppress_unknown)
 
 
 def load_exported_captioner(path):

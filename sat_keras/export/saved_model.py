@@ -230,7 +230,8 @@ def _model_config(model):
 
 def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0,
                      num_captions=None, max_batch_size=64, limits=ImageLimits(),
-                     jit_compile=False, overwrite=False, weights_dtype="float32"):
+                     jit_compile=False, overwrite=False, weights_dtype="float32",
+                     suppress_unknown=False):
     """Writes `model` as a SavedModel at `path` (`.../<name>/<version>`).
 
     Args:
@@ -242,6 +243,7 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
         length_penalty: as in `decoding.beam_search`.
         num_captions: None, or n (1 to beam_size) to add the beam's n best
             captions to the outputs (`nbest_*`, see the module docstring).
+        suppress_unknown: never write `<unk>` (`decoding.suppress_tokens`).
         max_batch_size: requests with more items are refused.
         limits: `image_checks.ImageLimits` for the accepted images.
         jit_compile: XLA-compile the search (the server compiles it once
@@ -275,9 +277,12 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
         raise ValueError(f"weights_dtype must be one of {WEIGHT_DTYPES}. "
                          f"Received: {weights_dtype!r}")
     SearchSettings(max_length=max_length, beam_size=beam_size,
-                   length_penalty=length_penalty, num_captions=num_captions)  # checks them
+                   length_penalty=length_penalty, num_captions=num_captions,
+                   suppress_unknown=suppress_unknown)  # checks them
     settings = {"max_length": max_length, "beam_size": beam_size,
                 "length_penalty": float(length_penalty)}
+    if suppress_unknown:  # absent: the graph and config of an export without it
+        settings["suppress_unknown"] = True
     if num_captions is not None:
         settings["num_captions"] = num_captions
     with tempfile.TemporaryDirectory() as folder:  # the asset is copied into the export

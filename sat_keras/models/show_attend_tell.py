@@ -406,7 +406,7 @@ class ShowAttendTell(keras.Model):
                            **self.search_settings.as_kwargs())
 
     def search(self, annotations, max_length=20, beam_size=1, length_penalty=0.0,
-               temperature=None, num_captions=None):
+               temperature=None, num_captions=None, suppress_unknown=False):
         """Captions annotations (batch, L, D) in-graph; the settings as in `caption`.
 
         Returns the dict of `decoding.greedy_search` (token_ids, scores,
@@ -415,15 +415,18 @@ class ShowAttendTell(keras.Model):
         """
         state, memory = self.start(annotations)
         num_locations = ops.shape(annotations)[1]
+        step = self.step
+        if suppress_unknown:
+            step = decoding.suppress_tokens(step, decoding.SUPPRESSED_WHEN_ASKED)
         if temperature is not None:
             return decoding.sample_search(
-                self.step, state, memory, num_locations=num_locations, max_length=max_length,
+                step, state, memory, num_locations=num_locations, max_length=max_length,
                 temperature=temperature, seed=self.decoder.seed_generator)
         if beam_size == 1 and num_captions is None:
-            return decoding.greedy_search(self.step, state, memory,
+            return decoding.greedy_search(step, state, memory,
                                           num_locations=num_locations, max_length=max_length)
         return decoding.beam_search(
-            self.step, state, memory, num_locations=num_locations, max_length=max_length,
+            step, state, memory, num_locations=num_locations, max_length=max_length,
             beam_size=beam_size, length_penalty=length_penalty, num_captions=num_captions)
 
     def search_function(self, settings):
@@ -443,14 +446,16 @@ class ShowAttendTell(keras.Model):
         return functions[settings]
 
     def caption(self, images=None, features=None, max_length=20, beam_size=1,
-                length_penalty=0.0, temperature=None, num_captions=None, batch_size=64):
+                length_penalty=0.0, temperature=None, num_captions=None, batch_size=64,
+                suppress_unknown=False):
         """Captions images (uint8, batch first) or features.
 
         `beam_size=1` is greedy search; larger sizes run the batched beam
         search of `decoding.beam_search` with `length_penalty`; a
         `temperature` draws every word instead (`decoding.sample_search`).
         `num_captions=n` (1 to beam_size) returns the beam's n best distinct
-        captions per image, best first.
+        captions per image, best first. `suppress_unknown=True` never
+        writes `<unk>` (`decoding.suppress_tokens`).
 
         Returns:
             dict: "captions" list of str; "token_ids" (N, max_length) int32
@@ -464,7 +469,8 @@ class ShowAttendTell(keras.Model):
             raise ValueError("Pass exactly one of images= or features=.")
         search = self.search_function(decoding.SearchSettings(
             max_length=max_length, beam_size=beam_size, length_penalty=length_penalty,
-            temperature=temperature, num_captions=num_captions))
+            temperature=temperature, num_captions=num_captions,
+            suppress_unknown=suppress_unknown))
         name, values = ("images", images) if features is None else ("features", features)
         if not self.built:
             self.build(_encoder_input_shapes({name: values}))

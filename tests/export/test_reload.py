@@ -11,10 +11,12 @@ from helpers import tiny_image_model
 
 from sat_keras import ShowAttendTell
 from sat_keras import cli
+from sat_keras.data.images import load_image
 from sat_keras.export import export_captioner
 from sat_keras.export.reload import decoding_settings
 from sat_keras.export.saved_model import MODEL_CONFIG_FILE
 from sat_keras.models.saving import load_captioner
+from sat_keras.text import UNK_ID
 
 IMAGES = [encode_image("jpeg", 60, 80, seed=1), encode_image("png", 32, 32, seed=2),
           encode_image("jpeg", 40, 40, seed=3)]
@@ -154,8 +156,46 @@ def test_bad_weights_dtype_is_refused(exports, tmp_path):
 
 def test_decoding_settings_come_from_an_export_unless_given():
     class Loaded:
-        export_config = {"beam_size": 2, "max_length": 6, "length_penalty": 1.0}
+        export_config = {"beam_size": 2, "max_length": 6, "length_penalty": 1.0,
+                         "suppress_unknown": True}
 
-    assert decoding_settings(Loaded()) == (2, 6, 1.0)
-    assert decoding_settings(Loaded(), 4, 9, 0.0) == (4, 9, 0.0)  # an explicit 0 wins
-    assert decoding_settings(object(), default_beam_size=3) == (3, 20, 0.0)
+    assert decoding_settings(Loaded()) == (2, 6, 1.0, True)
+    # An explicit 0 or False wins.
+    assert decoding_settings(Loaded(), 4, 9, 0.0, False) == (4, 9, 0.0, False)
+    assert decoding_settings(object(), default_beam_size=3) == (3, 20, 0.0, False)
+
+
+def test_suppress_unknown_keeps_unk_out_of_python_exported_and_cli_captions(tmp_path, capsys):
+    model = tiny_image_model()
+    kernel, bias = (next(v for v in model.variables if v.path.endswith("logits/" + name))
+                    for name in ("kernel", "bias"))
+    kernel.assign(np.zeros(kernel.shape))  # the logits are the bias:
+    # <unk> always wins, and without it the first real word (id 4).
+    bias.assign(np.select([np.arange(bias.shape[0]) == UNK_ID, np.arange(bias.shape[0]) == 4],
+                          [50.0, 40.0], 0.0))
+    word = model.vocabulary.tokens[4]
+    images = np.stack([load_image(tf.constant(_write(tmp_path, i)), 32).numpy()
+                       for i in (0, 2)])
+    assert model.caption(images=images, max_length=4)["captions"] == ["<unk> " * 3 + "<unk>"] * 2
+    for beam_size in (1, 3):
+        captions = model.caption(images=images, max_length=4, beam_size=beam_size,
+                                 suppress_unknown=True)["captions"]
+        assert captions == [" ".join([word] * 4)] * 2
+    base = str(tmp_path / "suppressed")
+    export_captioner(model, os.path.join(base, "1"), beam_size=2, max_length=4,
+                     suppress_unknown=True)
+    served = tf.saved_model.load(os.path.join(base, "1")).signatures["serving_default"](
+        image_bytes=tf.constant(IMAGES))["captions"].numpy()
+    assert served.tolist() == [" ".join([word] * 4).encode()] * 3
+    assert load_captioner(base).export_config["suppress_unknown"] is True
+    path = _write(tmp_path, 0)
+    assert cli.main(["caption", path, "--model", base]) == 0
+    assert "<unk>" not in capsys.readouterr().out
+    assert cli.main(["caption", path, "--model", base, "--no-suppress-unknown"]) == 0
+    assert "<unk>" in capsys.readouterr().out
+
+
+def _write(tmp_path, index):
+    path = tmp_path / f"image-{index}.jpg"
+    path.write_bytes(IMAGES[index])
+    return str(path)
