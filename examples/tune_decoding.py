@@ -32,6 +32,8 @@ def main():
     parser.add_argument("--split", default="val")
     parser.add_argument("--settings", default="1:0,3:0,5:0,3:1")
     parser.add_argument("--max-length", type=int, default=20)
+    parser.add_argument("--suppress-unknown", action="store_true",
+                        help="never write <unk> (every setting)")
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
 
@@ -44,10 +46,12 @@ def main():
         beam, penalty = setting.split(":")
         started = time.perf_counter()
         outputs = model.caption(features=features, beam_size=int(beam),
-                                length_penalty=float(penalty), max_length=args.max_length)
+                                length_penalty=float(penalty), max_length=args.max_length,
+                                suppress_unknown=args.suppress_unknown)
         scores = caption_metrics([r.captions for r in records], outputs["captions"],
                                  tokenization=tokenization)
-        rows.append({"beam_size": int(beam), "length_penalty": float(penalty), **scores,
+        rows.append({"beam_size": int(beam), "length_penalty": float(penalty),
+                     "suppress_unknown": args.suppress_unknown, **scores,
                      **caption_diversity(outputs["captions"]),
                      **attention_statistics(outputs["attention_weights"]),
                      "seconds": time.perf_counter() - started})

@@ -46,11 +46,12 @@ def test_the_flickr8k_recipe_with_scst_then_decoding_tuned_on_dev(tmp_path):
     assert os.path.exists(os.path.join(work_dir, "self_critical", "metrics.jsonl"))
     tuned = run_example("tune_decoding.py", "--model", os.path.join(work_dir, "model.keras"),
                         "--data-dir", data_dir, "--features", os.path.join(work_dir, "features"),
-                        "--settings", "1:0,2:1", "--max-length", "12",
+                        "--settings", "1:0,2:1", "--max-length", "12", "--suppress-unknown",
                         "--output", str(tmp_path / "tuning.json"))
     assert "beam 1, length penalty 0: BLEU-1" in tuned and "beam 2, length penalty 1" in tuned
     with open(tmp_path / "tuning.json") as file:
         rows = json.load(file)["rows"]
-    assert [(r["beam_size"], r["length_penalty"]) for r in rows] == [(1, 0.0), (2, 1.0)]
+    assert [(r["beam_size"], r["length_penalty"], r["suppress_unknown"]) for r in rows] == [
+        (1, 0.0, True), (2, 1.0, True)]
     assert all(r["locations"] == 196 and r["mean_entropy"] <= r["uniform_entropy"] + 1e-6
                for r in rows)
