@@ -19,7 +19,6 @@ from keras import tree
 from sat_keras.text import END_ID
 from sat_keras.text import PAD_ID
 from sat_keras.text import START_ID
-from sat_keras.text import UNK_ID
 
 
 def _batch_size(memory):
@@ -136,9 +135,6 @@ def suppress_tokens(step, token_ids):
         return ops.where(banned, ops.cast(NEGATIVE_INFINITY, logits.dtype), logits), state, alpha
 
     return suppressed
-
-
-SUPPRESSED_WHEN_ASKED = (UNK_ID,)  # what `suppress_unknown` keeps out of captions
 
 
 def length_normalizer(length, length_penalty):

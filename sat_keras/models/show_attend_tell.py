@@ -14,6 +14,7 @@ from sat_keras.encoders import build_encoder
 from sat_keras.layers.attentive_lstm_cell import AttentiveLSTMCell
 from sat_keras.models import losses
 from sat_keras.models import presets
+from sat_keras.text import UNK_ID
 from sat_keras.text import Vocabulary
 
 BASELINES = ("caption", "per_token")
@@ -417,7 +418,7 @@ class ShowAttendTell(keras.Model):
         num_locations = ops.shape(annotations)[1]
         step = self.step
         if suppress_unknown:
-            step = decoding.suppress_tokens(step, decoding.SUPPRESSED_WHEN_ASKED)
+            step = decoding.suppress_tokens(step, [UNK_ID])
         if temperature is not None:
             return decoding.sample_search(
                 step, state, memory, num_locations=num_locations, max_length=max_length,
