@@ -145,9 +145,9 @@ def evaluate(model_path, dataset, data_dir, split="test", beam_size=None, max_le
                "length_penalty": length_penalty, "suppress_unknown": suppress_unknown,
                "tokenization": tokenization,
                "num_images": len(records), "metrics": scores}
-    penalty = f", length penalty {length_penalty:g}" if length_penalty else ""
-    penalty += ", <unk> suppressed" if suppress_unknown else ""
-    print_fn(f"{dataset} {split} ({len(records)} images), beam {beam_size}{penalty}: "
+    decoding = f", length penalty {length_penalty:g}" if length_penalty else ""
+    decoding += ", <unk> suppressed" if suppress_unknown else ""
+    print_fn(f"{dataset} {split} ({len(records)} images), beam {beam_size}{decoding}: "
              + format_metrics(scores))
     diversity = metrics.caption_diversity(outputs["captions"])
     results["diversity"] = diversity

@@ -49,14 +49,18 @@ def tiny_image_model(image_size=32, **overrides):
     return model
 
 
-def python_captions(model, images, tmp_path, beam_size=2, max_length=6):
-    """What `model.caption` says for encoded images, decoded as training decodes files."""
+def python_captions(model, images, tmp_path, beam_size=2, max_length=6, **search):
+    """What `model.caption` says for encoded images, decoded as training decodes files.
+
+    `search`: more `model.caption` settings (e.g. suppress_unknown).
+    """
     decoded = []
     for index, data in enumerate(images):
         path = tmp_path / f"image-{index}"
         path.write_bytes(data)
         decoded.append(load_image(tf.constant(str(path)), model.image_size).numpy())
-    return model.caption(images=np.stack(decoded), beam_size=beam_size, max_length=max_length)
+    return model.caption(images=np.stack(decoded), beam_size=beam_size, max_length=max_length,
+                         **search)
 
 
 def free_port():

@@ -11,7 +11,6 @@ from helpers import tiny_image_model
 
 from sat_keras import ShowAttendTell
 from sat_keras import cli
-from sat_keras.data.images import load_image
 from sat_keras.export import export_captioner
 from sat_keras.export.reload import decoding_settings
 from sat_keras.export.saved_model import MODEL_CONFIG_FILE
@@ -174,12 +173,12 @@ def test_suppress_unknown_keeps_unk_out_of_python_exported_and_cli_captions(tmp_
     bias.assign(np.select([np.arange(bias.shape[0]) == UNK_ID, np.arange(bias.shape[0]) == 4],
                           [50.0, 40.0], 0.0))
     word = model.vocabulary.tokens[4]
-    images = np.stack([load_image(tf.constant(_write(tmp_path, i)), 32).numpy()
-                       for i in (0, 2)])
-    assert model.caption(images=images, max_length=4)["captions"] == ["<unk> " * 3 + "<unk>"] * 2
+    jpegs = [IMAGES[0], IMAGES[2]]
+    assert python_captions(model, jpegs, tmp_path, beam_size=1, max_length=4)["captions"] == [
+        "<unk> " * 3 + "<unk>"] * 2
     for beam_size in (1, 3):
-        captions = model.caption(images=images, max_length=4, beam_size=beam_size,
-                                 suppress_unknown=True)["captions"]
+        captions = python_captions(model, jpegs, tmp_path, beam_size=beam_size, max_length=4,
+                                   suppress_unknown=True)["captions"]
         assert captions == [" ".join([word] * 4)] * 2
     base = str(tmp_path / "suppressed")
     export_captioner(model, os.path.join(base, "1"), beam_size=2, max_length=4,
