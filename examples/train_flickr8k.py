@@ -18,7 +18,9 @@
 3. with `--scst-epochs N`, fine-tune it with self-critical sequence training
    on the CIDEr-D reward (`sat_keras.training.self_critical`), keeping the
    epoch with the best greedy dev CIDEr-D;
-4. score the model on the whole dev split with greedy and beam search
+4. score the model on the whole dev split with greedy search and with the
+   decoding the preset chose on dev (beam 5, length penalty 1, `<unk>` never
+   written; see the README), which the model is saved with
    (coco-caption PTB tokenization and METEOR where Java and pycocoevalcap
    are installed), with how varied its captions and how focused its
    attention are, and print the minutes of each stage.
@@ -26,7 +28,7 @@
 The model (with its encoder, so it captions image files) is
 work-dir/model.keras: `sat-keras evaluate --model WORK_DIR --dataset flickr8k
 --data-dir D --split test` scores any split the data dir lists with the same
-decoding (beam 3, 20 words).
+decoding, and `sat-keras caption` and `export` decode as it does too.
 """
 
 import argparse
@@ -41,6 +43,7 @@ from sat_keras.encoders import PretrainedEncoder
 from sat_keras.evaluation import attention_statistics
 from sat_keras.evaluation import evaluate_records
 from sat_keras.evaluation import format_metrics
+from sat_keras.export.reload import decoding_settings
 from sat_keras.metrics import caption_diversity
 from sat_keras.metrics import coco_tools_available
 from sat_keras.recipes import train_recipe
@@ -74,8 +77,10 @@ def main():
                         help="epochs of self-critical training after cross-entropy")
     parser.add_argument("--scst-learning-rate", type=float, default=None,
                         help="default: SelfCriticalSettings' (5e-5)")
-    parser.add_argument("--beam-size", type=int, default=3)
-    parser.add_argument("--max-length", type=int, default=20, help="of decoded captions")
+    parser.add_argument("--beam-size", type=int, default=None,
+                        help="default: the preset's chosen decoding (5)")
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="of decoded captions (default: the preset's, 20)")
     args = parser.parse_args()
     started = time.perf_counter()
 
@@ -114,16 +119,24 @@ def extract(data_dir, encoder_name, weights, feature_dir):
 
 
 def evaluate_on_dev(model, data_dir, feature_dir, beam_size, max_length):
+    """Dev scores with greedy search, then with the model's chosen decoding."""
     dev = select_split(read_flickr8k(data_dir), "val")
     tokenization = "ptb" if coco_tools_available() else "normalize"
     features = CachedFeatures(feature_dir)
-    for beam in sorted({1, beam_size}):
+    beam_size, max_length, penalty, suppress = decoding_settings(model, beam_size, max_length)
+    settings = [(1, 0.0, False)]
+    if (beam_size, penalty, suppress) != settings[0]:
+        settings.append((beam_size, penalty, suppress))
+    for beam, penalty, suppress in settings:
         stage_started = time.perf_counter()
         scores, outputs = evaluate_records(model, dev, max_length, beam, with_meteor=True,
-                                           tokenization=tokenization, features=features)
+                                           tokenization=tokenization, features=features,
+                                           length_penalty=penalty, suppress_unknown=suppress)
         diversity = caption_diversity(outputs["captions"])
         focus = attention_statistics(outputs["attention_weights"])
-        print(f"dev ({len(dev)} images), beam {beam}, {tokenization} tokenization: "
+        decoding = f", length penalty {penalty:g}" if penalty else ""
+        decoding += ", <unk> suppressed" if suppress else ""
+        print(f"dev ({len(dev)} images), beam {beam}{decoding}, {tokenization} tokenization: "
               f"{format_metrics(scores)}\n"
               f"  {diversity['distinct_captions']:.1%} distinct captions, "
               f"{diversity['vocabulary_used']} words used, mean length "

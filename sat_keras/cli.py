@@ -134,10 +134,14 @@ def _evaluate(args):
 def _export(args):
     limits = ImageLimits(max_bytes=args.max_image_bytes, max_pixels=args.max_image_pixels,
                          max_request_pixels=args.max_request_pixels)
-    path = export_captioner(load_captioner(args.model), args.output, beam_size=args.beam_size,
-                            max_length=args.max_length, length_penalty=args.length_penalty,
+    model = load_captioner(args.model)
+    beam_size, max_length, length_penalty, suppress_unknown = decoding_settings(
+        model, args.beam_size, args.max_length, args.length_penalty, args.suppress_unknown,
+        default_beam_size=3)
+    path = export_captioner(model, args.output, beam_size=beam_size,
+                            max_length=max_length, length_penalty=length_penalty,
                             num_captions=args.num_captions,
-                            suppress_unknown=args.suppress_unknown,
+                            suppress_unknown=suppress_unknown,
                             max_batch_size=args.max_batch_size, limits=limits,
                             jit_compile=args.jit_compile, overwrite=args.overwrite,
                             weights_dtype=args.weights_dtype)
@@ -175,14 +179,15 @@ def _add_encoder_arguments(parser, default_encoder=None):
 def _add_length_penalty_argument(parser):
     parser.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA",
                         help="beam search ranks by score / ((5 + length) / 6) ** ALPHA "
-                             "(default: an export's, else 0)")
+                             "(default: the model's own, else 0)")
 
 
 def _add_suppress_unknown_argument(parser, default=None):
     parser.add_argument("--suppress-unknown", action=argparse.BooleanOptionalAction,
                         default=default,
                         help="never write <unk> (default: "
-                             + ("no)" if default is False else "an export's, else no)"))
+                             + ("no)" if default is False
+                                else "the model's own, else no)"))
 
 
 def build_parser():
@@ -267,9 +272,9 @@ def build_parser():
                          help="directory written by train/demo, a .keras file, or a "
                               "SavedModel (sat-keras export; e.g. saved_models/flickr8k)")
     caption.add_argument("--max-length", type=int, default=None,
-                         help="default: an export's, else 20")
+                         help="default: the model's own, else 20")
     caption.add_argument("--beam-size", type=int, default=None,
-                         help="1: greedy search; default: an export's, else 1")
+                         help="1: greedy search; default: the model's own, else 1")
     _add_length_penalty_argument(caption)
     _add_suppress_unknown_argument(caption)
     caption.add_argument("--attention-plot", default=None, metavar="PNG",
@@ -291,9 +296,9 @@ def build_parser():
     _add_dataset_arguments(evaluate)
     evaluate.add_argument("--split", choices=["train", "val", "test"], default="test")
     evaluate.add_argument("--beam-size", type=int, default=None,
-                          help="1: greedy search; default: an export's, else 3")
+                          help="1: greedy search; default: the model's own, else 3")
     evaluate.add_argument("--max-length", type=int, default=None,
-                          help="default: an export's, else 20")
+                          help="default: the model's own, else 20")
     _add_length_penalty_argument(evaluate)
     _add_suppress_unknown_argument(evaluate)
     evaluate.add_argument("--output", default=None, help="results JSON file")
@@ -311,10 +316,12 @@ def build_parser():
                         help="directory written by train/demo, a .keras file, or an export")
     export.add_argument("--output", required=True, metavar="DIR",
                         help="the version directory, e.g. saved_models/NAME/1")
-    export.add_argument("--beam-size", type=int, default=3, help="1: greedy search")
-    export.add_argument("--max-length", type=int, default=20)
-    export.add_argument("--length-penalty", type=float, default=0.0)
-    _add_suppress_unknown_argument(export, default=False)
+    export.add_argument("--beam-size", type=int, default=None,
+                        help="1: greedy search; default: the model's own, else 3")
+    export.add_argument("--max-length", type=int, default=None,
+                        help="default: the model's, else 20")
+    _add_length_penalty_argument(export)
+    _add_suppress_unknown_argument(export)
     export.add_argument("--num-captions", type=int, default=None, metavar="N",
                         help="also return the beam's N best captions (outputs nbest_*); "
                              "N from 1 to the beam size")

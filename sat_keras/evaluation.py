@@ -112,8 +112,9 @@ def evaluate(model_path, dataset, data_dir, split="test", beam_size=None, max_le
     """Captions a split (with a progress bar when `verbose`), scores it, writes JSON.
 
     `beam_size`, `max_length`, `length_penalty` and `suppress_unknown` (never
-    write `<unk>`) default to an export's own settings (`model_path` a
-    SavedModel), else to 3, 20, 0 and False.
+    write `<unk>`) default to the model's own (an export's settings, or the
+    decoding a trained model was saved with: `export.reload.decoding_settings`),
+    else to 3, 20, 0 and False.
     `tokenization` "auto" uses coco-caption's PTB tokenizer where Java and
     pycocoevalcap are installed, else `text.normalize_caption`; the results
     record which. `dataset`, `data_dir`, `captions_file` and `missing` are those of

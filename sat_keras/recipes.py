@@ -5,8 +5,10 @@ built-in synthetic data (generated if missing, a small CNN trained from
 scratch) or a real one (a pretrained encoder, optionally on cached
 features). With a patience (the real-data presets have one) every epoch's
 greedy captions of part of val are scored and training stops when BLEU-4
-stops rising, keeping the best epoch. `run_demo` is the synthetic recipe
-with data and model in one folder, then sample captions.
+stops rising, keeping the best epoch. A preset's "search" (the decoding
+chosen on dev) is saved with the trained model as the decoding that
+`sat-keras caption`, `evaluate` and `export` default to. `run_demo` is the
+synthetic recipe with data and model in one folder, then sample captions.
 """
 
 import os
@@ -202,6 +204,8 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
             self_critical=self_critical.objective(reward, settings["max_length"]),
             **stage).history
         history = {**history, **{f"self_critical_{k}": v for k, v in stage_history.items()}}
+    if settings.get("search"):  # the decoding the preset chose on dev: the model's default
+        model.choose_search(settings["search"])
     train_minutes = (time.perf_counter() - started) / 60
     split = "test" if dataset == SYNTHETIC else "val"  # real data dirs may hold no test split
     report_records = select_split(records, split)

@@ -8,6 +8,8 @@ import pytest
 
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import generate_synthetic
+from sat_keras.export.reload import decoding_settings
+from sat_keras.models import presets
 from sat_keras.models.presets import preset_settings
 from sat_keras.models.saving import load_captioner
 from sat_keras.models.show_attend_tell import ShowAttendTell
@@ -42,7 +44,9 @@ def test_train_compiles_adam_with_cosine_decay_and_fits_the_planned_steps(record
     assert float(schedule(steps)) == pytest.approx(0.01 * 0.05, rel=1e-3)
 
 
-def test_the_recipe_trains_reports_and_saves(tmp_path, records):
+def test_the_recipe_trains_reports_and_saves(tmp_path, records, monkeypatch):
+    search = {"beam_size": 2, "length_penalty": 1.0, "suppress_unknown": True}
+    monkeypatch.setitem(presets._PRESETS["synthetic"]["training"], "search", search)
     lines = []
     result = train_recipe("synthetic", str(tmp_path / "data"), str(tmp_path / "run"),
                           num_images=40, epochs=1, batch_size=8, verbose=0,
@@ -55,6 +59,8 @@ def test_the_recipe_trains_reports_and_saves(tmp_path, records):
     assert loaded.units == preset_settings("synthetic")["model"]["units"]
     assert loaded.doubly_stochastic_weight == 0.25  # overrides the preset's 1.0
     assert loaded.label_smoothing == 0.1
+    # The preset's chosen decoding is the saved model's default.
+    assert decoding_settings(loaded, default_beam_size=3) == (2, 20, 1.0, True)
     with open(tmp_path / "run" / "config.json") as file:
         config = json.load(file)
     assert config["preset"] == "synthetic"

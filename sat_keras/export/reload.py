@@ -44,8 +44,12 @@ def export_version_directory(path):
 def decoding_settings(model, beam_size=None, max_length=None, length_penalty=None,
                       suppress_unknown=None, default_beam_size=1, default_max_length=20):
     """(beam_size, max_length, length_penalty, suppress_unknown): those given, else
-    a loaded export's own, else the defaults (no length penalty, `<unk>` allowed)."""
+    the model's own (a loaded export's settings, or the search a saved model was
+    given by `compile(search=...)` or `choose_search`), else the defaults (no
+    length penalty, `<unk>` allowed)."""
     chosen = getattr(model, "export_config", None) or {}
+    if not chosen and getattr(model, "search_chosen", False):
+        chosen = model.search_settings.as_kwargs()
     if length_penalty is None:
         length_penalty = chosen.get("length_penalty", 0.0)
     if suppress_unknown is None:

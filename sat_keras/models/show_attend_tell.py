@@ -215,6 +215,7 @@ class ShowAttendTell(keras.Model):
             self.reinforce_tracker = keras.metrics.Mean(name="reinforce")
             self.entropy_tracker = keras.metrics.Mean(name="entropy_bonus")
         self.search_settings = decoding.SearchSettings()
+        self.search_chosen = False  # compile(search=...) given: the model's default decoding
         self._search_functions = _SearchFunctions()
         self.self_critical = None  # compile(self_critical=...) sets the sequence-level mode
         self._built_input_shape = None
@@ -340,7 +341,10 @@ class ShowAttendTell(keras.Model):
             optimizer: "auto" (default) is Adam at 1e-3 (Xu et al. trained
                 with Adam, except RMSProp on Flickr8k); anything Keras takes.
             search: the `predict()` decoding, a `decoding.SearchSettings`
-                or a dict of its fields (default: greedy, 20 words).
+                or a dict of its fields (default: greedy, 20 words). When
+                given, it is saved with the model as its chosen decoding,
+                which `sat-keras caption`, `evaluate` and `export` then
+                default to (`export.reload.decoding_settings`).
             self_critical: a `training.self_critical.SelfCritical`: `fit`
                 then trains on its sequence-level reward, from per-image
                 batches (`data.pipeline.make_per_image_dataset`), instead
@@ -350,13 +354,24 @@ class ShowAttendTell(keras.Model):
         """
         if isinstance(optimizer, str) and optimizer == "auto":
             optimizer = keras.optimizers.Adam(1e-3)
-        self.search_settings = decoding.SearchSettings.from_value(search)
+        self.choose_search(search)
+        self.search_chosen = search is not None
         if self_critical is not None:
             self_critical.check_model(self)
         self.self_critical = self_critical
-        self.predict_function = None  # predict() traces the new settings
         self.train_function = None  # fit() traces the chosen objective
         super().compile(optimizer=optimizer, **kwargs)
+
+    def choose_search(self, search):
+        """Sets the decoding of `predict()`, which the saved model carries as its own.
+
+        `compile(search=...)` does this while compiling; this keeps the
+        compiled state (the recipe sets the decoding it chose after training).
+        `search`: a `decoding.SearchSettings` or a dict of its fields.
+        """
+        self.search_settings = decoding.SearchSettings.from_value(search)
+        self.search_chosen = True
+        self.predict_function = None  # predict() traces the new settings
 
     def fit(self, x=None, *args, **kwargs):
         """`keras.Model.fit`; in self-critical mode a fresh model is built from `x` first.
@@ -382,12 +397,16 @@ class ShowAttendTell(keras.Model):
         config = super().get_compile_config()
         if config:
             config["search"] = self.search_settings.as_kwargs()
+            config["search_chosen"] = self.search_chosen
         return config
 
     def compile_from_config(self, config):
         config = dict(config)
         search = config.pop("search", None)
+        # Models saved before search_chosen existed carry the default greedy search.
+        chosen = config.pop("search_chosen", False)
         self.compile(search=search, **keras.saving.deserialize_keras_object(config))
+        self.search_chosen = chosen
         if self.built:
             self.optimizer.build(self.trainable_variables)  # so that its saved state loads
 

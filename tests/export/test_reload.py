@@ -122,6 +122,32 @@ def test_caption_takes_an_export_with_its_decoding_settings(exports, tmp_path, c
     assert capsys.readouterr().out == f"{path}: {caption}\n"
 
 
+def test_export_and_caption_default_to_a_trained_models_chosen_decoding(tmp_path, capsys):
+    model = tiny_image_model()
+    model.compile()
+    model.choose_search({"beam_size": 2, "max_length": 6, "length_penalty": 1.0,
+                         "suppress_unknown": True})
+    model.save(tmp_path / "model.keras")
+    chosen = {"beam_size": 2, "max_length": 6, "length_penalty": 1.0, "suppress_unknown": True}
+    for flags, expected in (([], chosen), (["--beam-size", "1", "--no-suppress-unknown"],
+                                           {**chosen, "beam_size": 1,
+                                            "suppress_unknown": False})):
+        output = str(tmp_path / f"export{len(flags)}" / "1")
+        assert cli.main(["export", "--model", str(tmp_path / "model.keras"),
+                         "--output", output, *flags]) == 0
+        exported = load_captioner(output).export_config
+        exported.setdefault("suppress_unknown", False)  # recorded only when True
+        assert {name: exported[name] for name in chosen} == expected
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(IMAGES[0])
+    capsys.readouterr()
+    assert cli.main(["caption", str(path), "--model", str(tmp_path / "model.keras")]) == 0
+    caption = python_captions(model, IMAGES[:1], tmp_path, **chosen)["captions"][0]
+    assert capsys.readouterr().out == f"{path}: {caption}\n"
+    greedy = python_captions(model, IMAGES[:1], tmp_path, beam_size=1, max_length=20)
+    assert greedy["captions"][0] != caption  # so the chosen settings were used
+
+
 def test_an_export_without_its_model_config_says_what_to_do(exports, tmp_path):
     model, _ = exports
     base = str(tmp_path / "old")

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from sat_keras.decoding import SearchSettings
+from sat_keras.export.reload import decoding_settings
 
 
 def _features(batch_size=3, seed=0):
@@ -48,9 +49,35 @@ def test_predict_uses_the_compiled_search_and_survives_loading(make_model, tmp_p
     loaded = keras.models.load_model(tmp_path / "model.keras")
     assert loaded.search_settings == SearchSettings(beam_size=3, max_length=6,
                                                     length_penalty=0.5)
+    assert loaded.search_chosen  # so sat-keras caption / evaluate / export default to it
     reloaded = loaded.predict({"features": features}, verbose=0)
     np.testing.assert_array_equal(reloaded["token_ids"], predicted["token_ids"])
     np.testing.assert_allclose(reloaded["scores"], predicted["scores"], rtol=1e-5)
+
+
+def test_the_chosen_search_is_the_saved_models_default_decoding(make_model, tmp_path):
+    model = make_model()
+    model.build({"features": (None, 4, 8)})
+    model.compile()
+    model.save(tmp_path / "plain.keras")
+    plain = keras.models.load_model(tmp_path / "plain.keras")
+    assert not plain.search_chosen
+    assert decoding_settings(plain, default_beam_size=3) == (3, 20, 0.0, False)
+
+    optimizer = model.optimizer
+    model.choose_search({"beam_size": 4, "max_length": 7, "length_penalty": 1.0,
+                         "suppress_unknown": True})
+    assert model.optimizer is optimizer  # compiled state kept
+    predicted = model.predict({"features": _features()}, verbose=0)
+    assert predicted["token_ids"].shape[1] == 7
+    model.save(tmp_path / "chosen.keras")
+    chosen = keras.models.load_model(tmp_path / "chosen.keras")
+    assert chosen.search_chosen
+    assert decoding_settings(chosen, default_beam_size=3) == (4, 7, 1.0, True)
+    assert decoding_settings(chosen, 1, 5, 0.0, False) == (1, 5, 0.0, False)  # given wins
+
+    chosen.compile()  # compiling again without a search drops the choice
+    assert not chosen.search_chosen and chosen.search_settings == SearchSettings()
 
 
 def test_predict_on_a_loaded_model_that_was_never_compiled(make_model, tmp_path):
