@@ -72,7 +72,8 @@ def _self_critical_settings(args):
     """The --scst-* flags as `SelfCriticalSettings`, or None without --scst-epochs."""
     given = [flag for flag, value in (("--scst-learning-rate", args.scst_learning_rate),
                                       ("--scst-samples", args.scst_samples),
-                                      ("--scst-baseline", args.scst_baseline))
+                                      ("--scst-baseline", args.scst_baseline),
+                                      ("--[no-]scst-score-end", args.scst_score_end))
              if value is not None]
     if args.scst_epochs is None:
         if given:
@@ -80,7 +81,7 @@ def _self_critical_settings(args):
                              "add --scst-epochs N.")
         return None
     chosen = {"learning_rate": args.scst_learning_rate, "num_samples": args.scst_samples,
-              "baseline": args.scst_baseline}
+              "baseline": args.scst_baseline, "score_end": args.scst_score_end}
     return SelfCriticalSettings(args.scst_epochs,
                                 **{k: v for k, v in chosen.items() if v is not None})
 
@@ -264,6 +265,10 @@ def build_parser():
     train.add_argument("--scst-baseline", choices=BASELINES, default=None,
                        help="mean: the other samples' mean reward (default, Luo 2020); "
                             "greedy: the greedy caption's (Rennie et al. 2017)")
+    train.add_argument("--scst-score-end", action=argparse.BooleanOptionalAction,
+                       default=None,
+                       help="the reward scores a caption's end as a word, so captions that "
+                            "stop mid-phrase score lower (default: yes, as Luo's code)")
     train.set_defaults(handler=_train)
 
     caption = commands.add_parser("caption", help="caption image files")

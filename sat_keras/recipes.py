@@ -197,7 +197,8 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
             save_captioner(model, stage_dir, START_FILE)
     if self_critical is not None:
         left = max_minutes - (time.perf_counter() - started) / 60 if max_minutes else None
-        reward = CiderDReward([r.captions for r in train_records], model.vocabulary)
+        reward = CiderDReward([r.captions for r in train_records], model.vocabulary,
+                              score_end=self_critical.score_end)
         stage_history = _train_stage(
             model, stage_dir, self_critical.epochs, self_critical.learning_rate,
             max_minutes=left,

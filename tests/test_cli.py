@@ -7,8 +7,10 @@ import pytest
 import tensorflow as tf
 
 from sat_keras import cli
+from sat_keras import recipes
 from sat_keras.models.saving import load_captioner
 from sat_keras.models.saving import save_captioner
+from sat_keras.training.rewards import CiderDReward
 
 
 @pytest.fixture
@@ -170,12 +172,20 @@ def test_train_takes_a_preset_and_patience_on_synthetic_data(tmp_path, capsys):
     assert load_captioner(str(tmp_path / "run")).attention == "hard"
 
 
-def test_train_with_a_self_critical_stage_and_going_on_with_it(tmp_path, capsys):
+def test_train_with_a_self_critical_stage_and_going_on_with_it(tmp_path, capsys, monkeypatch):
+    rewards = []  # the rewards the recipe builds
+
+    def recorded_reward(*args, **kwargs):
+        rewards.append(CiderDReward(*args, **kwargs))
+        return rewards[-1]
+
+    monkeypatch.setattr(recipes, "CiderDReward", recorded_reward)
     command = ["train", "--dataset", "synthetic", "--data-dir", str(tmp_path / "data"),
                "--output-dir", str(tmp_path / "run"), "--num-images", "40", "--epochs", "1",
                "--batch-size", "8", "--patience", "1", "--scst-epochs", "2",
-               "--scst-samples", "3", "--scst-learning-rate", "1e-4"]
+               "--scst-samples", "3", "--scst-learning-rate", "1e-4", "--no-scst-score-end"]
     assert cli.main(command) == 0
+    assert [reward.score_end for reward in rewards] == [False]
     out = capsys.readouterr().out
     assert "Trained 3 epochs" in out
     stage = tmp_path / "run" / "self_critical"

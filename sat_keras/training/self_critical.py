@@ -51,12 +51,15 @@ class SelfCriticalSettings:
         learning_rate: constant Adam learning rate (5e-5, as Luo's code).
         num_samples: captions sampled per image.
         baseline: "mean" (Luo 2020) or "greedy" (Rennie et al. 2017).
+        score_end: the reward scores each caption's end as a word
+            (`rewards.CiderDReward`; True, as Luo's code).
     """
 
     epochs: int
     learning_rate: float = 5e-5
     num_samples: int = 5
     baseline: str = "mean"
+    score_end: bool = True
 
     def __post_init__(self):
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -65,6 +68,8 @@ class SelfCriticalSettings:
             raise ValueError(
                 f"learning_rate must be positive. Received: {self.learning_rate!r}")
         _check_sampling(self.num_samples, self.baseline)
+        if not isinstance(self.score_end, bool):
+            raise ValueError(f"score_end must be True or False. Received: {self.score_end!r}")
 
     def objective(self, reward, max_length):
         return SelfCritical(reward, self.num_samples, self.baseline, max_length)

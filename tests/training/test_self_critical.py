@@ -43,7 +43,7 @@ def ids_of(vocabulary, captions, length=8):
 def test_the_reward_is_metrics_cider_d_for_the_same_captions():
     vocabulary = Vocabulary.build(c for refs in REFERENCES for c in refs)
     hypotheses = ["a dog on the grass", "children in the water", "a man on a bike"]
-    reward = CiderDReward(REFERENCES, vocabulary)
+    reward = CiderDReward(REFERENCES, vocabulary, score_end=False)
     values = reward(np.arange(3), ids_of(vocabulary, hypotheses, 10))
     assert values.dtype == np.float32 and values.shape == (3,)
     assert float(np.mean(values)) == pytest.approx(metrics.cider_d(REFERENCES, hypotheses),
@@ -67,6 +67,32 @@ def test_the_reward_scores_against_the_named_image_and_handles_empty_and_unknown
     unknown = ids_of(vocabulary, ["a zebra runs on the grass"], 10)
     assert 3 in unknown  # <unk>: a word that matches no reference word
     assert 0.0 < reward(np.array([0]), unknown)[0] < right
+
+
+def test_the_end_of_a_caption_is_scored_as_a_word_unless_told_not_to():
+    vocabulary = Vocabulary.build(c for refs in REFERENCES for c in refs)
+    with_end, without_end = (CiderDReward(REFERENCES, vocabulary, score_end=flag)
+                             for flag in (True, False))
+    captions = ["a dog on the grass", "a dog on the"]
+    finished = ids_of(vocabulary, captions, 10)
+    # With the end as a word: the same as metrics' CIDEr-D of captions and
+    # references that all end with one more word (the frequencies are the
+    # references', so the word on every image's references weighs nothing).
+    ended = [[r + " zzend" for r in refs] for refs in REFERENCES]
+    statistics = metrics.CiderStatistics([[r.split() for r in refs] for refs in ended])
+    for caption, value in zip(captions, with_end(np.zeros(2, "int32"), finished)):
+        alone = statistics.score(statistics.vectorize((caption + " zzend").split()),
+                                 [statistics.vectorize(r.split()) for r in ended[0]])
+        assert value == pytest.approx(alone, abs=1e-5)
+    # "... on the grass <end>" ends as a reference does; "... on the <end>" does not.
+    full, cut = with_end(np.zeros(2, "int32"), finished)
+    plain_full, plain_cut = without_end(np.zeros(2, "int32"), finished)
+    assert full - cut > plain_full - plain_cut > 0
+    # A caption cut off at the longest length (no <end>) gains nothing from its end.
+    unended = ids_of(vocabulary, ["a dog on the grass"], 5)  # five words, no <end>
+    assert 2 not in unended
+    assert with_end(np.zeros(1, "int32"), unended)[0] < full
+    assert with_end(np.array([0]), np.array([[2, 0, 0]], "int32"))[0] == 0.0  # empty
 
 
 def test_the_reward_rejects_bad_input():
@@ -231,6 +257,8 @@ def test_the_recipe_settings_check_themselves_and_build_the_objective():
         SelfCriticalSettings(1, num_samples=1)
     with pytest.raises(ValueError, match="baseline must be one of"):
         SelfCriticalSettings(1, baseline="max")
+    with pytest.raises(ValueError, match="score_end must be True or False"):
+        SelfCriticalSettings(1, score_end="no")
 
 
 # -- the per-image batches and the fit loop -------------------------------------
