@@ -324,7 +324,7 @@ def build_parser():
     export.add_argument("--beam-size", type=int, default=None,
                         help="1: greedy search; default: the model's own, else 3")
     export.add_argument("--max-length", type=int, default=None,
-                        help="default: the model's, else 20")
+                        help="default: the model's own, else 20")
     _add_length_penalty_argument(export)
     _add_suppress_unknown_argument(export)
     export.add_argument("--num-captions", type=int, default=None, metavar="N",
