@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from sat_keras import ShowAttendTell
 from sat_keras.decoding import SearchSettings
 from sat_keras.export.reload import decoding_settings
 
@@ -75,6 +76,9 @@ def test_the_chosen_search_is_the_saved_models_default_decoding(make_model, tmp_
     assert chosen.search_chosen
     assert decoding_settings(chosen, default_beam_size=3) == (4, 7, 1.0, True)
     assert decoding_settings(chosen, 1, 5, 0.0, False) == (1, 5, 0.0, False)  # given wins
+    model.save_to_preset(str(tmp_path / "preset"))  # a preset directory carries it too
+    from_preset = ShowAttendTell.from_preset(str(tmp_path / "preset"))
+    assert decoding_settings(from_preset, default_beam_size=3) == (4, 7, 1.0, True)
 
     chosen.compile()  # compiling again without a search drops the choice
     assert not chosen.search_chosen and chosen.search_settings == SearchSettings()
