@@ -60,7 +60,8 @@ class CiderDReward:
             if isinstance(refs, str) or not refs:
                 raise ValueError(f"references[{index}] must be a non-empty list of captions. "
                                  f"Received: {refs!r}")
-            tokenized.append([normalize_caption(r) + [END] * score_end for r in refs])
+            ends = [END] if score_end else []
+            tokenized.append([normalize_caption(r) + ends for r in refs])
         if not tokenized:
             raise ValueError("CiderDReward needs the references of at least one image.")
         self.vocabulary = vocabulary
@@ -76,7 +77,9 @@ class CiderDReward:
         with `<end>` last where the caption has it and `score_end` is on."""
         caption = self.vocabulary.decode(token_ids)
         words = caption.split() if caption else []
-        return words + [END] * bool(self.score_end and np.any(np.asarray(token_ids) == END_ID))
+        if self.score_end and np.any(np.asarray(token_ids) == END_ID):
+            words.append(END)
+        return words
 
     def __call__(self, image_index, token_ids):
         image_index = np.asarray(image_index).reshape(-1)

@@ -123,12 +123,11 @@ def test_caption_takes_an_export_with_its_decoding_settings(exports, tmp_path, c
 
 
 def test_export_and_caption_default_to_a_trained_models_chosen_decoding(tmp_path, capsys):
+    chosen = {"beam_size": 2, "max_length": 6, "length_penalty": 1.0, "suppress_unknown": True}
     model = tiny_image_model()
     model.compile()
-    model.choose_search({"beam_size": 2, "max_length": 6, "length_penalty": 1.0,
-                         "suppress_unknown": True})
+    model.choose_search(chosen)
     model.save(tmp_path / "model.keras")
-    chosen = {"beam_size": 2, "max_length": 6, "length_penalty": 1.0, "suppress_unknown": True}
     for flags, expected in (([], chosen), (["--beam-size", "1", "--no-suppress-unknown"],
                                            {**chosen, "beam_size": 1,
                                             "suppress_unknown": False})):
