@@ -177,18 +177,21 @@ def _add_encoder_arguments(parser, default_encoder=None):
                         help='"imagenet" (the default; downloads), "none", or a weights file')
 
 
-def _add_length_penalty_argument(parser):
+def _add_decoding_arguments(parser, default_beam_size):
+    """--beam-size, --max-length, --length-penalty, --[no-]suppress-unknown: each
+    None unless given, so that the model's own decoding fills it in
+    (`export.reload.decoding_settings`)."""
+    parser.add_argument("--beam-size", type=int, default=None,
+                        help="1: greedy search; default: the model's own, else "
+                             f"{default_beam_size}")
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="default: the model's own, else 20")
     parser.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA",
                         help="beam search ranks by score / ((5 + length) / 6) ** ALPHA "
                              "(default: the model's own, else 0)")
-
-
-def _add_suppress_unknown_argument(parser, default=None):
     parser.add_argument("--suppress-unknown", action=argparse.BooleanOptionalAction,
-                        default=default,
-                        help="never write <unk> (default: "
-                             + ("no)" if default is False
-                                else "the model's own, else no)"))
+                        default=None,
+                        help="never write <unk> (default: the model's own, else no)")
 
 
 def build_parser():
@@ -276,12 +279,7 @@ def build_parser():
     caption.add_argument("--model", required=True,
                          help="directory written by train/demo, a .keras file, or a "
                               "SavedModel (sat-keras export; e.g. saved_models/flickr8k)")
-    caption.add_argument("--max-length", type=int, default=None,
-                         help="default: the model's own, else 20")
-    caption.add_argument("--beam-size", type=int, default=None,
-                         help="1: greedy search; default: the model's own, else 1")
-    _add_length_penalty_argument(caption)
-    _add_suppress_unknown_argument(caption)
+    _add_decoding_arguments(caption, default_beam_size=1)
     caption.add_argument("--attention-plot", default=None, metavar="PNG",
                          help="write the image and one attention panel per word")
     caption.set_defaults(handler=_caption)
@@ -300,12 +298,7 @@ def build_parser():
     evaluate.add_argument("--model", required=True)
     _add_dataset_arguments(evaluate)
     evaluate.add_argument("--split", choices=["train", "val", "test"], default="test")
-    evaluate.add_argument("--beam-size", type=int, default=None,
-                          help="1: greedy search; default: the model's own, else 3")
-    evaluate.add_argument("--max-length", type=int, default=None,
-                          help="default: the model's own, else 20")
-    _add_length_penalty_argument(evaluate)
-    _add_suppress_unknown_argument(evaluate)
+    _add_decoding_arguments(evaluate, default_beam_size=3)
     evaluate.add_argument("--output", default=None, help="results JSON file")
     evaluate.add_argument("--tokenization", choices=["auto", "normalize", "ptb"],
                           default="auto",
@@ -321,12 +314,7 @@ def build_parser():
                         help="directory written by train/demo, a .keras file, or an export")
     export.add_argument("--output", required=True, metavar="DIR",
                         help="the version directory, e.g. saved_models/NAME/1")
-    export.add_argument("--beam-size", type=int, default=None,
-                        help="1: greedy search; default: the model's own, else 3")
-    export.add_argument("--max-length", type=int, default=None,
-                        help="default: the model's own, else 20")
-    _add_length_penalty_argument(export)
-    _add_suppress_unknown_argument(export)
+    _add_decoding_arguments(export, default_beam_size=3)
     export.add_argument("--num-captions", type=int, default=None, metavar="N",
                         help="also return the beam's N best captions (outputs nbest_*); "
                              "N from 1 to the beam size")
