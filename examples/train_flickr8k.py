@@ -41,6 +41,7 @@ from sat_keras.data.flickr8k import read_flickr8k
 from sat_keras.data.records import select_split
 from sat_keras.encoders import PretrainedEncoder
 from sat_keras.evaluation import attention_statistics
+from sat_keras.evaluation import describe_decoding
 from sat_keras.evaluation import evaluate_records
 from sat_keras.evaluation import format_metrics
 from sat_keras.export.reload import decoding_settings
@@ -134,9 +135,8 @@ def evaluate_on_dev(model, data_dir, feature_dir, beam_size, max_length):
                                            length_penalty=penalty, suppress_unknown=suppress)
         diversity = caption_diversity(outputs["captions"])
         focus = attention_statistics(outputs["attention_weights"])
-        decoding = f", length penalty {penalty:g}" if penalty else ""
-        decoding += ", <unk> suppressed" if suppress else ""
-        print(f"dev ({len(dev)} images), beam {beam}{decoding}, {tokenization} tokenization: "
+        print(f"dev ({len(dev)} images), {describe_decoding(beam, penalty, suppress)}, "
+              f"{tokenization} tokenization: "
               f"{format_metrics(scores)}\n"
               f"  {diversity['distinct_captions']:.1%} distinct captions, "
               f"{diversity['vocabulary_used']} words used, mean length "

@@ -105,6 +105,13 @@ def attention_statistics(attention_weights):
             "tokens": int(len(rows))}
 
 
+def describe_decoding(beam_size, length_penalty=0.0, suppress_unknown=False):
+    """"beam 5, length penalty 1, <unk> suppressed": the settings a report names."""
+    words = f"beam {beam_size}"
+    words += f", length penalty {length_penalty:g}" if length_penalty else ""
+    return words + (", <unk> suppressed" if suppress_unknown else "")
+
+
 def evaluate(model_path, dataset, data_dir, split="test", beam_size=None, max_length=None,
              output_path=None, batch_size=64, with_meteor=True, tokenization="auto",
              captions_file=None, missing="error", print_fn=print, verbose=1,
@@ -146,9 +153,8 @@ def evaluate(model_path, dataset, data_dir, split="test", beam_size=None, max_le
                "length_penalty": length_penalty, "suppress_unknown": suppress_unknown,
                "tokenization": tokenization,
                "num_images": len(records), "metrics": scores}
-    decoding = f", length penalty {length_penalty:g}" if length_penalty else ""
-    decoding += ", <unk> suppressed" if suppress_unknown else ""
-    print_fn(f"{dataset} {split} ({len(records)} images), beam {beam_size}{decoding}: "
+    print_fn(f"{dataset} {split} ({len(records)} images), "
+             f"{describe_decoding(beam_size, length_penalty, suppress_unknown)}: "
              + format_metrics(scores))
     diversity = metrics.caption_diversity(outputs["captions"])
     results["diversity"] = diversity

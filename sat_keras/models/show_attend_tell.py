@@ -354,8 +354,7 @@ class ShowAttendTell(keras.Model):
         """
         if isinstance(optimizer, str) and optimizer == "auto":
             optimizer = keras.optimizers.Adam(1e-3)
-        self.choose_search(search)
-        self.search_chosen = search is not None
+        self._set_search(search, chosen=search is not None)
         if self_critical is not None:
             self_critical.check_model(self)
         self.self_critical = self_critical
@@ -369,8 +368,11 @@ class ShowAttendTell(keras.Model):
         compiled state (the recipe sets the decoding it chose after training).
         `search`: a `decoding.SearchSettings` or a dict of its fields.
         """
+        self._set_search(search, chosen=True)
+
+    def _set_search(self, search, chosen):
         self.search_settings = decoding.SearchSettings.from_value(search)
-        self.search_chosen = True
+        self.search_chosen = chosen
         self.predict_function = None  # predict() traces the new settings
 
     def fit(self, x=None, *args, **kwargs):
