@@ -64,6 +64,9 @@ def _train(args):
                  self_critical=self_critical,
                  doubly_stochastic_weight=args.doubly_stochastic_weight,
                  label_smoothing=args.label_smoothing,
+                 annotation_dropout=args.annotation_dropout,
+                 embedding_dropout=args.embedding_dropout,
+                 keep_epoch_weights=args.keep_epoch_weights,
                  **_run_arguments(args))
     return 0
 
@@ -245,6 +248,14 @@ def build_parser():
     train.add_argument("--label-smoothing", type=float, default=None, metavar="E",
                        help="train on (1 - E) one-hot targets plus E spread over the "
                             "vocabulary (default: the preset's, 0)")
+    train.add_argument("--annotation-dropout", type=float, default=None, metavar="RATE",
+                       help="dropout on the annotations in training (default: the "
+                            "preset's)")
+    train.add_argument("--embedding-dropout", type=float, default=None, metavar="RATE",
+                       help="dropout on the word embeddings in training (default: the "
+                            "preset's)")
+    train.add_argument("--keep-epoch-weights", action="store_true",
+                       help="save each cross-entropy epoch's weights in RUN/epochs/")
     train.add_argument("--learning-rate", type=float, default=None)
     train.add_argument("--num-images", type=int, default=None,
                        help="synthetic only: images to generate")

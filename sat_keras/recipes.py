@@ -29,6 +29,7 @@ from sat_keras.models.saving import load_captioner
 from sat_keras.models.saving import save_captioner
 from sat_keras.models.show_attend_tell import ShowAttendTell
 from sat_keras.text import Vocabulary
+from sat_keras.training.averaging import epoch_weights_callback
 from sat_keras.training.backup import ResumableEarlyStopping
 from sat_keras.training.callbacks import CaptionMetricsCallback
 from sat_keras.training.callbacks import TimeBudget
@@ -82,7 +83,8 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
                  epochs=None, batch_size=None, learning_rate=None, max_minutes=None,
                  patience=None, seed=0, verbose="auto", print_fn=print, strategy=None,
                  backup_every_steps=100, clip_norm=None, mixed_precision=None,
-                 self_critical=None, doubly_stochastic_weight=None, label_smoothing=None):
+                 self_critical=None, doubly_stochastic_weight=None, label_smoothing=None,
+                 annotation_dropout=None, embedding_dropout=None, keep_epoch_weights=False):
     """Trains a preset on a dataset's train split, reports a held-out split, saves.
 
     Args:
@@ -123,6 +125,10 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
             the doubly stochastic attention penalty (eq. 14; 0 turns it off).
         label_smoothing: overrides the preset's label smoothing (default 0:
             none; see `ShowAttendTell`).
+        annotation_dropout, embedding_dropout: override the preset's dropout
+            on the annotations and on the word embeddings (`AttentiveLSTMCell`).
+        keep_epoch_weights: also save every cross-entropy epoch's weights as
+            RUN/epochs/epoch_NN.weights.h5 (for `training.averaging`).
 
     Not every argument applies to every dataset (`check_arguments`): one
     that does not is an error, not ignored.
@@ -144,7 +150,9 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
     if encoder is not None:
         settings_all["encoder"] = {"name": encoder}
     model_overrides = {"doubly_stochastic_weight": doubly_stochastic_weight,
-                       "label_smoothing": label_smoothing}
+                       "label_smoothing": label_smoothing,
+                       "annotation_dropout": annotation_dropout,
+                       "embedding_dropout": embedding_dropout}
     settings_all["model"].update(
         {name: value for name, value in model_overrides.items() if value is not None})
     settings = settings_all["training"]
@@ -192,7 +200,8 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
             model, history = load_captioner(start_file), {}
     else:
         history = _train_stage(model, output_dir, settings["epochs"], settings["learning_rate"],
-                               max_minutes=max_minutes, **stage).history
+                               max_minutes=max_minutes, keep_epoch_weights=keep_epoch_weights,
+                               **stage).history
         if self_critical is not None and chief:
             save_captioner(model, stage_dir, START_FILE)
     if self_critical is not None:
@@ -225,7 +234,8 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
 
 
 def _train_stage(model, run_dir, epochs, learning_rate, train_records, val_records, settings,
-                 features, max_minutes, self_critical=None, **arguments):
+                 features, max_minutes, self_critical=None, keep_epoch_weights=False,
+                 **arguments):
     """One stage of `train_recipe` (cross-entropy, or self-critical) with its callbacks.
 
     With a patience, every epoch's greedy captions of part of val are scored
@@ -233,6 +243,8 @@ def _train_stage(model, run_dir, epochs, learning_rate, train_records, val_recor
     (the reward) under self-critical training.
     """
     callbacks = []
+    if keep_epoch_weights:
+        callbacks.append(epoch_weights_callback(run_dir))
     if settings.get("patience") is not None:
         monitor = "val_bleu_4" if self_critical is None else "val_cider"
         callbacks += [

@@ -1,6 +1,7 @@
 """The training loop and the recipe as functions (the CLI and demo call them)."""
 
 import json
+import os
 
 import keras
 import numpy as np
@@ -49,16 +50,25 @@ def test_the_recipe_trains_reports_and_saves(tmp_path, records, monkeypatch):
     monkeypatch.setitem(presets._PRESETS["synthetic"]["training"], "search", search)
     lines = []
     result = train_recipe("synthetic", str(tmp_path / "data"), str(tmp_path / "run"),
-                          num_images=40, epochs=1, batch_size=8, verbose=0,
+                          num_images=40, epochs=2, batch_size=8, verbose=0,
                           print_fn=lines.append, doubly_stochastic_weight=0.25,
-                          label_smoothing=0.1)
+                          label_smoothing=0.1, annotation_dropout=0.3, embedding_dropout=0.2,
+                          keep_epoch_weights=True)
     assert result["split"] == "test" and 0.0 <= result["metrics"]["bleu_4"] <= 1.0
     assert len(result["captions"]) == len(result["records"])
-    assert any(line.startswith("Trained 1 epochs") for line in lines)
+    assert any(line.startswith("Trained 2 epochs") for line in lines)
     loaded = load_captioner(str(tmp_path / "run"))
     assert loaded.units == preset_settings("synthetic")["model"]["units"]
     assert loaded.doubly_stochastic_weight == 0.25  # overrides the preset's 1.0
     assert loaded.label_smoothing == 0.1
+    assert (loaded.annotation_dropout, loaded.embedding_dropout) == (0.3, 0.2)
+    # Each epoch's weights, for checkpoint averaging; the last is the trained model's.
+    assert sorted(os.listdir(tmp_path / "run" / "epochs")) == [
+        "epoch_01.weights.h5", "epoch_02.weights.h5"]
+    last = load_captioner(str(tmp_path / "run"))
+    last.load_weights(str(tmp_path / "run" / "epochs" / "epoch_02.weights.h5"))
+    for saved, trained in zip(last.weights, result["model"].weights):
+        np.testing.assert_array_equal(saved.numpy(), trained.numpy())
     # The preset's chosen decoding is the saved model's default.
     assert decoding_settings(loaded, default_beam_size=3) == (2, 20, 1.0, True)
     with open(tmp_path / "run" / "config.json") as file:

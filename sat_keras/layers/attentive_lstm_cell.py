@@ -65,6 +65,13 @@ class AttentiveLSTMCell(keras.layers.Layer):
         prev2out: add E y_{t-1} in the deep output.
         ctx2out: add L_z z_t in the deep output.
         dropout: dropout rate on h_t and on the deep output (authors: 0.5).
+        annotation_dropout: dropout rate on the annotations a in training,
+            before the initial state, the attention and the context use
+            them (0: none, the authors; ruotianluo's self-critical models
+            drop their embedded attention features at 0.5).
+        embedding_dropout: dropout rate on the word embeddings E y_{t-1} in
+            training, before the LSTM and the deep output use them (0:
+            none, the authors; 0.5 in ruotianluo's models).
         initial_state: "mean_annotation" (h_0, c_0 = tanh(MLP(mean_i a_i)),
             the paper's) or "zeros" (some ports).
         attention: "soft" or "hard" (stochastic, sec. 4.1).
@@ -111,8 +118,8 @@ class AttentiveLSTMCell(keras.layers.Layer):
 
     def __init__(self, vocabulary_size, embedding_dim=512, units=512, attention_dim=512,
                  attention_activation="tanh", gating="scalar", deep_output=True,
-                 prev2out=True, ctx2out=True, dropout=0.5,
-                 initial_state="mean_annotation", attention="soft",
+                 prev2out=True, ctx2out=True, dropout=0.5, annotation_dropout=0.0,
+                 embedding_dropout=0.0, initial_state="mean_annotation", attention="soft",
                  hard_inference="expected", expected_context_probability=0.5,
                  sample_mixing="image", seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -135,8 +142,10 @@ class AttentiveLSTMCell(keras.layers.Layer):
             raise ValueError(
                 f"hard_inference must be one of {HARD_INFERENCES}. "
                 f"Received: hard_inference={hard_inference!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout!r}")
+        for name, rate in (("dropout", dropout), ("annotation_dropout", annotation_dropout),
+                           ("embedding_dropout", embedding_dropout)):
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"{name} must be in [0, 1). Received: {name}={rate!r}")
         if sample_mixing not in SAMPLE_MIXINGS:
             raise ValueError(f"sample_mixing must be one of {SAMPLE_MIXINGS}. "
                              f"Received: sample_mixing={sample_mixing!r}")
@@ -153,6 +162,8 @@ class AttentiveLSTMCell(keras.layers.Layer):
         self.prev2out = prev2out
         self.ctx2out = ctx2out
         self.dropout = dropout
+        self.annotation_dropout = annotation_dropout
+        self.embedding_dropout = embedding_dropout
         self.initial_state = initial_state
         self.attention = attention
         self.hard_inference = hard_inference
@@ -196,6 +207,10 @@ class AttentiveLSTMCell(keras.layers.Layer):
         self.lstm_bias = self.add_weight(
             shape=(4 * self.units,), initializer="zeros", name="lstm_bias")
         self.output_dropout = keras.layers.Dropout(self.dropout, name="output_dropout")
+        self.annotation_dropout_layer = keras.layers.Dropout(
+            self.annotation_dropout, name="annotation_dropout")
+        self.embedding_dropout_layer = keras.layers.Dropout(
+            self.embedding_dropout, name="embedding_dropout")
         if self.deep_output:
             self.hidden_to_output = keras.layers.Dense(self.embedding_dim, name="hidden_to_output")
             self.hidden_to_output.build((None, self.units))
@@ -206,8 +221,13 @@ class AttentiveLSTMCell(keras.layers.Layer):
         self.logits = keras.layers.Dense(self.vocabulary_size, name="logits")
         self.logits.build((None, self.embedding_dim if self.deep_output else self.units))
 
-    def start(self, annotations):
-        """(initial state, memory) for decoding annotations (batch, L, D)."""
+    def start(self, annotations, training=None):
+        """(initial state, memory) for decoding annotations (batch, L, D).
+
+        In training (teacher forcing) the annotations pass `annotation_dropout`
+        first, so the initial state and every step see the same dropped ones.
+        """
+        annotations = self.annotation_dropout_layer(annotations, training=training)
         return self.get_initial_state(annotations), self.prepare_memory(annotations)
 
     def decode_sequence(self, token_ids, states, memory, training=None):
@@ -232,7 +252,7 @@ class AttentiveLSTMCell(keras.layers.Layer):
         """
         annotations = memory["annotations"]
         token_ids = ops.convert_to_tensor(token_ids, "int32")  # (batch, T)
-        embedded = self.embed(token_ids)  # (batch, T, embedding_dim)
+        embedded = self.embed(token_ids, training=training)  # (batch, T, embedding_dim)
         batch_size, num_locations, annotation_dim = (ops.shape(annotations)[i] for i in range(3))
         sampling = self.attention == "hard" and bool(training)
         sequence = ops.transpose(self.input_gates(embedded), (1, 0, 2))  # (T, batch, 4U)
@@ -273,9 +293,10 @@ class AttentiveLSTMCell(keras.layers.Layer):
         use_sample = ops.cast(uniform >= self.expected_context_probability, "float32")
         return ops.ones((batch_size,)) * use_sample  # (batch,)
 
-    def embed(self, token_ids):
-        """E y for ids of any shape -> (..., embedding_dim)."""
-        return self.embedding(token_ids)
+    def embed(self, token_ids, training=None):
+        """E y for ids of any shape -> (..., embedding_dim); in training after
+        `embedding_dropout`."""
+        return self.embedding_dropout_layer(self.embedding(token_ids), training=training)
 
     def prepare_memory(self, annotations):
         """Everything per image that the steps reuse: a and W_a a + b_a."""
@@ -390,7 +411,7 @@ class AttentiveLSTMCell(keras.layers.Layer):
         return flat_apply(self.logits, output)  # (..., vocabulary_size)
 
     def call(self, token_ids, states, memory, training=None):
-        embedded = self.embed(token_ids)  # (batch, embedding_dim)
+        embedded = self.embed(token_ids, training=training)  # (batch, embedding_dim)
         h, c, context, attention_weights, _ = self.recurrent_step(
             embedded, states, memory, training=False)
         logits = self.output_logits(embedded, h, context, training=training)  # (batch, V)
@@ -415,6 +436,8 @@ class AttentiveLSTMCell(keras.layers.Layer):
             "prev2out": self.prev2out,
             "ctx2out": self.ctx2out,
             "dropout": self.dropout,
+            "annotation_dropout": self.annotation_dropout,
+            "embedding_dropout": self.embedding_dropout,
             "initial_state": self.initial_state,
             "attention": self.attention,
             "hard_inference": self.hard_inference,

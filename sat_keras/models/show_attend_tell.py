@@ -22,7 +22,7 @@ BASELINES = ("caption", "per_token")
 # decoder and readable through it (model.attention, model.units, ...).
 DECODER_ARGUMENTS = ("embedding_dim", "units", "attention_dim", "attention_activation",
                      "gating", "deep_output", "prev2out", "ctx2out", "dropout",
-                     "initial_state", "attention", "hard_inference",
+                     "annotation_dropout", "embedding_dropout", "initial_state", "attention", "hard_inference",
                      "expected_context_probability", "sample_mixing", "seed")
 
 
@@ -99,7 +99,7 @@ class ShowAttendTell(keras.Model):
             to build one from the decoder arguments given as keywords:
             embedding_dim, units, attention_dim (512 each by default),
             attention_activation, gating, deep_output, prev2out, ctx2out,
-            dropout, initial_state, attention ("soft" or "hard"),
+            dropout, annotation_dropout, embedding_dropout, initial_state, attention ("soft" or "hard"),
             hard_inference, expected_context_probability, sample_mixing and
             seed (see `AttentiveLSTMCell`).
         image_size: side in pixels that image files are resized to before the
@@ -277,9 +277,9 @@ class ShowAttendTell(keras.Model):
         self._require_encoder()
         return self.encoder(inputs["images"], training=training)  # (batch, L, D)
 
-    def start(self, annotations):
+    def start(self, annotations, training=None):
         """(initial_state, memory) for decoding from annotations (batch, L, D)."""
-        return self.decoder.start(annotations)
+        return self.decoder.start(annotations, training=training)
 
     def step(self, token_ids, state, memory, training=False):
         """The step contract: -> (logits (batch, V), state, attention (batch, L))."""
@@ -289,7 +289,7 @@ class ShowAttendTell(keras.Model):
 
     def call(self, inputs, training=None):
         annotations = self.encode(inputs, training=training)  # (batch, L, D)
-        state, memory = self.start(annotations)
+        state, memory = self.start(annotations, training=training)
         return self.decoder.decode_sequence(inputs["token_ids"], state, memory,
                                             training=training)
 
@@ -366,8 +366,12 @@ class ShowAttendTell(keras.Model):
 
         `compile(search=...)` does this while compiling; this keeps the
         compiled state (the recipe sets the decoding it chose after training).
+        An uncompiled model is compiled with the defaults, since the choice
+        is saved in the compile config.
         `search`: a `decoding.SearchSettings` or a dict of its fields.
         """
+        if not self.compiled:
+            self.compile(search=search)
         self._set_search(search, chosen=True)
 
     def _set_search(self, search, chosen):

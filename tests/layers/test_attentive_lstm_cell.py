@@ -161,8 +161,47 @@ def test_dropout_only_in_training():
                            keras.ops.convert_to_numpy(logits_c))
 
 
+def _teacher_forced(cell, training):
+    words = np.array([[1, 5, 6], [1, 7, 0]])
+    outputs = cell.decode_sequence(words, *cell.start(_annotations(), training=training),
+                                   training=training)
+    return keras.ops.convert_to_numpy(outputs["logits"])
+
+
+@pytest.mark.parametrize("name", ["annotation_dropout", "embedding_dropout"])
+def test_input_dropouts_act_in_training_alone(name):
+    plain, dropping = _cell(), _cell(**{name: 0.5})
+    dropping.set_weights(plain.get_weights())
+    expected = _teacher_forced(plain, training=True)  # no dropout at all
+    np.testing.assert_allclose(_teacher_forced(dropping, training=False), expected, rtol=1e-6)
+    (step_logits, _, _), _ = _step(dropping)
+    (plain_step_logits, _, _), _ = _step(plain)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(step_logits),
+                               keras.ops.convert_to_numpy(plain_step_logits), rtol=1e-6)
+    dropped = _teacher_forced(dropping, training=True)
+    assert not np.allclose(dropped, expected)
+    assert not np.allclose(dropped, _teacher_forced(dropping, training=True))  # fresh masks
+
+
+def test_annotation_dropout_feeds_the_initial_state_and_the_steps_the_same_annotations():
+    cell = _cell(annotation_dropout=0.5)
+    keras.utils.set_random_seed(3)
+    states, memory = cell.start(_annotations(), training=True)
+    dropped = keras.ops.convert_to_numpy(memory["annotations"])
+    assert np.mean(dropped == 0) > 0.3  # about half the values dropped
+    kept = dropped != 0
+    np.testing.assert_allclose(dropped[kept], 2 * _annotations()[kept], rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(states[0]),
+                               keras.ops.convert_to_numpy(cell.get_initial_state(dropped)[0]),
+                               rtol=1e-6)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(memory["keys"]),
+        keras.ops.convert_to_numpy(cell.soft_attention.project_annotations(dropped)), rtol=1e-5)
+
+
 def test_config_round_trip():
-    cell = _cell(gating="vector", deep_output=False, dropout=0.3, initial_state="zeros")
+    cell = _cell(gating="vector", deep_output=False, dropout=0.3, initial_state="zeros",
+                 annotation_dropout=0.2, embedding_dropout=0.1)
     restored = AttentiveLSTMCell.from_config(cell.get_config())
     assert restored.get_config() == cell.get_config()
 
@@ -172,6 +211,8 @@ def test_config_round_trip():
     ({"gating": "matrix"}, "gating must be one of"),
     ({"initial_state": "random"}, "initial_state must be one of"),
     ({"dropout": 1.0}, "dropout must be in"),
+    ({"annotation_dropout": -0.1}, "annotation_dropout must be in"),
+    ({"embedding_dropout": 1.0}, "embedding_dropout must be in"),
 ])
 def test_invalid_arguments(overrides, message):
     settings = dict(vocabulary_size=12)

@@ -83,6 +83,13 @@ def test_the_chosen_search_is_the_saved_models_default_decoding(make_model, tmp_
     chosen.compile()  # compiling again without a search drops the choice
     assert not chosen.search_chosen and chosen.search_settings == SearchSettings()
 
+    uncompiled = make_model()  # the choice lives in the compile config: it compiles
+    uncompiled.build({"features": (None, 4, 8)})
+    uncompiled.choose_search({"beam_size": 2})
+    uncompiled.save(tmp_path / "uncompiled.keras")
+    reloaded = keras.models.load_model(tmp_path / "uncompiled.keras")
+    assert decoding_settings(reloaded, default_beam_size=3) == (2, 20, 0.0, False)
+
 
 def test_predict_on_a_loaded_model_that_was_never_compiled(make_model, tmp_path):
     model = make_model()
