@@ -9,7 +9,6 @@ the best one to the last can score better than the best alone (README,
 import os
 
 import keras
-import numpy as np
 from keras import ops
 
 EPOCHS_DIR = "epochs"
@@ -45,15 +44,10 @@ def average_weight_files(model, weight_files):
         raise ValueError("Give at least one weights file to average.")
     total = None
     for path in weight_files:
-        model.load_weights(path)
-        values = [ops.convert_to_numpy(weight) for weight in model.weights]
-        if total is None:
-            total = [value.astype("float64") for value in values]
-        else:
-            total = [sum_ + value for sum_, value in zip(total, values)]
-    averaged = [
-        (sum_ / len(weight_files)).astype(value.dtype)
-        if np.issubdtype(value.dtype, np.floating) else value
-        for sum_, value in zip(total, values)]
-    model.set_weights(averaged)
+        model.load_weights(path)  # the model ends holding the last file
+        values = [ops.convert_to_numpy(weight).astype("float64") for weight in model.weights]
+        total = values if total is None else [sum_ + value for sum_, value in zip(total, values)]
+    for weight, sum_ in zip(model.weights, total):
+        if keras.backend.is_float_dtype(weight.dtype):
+            weight.assign((sum_ / len(weight_files)).astype(weight.dtype))
     return model

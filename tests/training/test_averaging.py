@@ -24,7 +24,7 @@ def _model():
     return model
 
 
-def _saved(model, directory, scale):
+def _save_scaled(model, directory, scale):
     """Saves the model's weights times `scale` as epoch_NN in directory/epochs."""
     original = model.get_weights()
     model.set_weights([value * scale for value in original])
@@ -32,12 +32,13 @@ def _saved(model, directory, scale):
     path.parent.mkdir(exist_ok=True)
     model.save_weights(str(path))
     model.set_weights(original)
-    return original
 
 
 def test_the_average_of_epoch_files_is_their_elementwise_mean(tmp_path):
     model = _model()
-    original = [_saved(model, tmp_path, scale) for scale in (1, 2, 6)][0]
+    original = model.get_weights()
+    for scale in (1, 2, 6):
+        _save_scaled(model, tmp_path, scale)
     files = epoch_weight_files(str(tmp_path), [1, 2, 6])
     averaged = average_weight_files(_model(), files)
     for value, expected in zip(averaged.get_weights(), original):
@@ -47,7 +48,7 @@ def test_the_average_of_epoch_files_is_their_elementwise_mean(tmp_path):
 
 
 def test_missing_epochs_and_no_files_are_clear_errors(tmp_path):
-    _saved(_model(), tmp_path, 1)
+    _save_scaled(_model(), tmp_path, 1)
     with pytest.raises(FileNotFoundError, match="No weights for 1 of the epochs.*keep-epoch"):
         epoch_weight_files(str(tmp_path), [1, 2])
     with pytest.raises(ValueError, match="at least one"):
@@ -58,7 +59,9 @@ def test_the_example_script_saves_the_averaged_model_of_a_run(tmp_path):
     model = _model()
     model.choose_search({"beam_size": 3, "length_penalty": 1.0})
     save_captioner(model, str(tmp_path / "run"))
-    original = [_saved(model, tmp_path / "run", scale) for scale in (1, 3)][0]
+    original = model.get_weights()
+    for scale in (1, 3):
+        _save_scaled(model, tmp_path / "run", scale)
     result = subprocess.run(
         [sys.executable, os.path.join(REPOSITORY, "examples", "average_epochs.py"),
          "--run", str(tmp_path / "run"), "--epochs", "1", "3", "--output",
