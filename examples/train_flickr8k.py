@@ -39,6 +39,7 @@ from sat_keras.data.features import CachedFeatures
 from sat_keras.data.features import extract_features
 from sat_keras.data.flickr8k import read_flickr8k
 from sat_keras.data.records import select_split
+from sat_keras.decoding import SearchSettings
 from sat_keras.encoders import PretrainedEncoder
 from sat_keras.evaluation import attention_statistics
 from sat_keras.evaluation import describe_decoding
@@ -124,18 +125,15 @@ def evaluate_on_dev(model, data_dir, feature_dir, beam_size, max_length):
     dev = select_split(read_flickr8k(data_dir), "val")
     tokenization = "ptb" if coco_tools_available() else "normalize"
     features = CachedFeatures(feature_dir)
-    beam_size, max_length, penalty, suppress = decoding_settings(model, beam_size, max_length)
-    settings = [(1, 0.0, False)]
-    if (beam_size, penalty, suppress) != settings[0]:
-        settings.append((beam_size, penalty, suppress))
-    for beam, penalty, suppress in settings:
+    chosen = decoding_settings(model, beam_size, max_length)
+    greedy = SearchSettings(max_length=chosen.max_length)
+    for search in [greedy] + ([chosen] if chosen != greedy else []):
         stage_started = time.perf_counter()
-        scores, outputs = evaluate_records(model, dev, max_length, beam, with_meteor=True,
-                                           tokenization=tokenization, features=features,
-                                           length_penalty=penalty, suppress_unknown=suppress)
+        scores, outputs = evaluate_records(model, dev, search, with_meteor=True,
+                                           tokenization=tokenization, features=features)
         diversity = caption_diversity(outputs["captions"])
         focus = attention_statistics(outputs["attention_weights"])
-        print(f"dev ({len(dev)} images), {describe_decoding(beam, penalty, suppress)}, "
+        print(f"dev ({len(dev)} images), {describe_decoding(search)}, "
               f"{tokenization} tokenization: "
               f"{format_metrics(scores)}\n"
               f"  {diversity['distinct_captions']:.1%} distinct captions, "

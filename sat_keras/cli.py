@@ -97,11 +97,9 @@ def _run_arguments(args):
 
 def _caption(args):
     model = load_captioner(args.model)
-    beam_size, max_length, length_penalty, suppress_unknown = decoding_settings(
-        model, args.beam_size, args.max_length, args.length_penalty, args.suppress_unknown)
-    outcomes = caption_image_files(model, args.images, max_length=max_length,
-                                   beam_size=beam_size, length_penalty=length_penalty,
-                                   suppress_unknown=suppress_unknown)
+    search = decoding_settings(model, args.beam_size, args.max_length, args.length_penalty,
+                               args.suppress_unknown)
+    outcomes = caption_image_files(model, args.images, search)
     for outcome in outcomes:
         if outcome.error is None:
             print(f"{outcome.path}: {outcome.caption}")
@@ -139,13 +137,12 @@ def _export(args):
     limits = ImageLimits(max_bytes=args.max_image_bytes, max_pixels=args.max_image_pixels,
                          max_request_pixels=args.max_request_pixels)
     model = load_captioner(args.model)
-    beam_size, max_length, length_penalty, suppress_unknown = decoding_settings(
-        model, args.beam_size, args.max_length, args.length_penalty, args.suppress_unknown,
-        default_beam_size=3)
-    path = export_captioner(model, args.output, beam_size=beam_size,
-                            max_length=max_length, length_penalty=length_penalty,
+    search = decoding_settings(model, args.beam_size, args.max_length, args.length_penalty,
+                               args.suppress_unknown, default_beam_size=3)
+    path = export_captioner(model, args.output, beam_size=search.beam_size,
+                            max_length=search.max_length, length_penalty=search.length_penalty,
                             num_captions=args.num_captions,
-                            suppress_unknown=suppress_unknown,
+                            suppress_unknown=search.suppress_unknown,
                             max_batch_size=args.max_batch_size, limits=limits,
                             jit_compile=args.jit_compile, overwrite=args.overwrite,
                             weights_dtype=args.weights_dtype)

@@ -12,6 +12,7 @@ from sat_keras.data.images import make_image_dataset
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import read_synthetic_objects
 from sat_keras.data.synthetic_attention import attention_in_objects
+from sat_keras.decoding import SearchSettings
 from sat_keras.export.reload import decoding_settings
 from sat_keras.models.saving import load_captioner
 
@@ -20,17 +21,22 @@ METRIC_NAMES = {"bleu_1": "BLEU-1", "bleu_2": "BLEU-2", "bleu_3": "BLEU-3",
                 "cider_d": "CIDEr-D"}
 
 
-def caption_records(model, records, max_length, beam_size=1, batch_size=64, features=None,
-                    verbose=0, length_penalty=0.0, suppress_unknown=False):
-    """Captions each record's image, in order (greedy for beam_size 1).
+def caption_records(model, records, search=None, batch_size=64, features=None, verbose=0):
+    """Captions each record's image, in order, one caption each.
 
-    With `features` (a `data.features.CachedFeatures`) the cached features are
-    decoded instead of the image files. `verbose` 1 shows a progress bar.
+    `search` is a `decoding.SearchSettings` (or a dict of its fields; None:
+    greedy, at most 20 words); `num_captions` must be None. With `features`
+    (a `data.features.CachedFeatures`) the cached features are decoded
+    instead of the image files. `verbose` 1 shows a progress bar.
 
     Returns:
         dict: "captions" (list of str), "scores" (N,), "attention_weights"
         (N, max_length, L).
     """
+    search = SearchSettings.from_value(search)
+    if search.num_captions is not None:
+        raise ValueError("caption_records writes one caption per image; num_captions must "
+                         f"be None. Received: {search.num_captions!r}")
     paths = [r.image_path for r in records]
     if features is not None:
         batches = ({"features": features.lookup(paths[start:start + batch_size]).numpy()}
@@ -41,9 +47,7 @@ def caption_records(model, records, max_length, beam_size=1, batch_size=64, feat
     progress = keras.utils.Progbar(len(paths), unit_name="image") if verbose else None
     outputs = []
     for batch in batches:
-        outputs.append(model.caption(**batch, max_length=max_length, beam_size=beam_size,
-                                     length_penalty=length_penalty, batch_size=batch_size,
-                                     suppress_unknown=suppress_unknown))
+        outputs.append(model.caption(**batch, batch_size=batch_size, **search.as_kwargs()))
         if progress:
             progress.add(len(outputs[-1]["captions"]))
     return {
@@ -53,12 +57,10 @@ def caption_records(model, records, max_length, beam_size=1, batch_size=64, feat
     }
 
 
-def evaluate_records(model, records, max_length, beam_size=1, batch_size=64,
-                     with_meteor=False, tokenization="normalize", features=None, verbose=0,
-                     length_penalty=0.0, suppress_unknown=False):
+def evaluate_records(model, records, search=None, batch_size=64, with_meteor=False,
+                     tokenization="normalize", features=None, verbose=0):
     """`metrics.caption_metrics` of free-running captions, and `caption_records`' outputs."""
-    outputs = caption_records(model, records, max_length, beam_size, batch_size, features,
-                              verbose, length_penalty, suppress_unknown)
+    outputs = caption_records(model, records, search, batch_size, features, verbose)
     references = [record.captions for record in records]
     scores = metrics.caption_metrics(references, outputs["captions"], with_meteor,
                                      tokenization)
@@ -105,11 +107,11 @@ def attention_statistics(attention_weights):
             "tokens": int(len(rows))}
 
 
-def describe_decoding(beam_size, length_penalty=0.0, suppress_unknown=False):
-    """"beam 5, length penalty 1, <unk> suppressed": the settings a report names."""
-    words = f"beam {beam_size}"
-    words += f", length penalty {length_penalty:g}" if length_penalty else ""
-    return words + (", <unk> suppressed" if suppress_unknown else "")
+def describe_decoding(search):
+    """"beam 5, length penalty 1, <unk> suppressed": what a report names of a `SearchSettings`."""
+    words = f"beam {search.beam_size}"
+    words += f", length penalty {search.length_penalty:g}" if search.length_penalty else ""
+    return words + (", <unk> suppressed" if search.suppress_unknown else "")
 
 
 def evaluate(model_path, dataset, data_dir, split="test", beam_size=None, max_length=None,
@@ -140,21 +142,19 @@ def evaluate(model_path, dataset, data_dir, split="test", beam_size=None, max_le
             print_fn("PTB tokenizer unavailable (needs Java and pycocoevalcap): "
                      "comparing normalised words instead.")
     model = load_captioner(model_path)
-    beam_size, max_length, length_penalty, suppress_unknown = decoding_settings(
-        model, beam_size, max_length, length_penalty, suppress_unknown, default_beam_size=3)
+    search = decoding_settings(model, beam_size, max_length, length_penalty, suppress_unknown,
+                               default_beam_size=3)
     records = select_split(read_dataset(dataset, data_dir, captions_file=captions_file,
                                         missing=missing, report=print_fn), split)
-    scores, outputs = evaluate_records(model, records, max_length, beam_size, batch_size,
-                                       with_meteor, tokenization, verbose=verbose,
-                                       length_penalty=length_penalty,
-                                       suppress_unknown=suppress_unknown)
+    scores, outputs = evaluate_records(model, records, search, batch_size, with_meteor,
+                                       tokenization, verbose=verbose)
     results = {"model": model_path, "dataset": dataset, "split": split,
-               "beam_size": beam_size, "max_length": max_length,
-               "length_penalty": length_penalty, "suppress_unknown": suppress_unknown,
-               "tokenization": tokenization,
+               "beam_size": search.beam_size, "max_length": search.max_length,
+               "length_penalty": search.length_penalty,
+               "suppress_unknown": search.suppress_unknown, "tokenization": tokenization,
                "num_images": len(records), "metrics": scores}
     print_fn(f"{dataset} {split} ({len(records)} images), "
-             f"{describe_decoding(beam_size, length_penalty, suppress_unknown)}: "
+             f"{describe_decoding(search)}: "
              + format_metrics(scores))
     diversity = metrics.caption_diversity(outputs["captions"])
     results["diversity"] = diversity

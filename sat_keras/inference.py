@@ -4,6 +4,7 @@ import dataclasses
 import os
 
 from sat_keras.data.images import load_image_files
+from sat_keras.decoding import SearchSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,9 +22,11 @@ class FileCaption:
     attention_weights: object = dataclasses.field(default=None, repr=False)
 
 
-def caption_image_files(model, paths, max_length=20, beam_size=1, batch_size=64,
-                        length_penalty=0.0, suppress_unknown=False):
-    """Captions image files, in the order given (greedy for beam_size 1).
+def caption_image_files(model, paths, search=None, batch_size=64):
+    """Captions image files, in the order given, one caption each.
+
+    `search` is a `decoding.SearchSettings` (or a dict of its fields; None:
+    greedy, at most 20 words); `num_captions` must be None.
 
     Missing, unreadable and non-image files get `error` set; the others are
     captioned all the same.
@@ -36,12 +39,14 @@ def caption_image_files(model, paths, max_length=20, beam_size=1, batch_size=64,
             "The model has no image_size, so image files cannot be resized for "
             "it. Create it with ShowAttendTell(..., image_size=...)."
         )
+    search = SearchSettings.from_value(search)
+    if search.num_captions is not None:
+        raise ValueError("caption_image_files writes one caption per file; num_captions "
+                         f"must be None. Received: {search.num_captions!r}")
     images, loaded_paths, errors = load_image_files(list(paths), model.image_size)
     outcomes = {path: FileCaption(path, error=message) for path, message in errors}
     if loaded_paths:
-        result = model.caption(images=images, max_length=max_length, beam_size=beam_size,
-                               length_penalty=length_penalty, batch_size=batch_size,
-                               suppress_unknown=suppress_unknown)
+        result = model.caption(images=images, batch_size=batch_size, **search.as_kwargs())
         outcomes.update({
             path: FileCaption(path, caption=caption, image=image, attention_weights=attention)
             for path, caption, image, attention in zip(

@@ -20,6 +20,7 @@ from sat_keras.data.datasets import read_dataset
 from sat_keras.data.features import CachedFeatures
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import generate_synthetic
+from sat_keras.decoding import SearchSettings
 from sat_keras.encoders import build_encoder
 from sat_keras.encoders import weights_argument
 from sat_keras.evaluation import evaluate_records
@@ -219,7 +220,8 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
     train_minutes = (time.perf_counter() - started) / 60
     split = "test" if dataset == SYNTHETIC else "val"  # real data dirs may hold no test split
     report_records = select_split(records, split)
-    scores, outputs = evaluate_records(model, report_records, settings["max_length"],
+    scores, outputs = evaluate_records(model, report_records,
+                                       SearchSettings(max_length=settings["max_length"]),
                                        features=features if split == "val" else None)
     epochs_run = len(history.get("loss", [])) + len(history.get("self_critical_loss", []))
     print_fn(f"Trained {epochs_run} epochs in {train_minutes:.1f} min. "

@@ -6,7 +6,10 @@ import pytest
 from sat_keras import cli
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import generate_synthetic
+from sat_keras.decoding import SearchSettings
 from sat_keras.evaluation import attention_statistics
+from sat_keras.evaluation import caption_records
+from sat_keras.evaluation import describe_decoding
 from sat_keras.evaluation import format_metrics
 from sat_keras.metrics import caption_diversity
 from sat_keras.models.saving import save_captioner
@@ -70,6 +73,23 @@ def test_unknown_split_or_dataset_is_reported(model_dir, data_dir, capsys):
     with pytest.raises(SystemExit):
         cli.main(["evaluate", "--model", model_dir, "--dataset", "flickr99",
                   "--data-dir", data_dir])
+
+
+def test_describe_decoding_names_what_differs_from_plain_beam_search():
+    assert describe_decoding(SearchSettings()) == "beam 1"
+    assert describe_decoding(SearchSettings(beam_size=5, length_penalty=1.0,
+                                            suppress_unknown=True)) == (
+        "beam 5, length penalty 1, <unk> suppressed")
+
+
+def test_records_are_captioned_once_each(data_dir, make_model):
+    records = select_split(generate_synthetic(data_dir, num_images=20, seed=5), "val")
+    model = make_model(with_encoder=True, image_size=64)
+    outputs = caption_records(model, records, {"max_length": 4, "beam_size": 2})
+    assert len(outputs["captions"]) == len(records)
+    assert outputs["attention_weights"].shape[:2] == (len(records), 4)
+    with pytest.raises(ValueError, match="one caption per image"):
+        caption_records(model, records, SearchSettings(beam_size=2, num_captions=2))
 
 
 def test_format_metrics_marks_missing_values():

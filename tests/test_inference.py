@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from sat_keras.decoding import SearchSettings
 from sat_keras.inference import caption_image_files
 
 
@@ -12,7 +13,7 @@ def test_captions_follow_input_order_with_errors_in_place(make_model, tmp_path):
     good.write_bytes(tf.io.encode_png(image).numpy())  # the extension does not matter
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
-    outcomes = caption_image_files(model, [str(empty), str(good)], max_length=5)
+    outcomes = caption_image_files(model, [str(empty), str(good)], {"max_length": 5})
     assert [o.path for o in outcomes] == [str(empty), str(good)]
     assert outcomes[0].caption is None and "not a decodable image" in outcomes[0].error
     expected = model.caption(images=np.asarray(
@@ -33,8 +34,14 @@ def test_the_decoding_settings_reach_the_search(make_model, tmp_path, monkeypatc
     path.write_bytes(tf.io.encode_png(np.full((8, 8, 3), 90, "uint8")).numpy())
     calls, caption = [], model.caption
     monkeypatch.setattr(model, "caption", lambda **kw: calls.append(kw) or caption(**kw))
-    outcome, = caption_image_files(model, [str(path)], max_length=5, beam_size=2,
-                                   length_penalty=0.7)
+    outcome, = caption_image_files(
+        model, [str(path)], SearchSettings(max_length=5, beam_size=2, length_penalty=0.7))
     assert outcome.error is None
     assert [(c["beam_size"], c["max_length"], c["length_penalty"]) for c in calls] == [
         (2, 5, 0.7)]
+
+
+def test_one_caption_per_file(make_model):
+    model = make_model(with_encoder=True)
+    with pytest.raises(ValueError, match="one caption per file"):
+        caption_image_files(model, ["x.png"], SearchSettings(beam_size=2, num_captions=2))

@@ -9,6 +9,7 @@ import pytest
 
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import generate_synthetic
+from sat_keras.decoding import SearchSettings
 from sat_keras.export.reload import decoding_settings
 from sat_keras.models import presets
 from sat_keras.models.presets import preset_settings
@@ -70,7 +71,8 @@ def test_the_recipe_trains_reports_and_saves(tmp_path, records, monkeypatch):
     for saved, trained in zip(last.weights, result["model"].weights):
         np.testing.assert_array_equal(saved.numpy(), trained.numpy())
     # The preset's chosen decoding is the saved model's default.
-    assert decoding_settings(loaded, default_beam_size=3) == (2, 20, 1.0, True)
+    assert decoding_settings(loaded, default_beam_size=3) == SearchSettings(
+        beam_size=2, length_penalty=1.0, suppress_unknown=True)
     with open(tmp_path / "run" / "config.json") as file:
         config = json.load(file)
     assert config["preset"] == "synthetic"

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sat_keras.decoding import SearchSettings
 from sat_keras.export.saved_model import EXPORT_CONFIG_FILE
 from sat_keras.export.saved_model import MODEL_CONFIG_FILE
 from sat_keras.export.saved_model import SCALES_COLLECTION
@@ -43,10 +44,11 @@ def export_version_directory(path):
 
 def decoding_settings(model, beam_size=None, max_length=None, length_penalty=None,
                       suppress_unknown=None, default_beam_size=1, default_max_length=20):
-    """(beam_size, max_length, length_penalty, suppress_unknown): those given, else
-    the model's own (a loaded export's settings, or the search a saved model was
+    """The `decoding.SearchSettings` to caption with: the settings given, else the
+    model's own (a loaded export's settings, or the search a saved model was
     given by `compile(search=...)` or `choose_search`), else the defaults (no
-    length penalty, `<unk>` allowed)."""
+    length penalty, `<unk>` allowed). One caption per image: `num_captions`
+    and `temperature` stay None."""
     chosen = getattr(model, "export_config", None) or {}
     if not chosen and getattr(model, "search_chosen", False):
         chosen = model.search_settings.as_kwargs()
@@ -54,9 +56,10 @@ def decoding_settings(model, beam_size=None, max_length=None, length_penalty=Non
         length_penalty = chosen.get("length_penalty", 0.0)
     if suppress_unknown is None:
         suppress_unknown = chosen.get("suppress_unknown", False)
-    return (beam_size or chosen.get("beam_size", default_beam_size),
-            max_length or chosen.get("max_length", default_max_length), length_penalty,
-            suppress_unknown)
+    return SearchSettings(
+        max_length=max_length or chosen.get("max_length", default_max_length),
+        beam_size=beam_size or chosen.get("beam_size", default_beam_size),
+        length_penalty=length_penalty, suppress_unknown=suppress_unknown)
 
 
 def load_exported_captioner(path):

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from sat_keras import metrics
 from sat_keras.data.images import load_image
+from sat_keras.decoding import SearchSettings
 from sat_keras.evaluation import attention_statistics
 from sat_keras.evaluation import caption_records
 from sat_keras.evaluation import evaluate_records
@@ -50,8 +51,7 @@ class CaptionMetricsCallback(keras.callbacks.Callback):
             raise ValueError(
                 f"every_n_epochs must be a positive integer. Received: {every_n_epochs!r}")
         self.records = list(records)
-        self.max_length = max_length
-        self.beam_size = beam_size
+        self.search = SearchSettings(max_length=max_length, beam_size=beam_size)
         self.every_n_epochs = every_n_epochs
         self.batch_size = batch_size
         self.with_meteor = with_meteor
@@ -61,8 +61,8 @@ class CaptionMetricsCallback(keras.callbacks.Callback):
         if (epoch + 1) % self.every_n_epochs:
             return
         scores, outputs = evaluate_records(
-            self.model, self.records, self.max_length, beam_size=self.beam_size,
-            batch_size=self.batch_size, with_meteor=self.with_meteor, features=self.features)
+            self.model, self.records, self.search, batch_size=self.batch_size,
+            with_meteor=self.with_meteor, features=self.features)
         scores["cider"] = scores.pop("cider_d")
         scores.update(metrics.caption_diversity(outputs["captions"]))
         focus = attention_statistics(outputs["attention_weights"])
@@ -131,14 +131,13 @@ class CaptionSamples(keras.callbacks.Callback):
         super().__init__()
         self.records = list(records)
         self.log_dir = log_dir
-        self.max_length = max_length
+        self.search = SearchSettings(max_length=max_length)
         self.features = features
         self.write = write
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
-        outputs = caption_records(self.model, self.records, self.max_length,
-                                  features=self.features)
+        outputs = caption_records(self.model, self.records, self.search, features=self.features)
         if not self.write:
             return
         rows = ["| image | caption | reference |", "| --- | --- | --- |"]

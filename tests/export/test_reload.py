@@ -11,6 +11,7 @@ from helpers import tiny_image_model
 
 from sat_keras import ShowAttendTell
 from sat_keras import cli
+from sat_keras.decoding import SearchSettings
 from sat_keras.export import export_captioner
 from sat_keras.export.reload import decoding_settings
 from sat_keras.export.saved_model import MODEL_CONFIG_FILE
@@ -183,10 +184,12 @@ def test_decoding_settings_come_from_an_export_unless_given():
         export_config = {"beam_size": 2, "max_length": 6, "length_penalty": 1.0,
                          "suppress_unknown": True}
 
-    assert decoding_settings(Loaded()) == (2, 6, 1.0, True)
+    assert decoding_settings(Loaded()) == SearchSettings(
+        max_length=6, beam_size=2, length_penalty=1.0, suppress_unknown=True)
     # An explicit 0 or False wins.
-    assert decoding_settings(Loaded(), 4, 9, 0.0, False) == (4, 9, 0.0, False)
-    assert decoding_settings(object(), default_beam_size=3) == (3, 20, 0.0, False)
+    given = decoding_settings(Loaded(), 4, 9, 0.0, False)
+    assert given == SearchSettings(max_length=9, beam_size=4)
+    assert decoding_settings(object(), default_beam_size=3) == SearchSettings(beam_size=3)
 
 
 def test_suppress_unknown_keeps_unk_out_of_python_exported_and_cli_captions(tmp_path, capsys):

@@ -63,7 +63,7 @@ def test_the_chosen_search_is_the_saved_models_default_decoding(make_model, tmp_
     model.save(tmp_path / "plain.keras")
     plain = keras.models.load_model(tmp_path / "plain.keras")
     assert not plain.search_chosen
-    assert decoding_settings(plain, default_beam_size=3) == (3, 20, 0.0, False)
+    assert decoding_settings(plain, default_beam_size=3) == SearchSettings(beam_size=3)
 
     optimizer = model.optimizer
     model.choose_search({"beam_size": 4, "max_length": 7, "length_penalty": 1.0,
@@ -74,11 +74,13 @@ def test_the_chosen_search_is_the_saved_models_default_decoding(make_model, tmp_
     model.save(tmp_path / "chosen.keras")
     chosen = keras.models.load_model(tmp_path / "chosen.keras")
     assert chosen.search_chosen
-    assert decoding_settings(chosen, default_beam_size=3) == (4, 7, 1.0, True)
-    assert decoding_settings(chosen, 1, 5, 0.0, False) == (1, 5, 0.0, False)  # given wins
+    choice = SearchSettings(max_length=7, beam_size=4, length_penalty=1.0, suppress_unknown=True)
+    assert decoding_settings(chosen, default_beam_size=3) == choice
+    given = decoding_settings(chosen, 1, 5, 0.0, False)  # given wins
+    assert given == SearchSettings(max_length=5, beam_size=1)
     model.save_to_preset(str(tmp_path / "preset"))  # a preset directory carries it too
     from_preset = ShowAttendTell.from_preset(str(tmp_path / "preset"))
-    assert decoding_settings(from_preset, default_beam_size=3) == (4, 7, 1.0, True)
+    assert decoding_settings(from_preset, default_beam_size=3) == choice
 
     chosen.compile()  # compiling again without a search drops the choice
     assert not chosen.search_chosen and chosen.search_settings == SearchSettings()
@@ -88,7 +90,7 @@ def test_the_chosen_search_is_the_saved_models_default_decoding(make_model, tmp_
     uncompiled.choose_search({"beam_size": 2})
     uncompiled.save(tmp_path / "uncompiled.keras")
     reloaded = keras.models.load_model(tmp_path / "uncompiled.keras")
-    assert decoding_settings(reloaded, default_beam_size=3) == (2, 20, 0.0, False)
+    assert decoding_settings(reloaded, default_beam_size=3) == SearchSettings(beam_size=2)
 
 
 def test_predict_on_a_loaded_model_that_was_never_compiled(make_model, tmp_path):

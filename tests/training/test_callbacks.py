@@ -4,6 +4,7 @@ import pytest
 from sat_keras.data.pipeline import make_caption_dataset
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import generate_synthetic
+from sat_keras.decoding import SearchSettings
 from sat_keras.evaluation import attention_statistics
 from sat_keras.evaluation import caption_records
 from sat_keras.metrics import caption_diversity
@@ -31,7 +32,7 @@ def test_logs_caption_metrics_every_n_epochs_for_early_stopping(records, make_mo
         assert all(0.0 <= value <= 10.0 for value in history.history[name])
     assert "val_meteor" not in history.history
     # How varied the last logged captions were: those of the final weights.
-    outputs = caption_records(model, select_split(records, "val"), 6)
+    outputs = caption_records(model, select_split(records, "val"), SearchSettings(max_length=6))
     expected = caption_diversity(outputs["captions"])
     for name, value in expected.items():
         assert history.history[f"val_{name}"][-1] == pytest.approx(value)
