@@ -12,8 +12,9 @@
    recipe behind `sat-keras train` (the flickr8k_mobilenet decoder: embedding
    256, LSTM 512, attention 256, dropout 0.5, lambda 1; Adam 1e-3 with
    cosine decay over `--epochs`; greedy BLEU-4 on 250 dev images every
-   epoch, stopping after `--patience` epochs without a better one and
-   keeping the best); `--doubly-stochastic-weight 0` drops the attention
+   epoch, comparing epochs from half the schedule on (`--select-from`),
+   stopping after `--patience` epochs without a better one and keeping the
+   best); `--doubly-stochastic-weight 0` drops the attention
    penalty (sharper attention, no better scores in the README's study);
 3. with `--scst-epochs N`, fine-tune it with self-critical sequence training
    on the CIDEr-D reward (`sat_keras.training.self_critical`), keeping the
@@ -71,6 +72,9 @@ def main():
     parser.add_argument("--patience", type=int, default=None,
                         help="epochs without a better dev BLEU-4 before stopping "
                              "(default: the preset's, 3)")
+    parser.add_argument("--select-from", type=float, default=None, metavar="FRACTION",
+                        help="compare epochs only from this fraction of the schedule on "
+                             "(default: the preset's, 0.5; 0 compares them all)")
     parser.add_argument("--doubly-stochastic-weight", type=float, default=None,
                         help="lambda of the attention penalty (default: the preset's, 1)")
     parser.add_argument("--label-smoothing", type=float, default=None,
@@ -96,7 +100,8 @@ def main():
     result = train_recipe(
         "flickr8k", args.data_dir, args.work_dir, preset=PRESET, encoder=args.encoder,
         encoder_weights=args.encoder_weights, features_dir=feature_dir, epochs=args.epochs,
-        batch_size=args.batch_size, patience=args.patience, max_minutes=args.max_minutes,
+        batch_size=args.batch_size, patience=args.patience, select_from=args.select_from,
+        max_minutes=args.max_minutes,
         doubly_stochastic_weight=args.doubly_stochastic_weight,
         label_smoothing=args.label_smoothing, self_critical=self_critical,
         verbose=2)

@@ -66,7 +66,7 @@ def _train(args):
                  label_smoothing=args.label_smoothing,
                  annotation_dropout=args.annotation_dropout,
                  embedding_dropout=args.embedding_dropout,
-                 keep_epoch_weights=args.keep_epoch_weights,
+                 keep_epoch_weights=args.keep_epoch_weights, select_from=args.select_from,
                  **_run_arguments(args))
     return 0
 
@@ -237,6 +237,10 @@ def build_parser():
     train.add_argument("--patience", type=int, default=None, metavar="EPOCHS",
                        help="stop after this many epochs without a better val BLEU-4 "
                             "(default: the preset's; the synthetic presets have none)")
+    train.add_argument("--select-from", type=float, default=None, metavar="FRACTION",
+                       help="with a patience: compare cross-entropy epochs only from this "
+                            "fraction of the schedule on (default: the preset's, 0.5 for "
+                            "Flickr8k; 0 compares them all)")
     train.add_argument("--batch-size", type=int, default=None)
     train.add_argument("--doubly-stochastic-weight", type=float, default=None,
                        metavar="LAMBDA",

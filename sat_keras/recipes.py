@@ -5,7 +5,7 @@ built-in synthetic data (generated if missing, a small CNN trained from
 scratch) or a real one (a pretrained encoder, optionally on cached
 features). With a patience (the real-data presets have one) every epoch's
 greedy captions of part of val are scored and training stops when BLEU-4
-stops rising, keeping the best epoch. A preset's "search" (the decoding
+stops rising, keeping the best epoch (`epoch_selection`). A preset's "search" (the decoding
 chosen on dev) is saved with the trained model as the decoding that
 `sat-keras caption`, `evaluate` and `export` default to. `run_demo` is the
 synthetic recipe with data and model in one folder, then sample captions.
@@ -85,7 +85,8 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
                  patience=None, seed=0, verbose="auto", print_fn=print, strategy=None,
                  backup_every_steps=100, clip_norm=None, mixed_precision=None,
                  self_critical=None, doubly_stochastic_weight=None, label_smoothing=None,
-                 annotation_dropout=None, embedding_dropout=None, keep_epoch_weights=False):
+                 annotation_dropout=None, embedding_dropout=None, keep_epoch_weights=False,
+                 select_from=None):
     """Trains a preset on a dataset's train split, reports a held-out split, saves.
 
     Args:
@@ -104,9 +105,10 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
         fine_tune_layers: fine-tune the encoder's top N weighted layers, at
             `encoder_multiplier` (default 0.1) times the learning rate
             (needs images, not cached features).
-        epochs, batch_size, learning_rate, patience: override the preset's
-            training settings (patience: epochs without a better val BLEU-4
-            before stopping; None without one in the preset: no selection).
+        epochs, batch_size, learning_rate, patience, select_from: override
+            the preset's training settings (patience: epochs without a better
+            val BLEU-4 before stopping; None without one in the preset: no
+            selection; select_from: see `epoch_selection`).
         max_minutes: wall-clock training budget.
         seed: seeds data generation, shuffling and weight initialisation.
         verbose: Keras `fit` verbosity (progress bars by default).
@@ -147,6 +149,7 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
     preset = preset or default_preset(dataset)
     settings_all = preset_settings(preset, epochs=epochs, batch_size=batch_size,
                                    learning_rate=learning_rate, patience=patience,
+                                   select_from=select_from,
                                    num_images=num_images)
     if encoder is not None:
         settings_all["encoder"] = {"name": encoder}
@@ -241,19 +244,16 @@ def _train_stage(model, run_dir, epochs, learning_rate, train_records, val_recor
     """One stage of `train_recipe` (cross-entropy, or self-critical) with its callbacks.
 
     With a patience, every epoch's greedy captions of part of val are scored
-    and the best epoch is kept: by BLEU-4 under cross-entropy, by CIDEr-D
-    (the reward) under self-critical training.
+    and the best epoch is kept (`epoch_selection`).
     """
     callbacks = []
     if keep_epoch_weights:
         callbacks.append(epoch_weights_callback(run_dir))
     if settings.get("patience") is not None:
-        monitor = "val_bleu_4" if self_critical is None else "val_cider"
         callbacks += [
             CaptionMetricsCallback(val_records[: settings.get("validation_images")],
                                    max_length=settings["max_length"], features=features),
-            ResumableEarlyStopping(monitor=monitor, mode="max", patience=settings["patience"],
-                                   restore_best_weights=True)]
+            epoch_selection(settings, epochs, self_critical is not None)]
     if max_minutes is not None:
         callbacks.append(TimeBudget(max(max_minutes, 0.0)))
     return train(
@@ -262,6 +262,25 @@ def _train_stage(model, run_dir, epochs, learning_rate, train_records, val_recor
         max_length=settings["max_length"], image_size=model.image_size,
         callbacks=callbacks, features=features, run_dir=run_dir,
         sample_records=val_records[:4], self_critical=self_critical, **arguments)
+
+
+def epoch_selection(settings, epochs, self_critical=False):
+    """The early stopping of a stage with a patience, keeping its best epoch.
+
+    Cross-entropy epochs are judged by the check images' greedy BLEU-4, and
+    only from `settings["select_from"]` (a fraction, default 0) of the
+    cosine schedule on: earlier epochs, at a high learning rate, are
+    neither kept nor counted towards the patience. A stage that ends before
+    then keeps its last epoch. Self-critical epochs, at a constant learning
+    rate, are judged by CIDEr-D from the first.
+    """
+    select_from = 0.0 if self_critical else settings.get("select_from", 0.0)
+    if not 0.0 <= select_from < 1.0:
+        raise ValueError(f"select_from must be at least 0 and below 1. Received: {select_from!r}")
+    return ResumableEarlyStopping(
+        monitor="val_cider" if self_critical else "val_bleu_4", mode="max",
+        patience=settings["patience"], restore_best_weights=True,
+        start_from_epoch=int(epochs * select_from))
 
 
 def run_demo(output_dir="sat_keras_demo", epochs=None, num_images=None, seed=0,

@@ -111,11 +111,11 @@ def test_train_on_a_csv_dataset_from_cached_features(tmp_path, capsys, csv_datas
                      "--batch-size", "2", "--patience", "7",
                      "--doubly-stochastic-weight", "0", "--label-smoothing", "0.2",
                      "--annotation-dropout", "0.4", "--embedding-dropout", "0.3",
-                     "--keep-epoch-weights"]) == 0
+                     "--keep-epoch-weights", "--select-from", "0.25"]) == 0
     assert "val (3 images), free-running greedy captions: BLEU-1" in capsys.readouterr().out
     with open(tmp_path / "model" / "config.json") as file:
         config = json.load(file)
-    assert config["training"]["patience"] == 7
+    assert config["training"]["patience"] == 7 and config["training"]["select_from"] == 0.25
     assert config["encoder"] == {"name": "mobilenet_v3_small"}  # the encoder given, recorded
     model = load_captioner(str(tmp_path / "model"))
     assert model.encoder.backbone == "mobilenet_v3_small" and model.image_size == 224

@@ -41,6 +41,7 @@ def test_the_flickr8k_recipe_with_scst_then_decoding_tuned_on_dev(tmp_path):
     with open(os.path.join(work_dir, "config.json")) as file:
         config = json.load(file)
     assert config["model"]["doubly_stochastic_weight"] == 0.0
+    assert config["training"]["select_from"] == 0.5  # the preset's: epoch 2 alone judged
     assert config["encoder"] == {"name": "mobilenet"}
     assert os.path.exists(os.path.join(work_dir, "model.keras"))
     assert os.path.exists(os.path.join(work_dir, "self_critical", "metrics.jsonl"))

@@ -17,6 +17,7 @@ from sat_keras.models.saving import load_captioner
 from sat_keras.models.show_attend_tell import ShowAttendTell
 from sat_keras.recipes import check_arguments
 from sat_keras.recipes import default_preset
+from sat_keras.recipes import epoch_selection
 from sat_keras.recipes import train_recipe
 from sat_keras.text import Vocabulary
 from sat_keras.training.fit import train
@@ -54,7 +55,7 @@ def test_the_recipe_trains_reports_and_saves(tmp_path, records, monkeypatch):
                           num_images=40, epochs=2, batch_size=8, verbose=0,
                           print_fn=lines.append, doubly_stochastic_weight=0.25,
                           label_smoothing=0.1, annotation_dropout=0.3, embedding_dropout=0.2,
-                          keep_epoch_weights=True)
+                          keep_epoch_weights=True, patience=1, select_from=0.5)
     assert result["split"] == "test" and 0.0 <= result["metrics"]["bleu_4"] <= 1.0
     assert len(result["captions"]) == len(result["records"])
     assert any(line.startswith("Trained 2 epochs") for line in lines)
@@ -63,7 +64,10 @@ def test_the_recipe_trains_reports_and_saves(tmp_path, records, monkeypatch):
     assert loaded.doubly_stochastic_weight == 0.25  # overrides the preset's 1.0
     assert loaded.label_smoothing == 0.1
     assert (loaded.annotation_dropout, loaded.embedding_dropout) == (0.3, 0.2)
-    # Each epoch's weights, for checkpoint averaging; the last is the trained model's.
+    # Both epochs were scored, but only the second half of the schedule (epoch 2)
+    # could be kept. Each epoch's weights, for checkpoint averaging: the last is
+    # the trained model's.
+    assert len(result["history"]["val_bleu_4"]) == 2
     assert sorted(os.listdir(tmp_path / "run" / "epochs")) == [
         "epoch_01.weights.h5", "epoch_02.weights.h5"]
     last = load_captioner(str(tmp_path / "run"))
@@ -82,6 +86,20 @@ def test_the_recipe_trains_reports_and_saves(tmp_path, records, monkeypatch):
     images = np.zeros((1, 64, 64, 3), "uint8")
     assert (loaded.caption(images=images)["captions"]
             == result["model"].caption(images=images)["captions"])
+
+
+def test_epochs_are_compared_from_the_presets_share_of_the_schedule_on():
+    settings = preset_settings("flickr8k_mobilenet")["training"]
+    assert settings["select_from"] == 0.5
+    stopping = epoch_selection(settings, 12)
+    assert (stopping.monitor, stopping.patience, stopping.start_from_epoch) == (
+        "val_bleu_4", 3, 6)  # epochs 7 to 12, counted from 1
+    assert stopping.restore_best_weights
+    self_critical = epoch_selection(settings, 4, self_critical=True)  # a constant rate
+    assert (self_critical.monitor, self_critical.start_from_epoch) == ("val_cider", 0)
+    assert epoch_selection({"patience": 2}, 12).start_from_epoch == 0  # no share: all
+    with pytest.raises(ValueError, match="select_from must be"):
+        epoch_selection({"patience": 2, "select_from": 1.0}, 12)
 
 
 def test_default_presets_and_the_arguments_each_dataset_takes():
