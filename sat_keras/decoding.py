@@ -226,6 +226,16 @@ class SearchSettings:
             return cls(**value)
         raise TypeError(f"Expected SearchSettings, a dict or None. Received: {value!r}")
 
+    @classmethod
+    def one_caption_each(cls, value, writer):
+        """`from_value` for a `writer` of one caption per input ("caption_records
+        writes one caption per image"): `num_captions` must be None."""
+        settings = cls.from_value(value)
+        if settings.num_captions is not None:
+            raise ValueError(f"{writer}; num_captions must be None. "
+                             f"Received: {settings.num_captions!r}")
+        return settings
+
     def as_kwargs(self):
         return dataclasses.asdict(self)
 

@@ -33,10 +33,7 @@ def caption_records(model, records, search=None, batch_size=64, features=None, v
         dict: "captions" (list of str), "scores" (N,), "attention_weights"
         (N, max_length, L).
     """
-    search = SearchSettings.from_value(search)
-    if search.num_captions is not None:
-        raise ValueError("caption_records writes one caption per image; num_captions must "
-                         f"be None. Received: {search.num_captions!r}")
+    search = SearchSettings.one_caption_each(search, "caption_records writes one caption per image")
     paths = [r.image_path for r in records]
     if features is not None:
         batches = ({"features": features.lookup(paths[start:start + batch_size]).numpy()}

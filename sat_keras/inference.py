@@ -39,10 +39,8 @@ def caption_image_files(model, paths, search=None, batch_size=64):
             "The model has no image_size, so image files cannot be resized for "
             "it. Create it with ShowAttendTell(..., image_size=...)."
         )
-    search = SearchSettings.from_value(search)
-    if search.num_captions is not None:
-        raise ValueError("caption_image_files writes one caption per file; num_captions "
-                         f"must be None. Received: {search.num_captions!r}")
+    search = SearchSettings.one_caption_each(
+        search, "caption_image_files writes one caption per file")
     images, loaded_paths, errors = load_image_files(list(paths), model.image_size)
     outcomes = {path: FileCaption(path, error=message) for path, message in errors}
     if loaded_paths:
