@@ -65,7 +65,8 @@ def _train(args):
                  doubly_stochastic_weight=args.doubly_stochastic_weight,
                  label_smoothing=args.label_smoothing,
                  annotation_dropout=args.annotation_dropout,
-                 embedding_dropout=args.embedding_dropout,
+                 embedding_dropout=args.embedding_dropout, units=args.units,
+                 annotation_projection=args.annotation_projection,
                  keep_epoch_weights=args.keep_epoch_weights, select_from=args.select_from,
                  **_run_arguments(args))
     return 0
@@ -255,6 +256,12 @@ def build_parser():
     train.add_argument("--embedding-dropout", type=float, default=None, metavar="RATE",
                        help="dropout on the word embeddings in training (default: the "
                             "preset's)")
+    train.add_argument("--units", type=int, default=None,
+                       help="LSTM units (default: the preset's)")
+    train.add_argument("--annotation-projection", type=int, default=None, metavar="SIZE",
+                       help="embed each location's features into SIZE dimensions "
+                            "(Dense + ReLU) before the decoder uses them (default: none, "
+                            "the authors)")
     train.add_argument("--keep-epoch-weights", action="store_true",
                        help="save each cross-entropy epoch's weights in RUN/epochs/")
     train.add_argument("--learning-rate", type=float, default=None)

@@ -86,7 +86,7 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
                  backup_every_steps=100, clip_norm=None, mixed_precision=None,
                  self_critical=None, doubly_stochastic_weight=None, label_smoothing=None,
                  annotation_dropout=None, embedding_dropout=None, keep_epoch_weights=False,
-                 select_from=None):
+                 select_from=None, units=None, annotation_projection=None):
     """Trains a preset on a dataset's train split, reports a held-out split, saves.
 
     Args:
@@ -130,6 +130,9 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
             none; see `ShowAttendTell`).
         annotation_dropout, embedding_dropout: override the preset's dropout
             on the annotations and on the word embeddings (`AttentiveLSTMCell`).
+        units, annotation_projection: override the preset's LSTM size and
+            its embedding of the features (`AttentiveLSTMCell`; None in the
+            presets: the features are the annotations).
         keep_epoch_weights: also save every cross-entropy epoch's weights as
             RUN/epochs/epoch_NN.weights.h5 (for `training.averaging`).
 
@@ -156,7 +159,8 @@ def train_recipe(dataset, data_dir, output_dir, preset=None, captions_file=None,
     model_overrides = {"doubly_stochastic_weight": doubly_stochastic_weight,
                        "label_smoothing": label_smoothing,
                        "annotation_dropout": annotation_dropout,
-                       "embedding_dropout": embedding_dropout}
+                       "embedding_dropout": embedding_dropout, "units": units,
+                       "annotation_projection": annotation_projection}
     settings_all["model"].update(
         {name: value for name, value in model_overrides.items() if value is not None})
     settings = settings_all["training"]

@@ -111,7 +111,8 @@ def test_train_on_a_csv_dataset_from_cached_features(tmp_path, capsys, csv_datas
                      "--batch-size", "2", "--patience", "7",
                      "--doubly-stochastic-weight", "0", "--label-smoothing", "0.2",
                      "--annotation-dropout", "0.4", "--embedding-dropout", "0.3",
-                     "--keep-epoch-weights", "--select-from", "0.25"]) == 0
+                     "--keep-epoch-weights", "--select-from", "0.25", "--units", "24",
+                     "--annotation-projection", "16"]) == 0
     assert "val (3 images), free-running greedy captions: BLEU-1" in capsys.readouterr().out
     with open(tmp_path / "model" / "config.json") as file:
         config = json.load(file)
@@ -121,6 +122,8 @@ def test_train_on_a_csv_dataset_from_cached_features(tmp_path, capsys, csv_datas
     assert model.encoder.backbone == "mobilenet_v3_small" and model.image_size == 224
     assert model.doubly_stochastic_weight == 0.0 and model.label_smoothing == 0.2
     assert (model.annotation_dropout, model.embedding_dropout) == (0.4, 0.3)
+    assert (model.units, model.annotation_projection) == (24, 16)
+    assert config["model"]["units"] == 24
     assert os.listdir(tmp_path / "model" / "epochs") == ["epoch_01.weights.h5"]
     assert cli.main(["caption", records[0].image_path, "--model", str(tmp_path / "model")]) == 0
 

@@ -55,12 +55,14 @@ def test_the_recipe_trains_reports_and_saves(tmp_path, records, monkeypatch):
                           num_images=40, epochs=2, batch_size=8, verbose=0,
                           print_fn=lines.append, doubly_stochastic_weight=0.25,
                           label_smoothing=0.1, annotation_dropout=0.3, embedding_dropout=0.2,
-                          keep_epoch_weights=True, patience=1, select_from=0.5)
+                          keep_epoch_weights=True, patience=1, select_from=0.5, units=24,
+                          annotation_projection=16)
     assert result["split"] == "test" and 0.0 <= result["metrics"]["bleu_4"] <= 1.0
     assert len(result["captions"]) == len(result["records"])
     assert any(line.startswith("Trained 2 epochs") for line in lines)
     loaded = load_captioner(str(tmp_path / "run"))
-    assert loaded.units == preset_settings("synthetic")["model"]["units"]
+    assert preset_settings("synthetic")["model"]["units"] != 24
+    assert (loaded.units, loaded.annotation_projection) == (24, 16)  # the preset's overridden
     assert loaded.doubly_stochastic_weight == 0.25  # overrides the preset's 1.0
     assert loaded.label_smoothing == 0.1
     assert (loaded.annotation_dropout, loaded.embedding_dropout) == (0.3, 0.2)

@@ -65,6 +65,12 @@ class AttentiveLSTMCell(keras.layers.Layer):
         prev2out: add E y_{t-1} in the deep output.
         ctx2out: add L_z z_t in the deep output.
         dropout: dropout rate on h_t and on the deep output (authors: 0.5).
+        annotation_projection: None (the authors: the annotations are the
+            encoder's features) or a size P: a = relu(W_e f + b_e) embeds
+            each location's features f (batch, L, D_f) into P dimensions
+            first, as ruotianluo's models embed theirs (`att_embed`);
+            everything below then sees P-dimensional annotations, so the
+            LSTM's and the deep output's context weights shrink with P.
         annotation_dropout: dropout rate on the annotations a in training,
             before the initial state, the attention and the context use
             them (0: none, the authors; ruotianluo's self-critical models
@@ -118,7 +124,8 @@ class AttentiveLSTMCell(keras.layers.Layer):
 
     def __init__(self, vocabulary_size, embedding_dim=512, units=512, attention_dim=512,
                  attention_activation="tanh", gating="scalar", deep_output=True,
-                 prev2out=True, ctx2out=True, dropout=0.5, annotation_dropout=0.0,
+                 prev2out=True, ctx2out=True, dropout=0.5, annotation_projection=None,
+                 annotation_dropout=0.0,
                  embedding_dropout=0.0, initial_state="mean_annotation", attention="soft",
                  hard_inference="expected", expected_context_probability=0.5,
                  sample_mixing="image", seed=None, **kwargs):
@@ -128,6 +135,10 @@ class AttentiveLSTMCell(keras.layers.Layer):
                             ("attention_dim", attention_dim)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+        if annotation_projection is not None and (
+                not isinstance(annotation_projection, int) or annotation_projection < 1):
+            raise ValueError("annotation_projection must be None or a positive integer. "
+                             f"Received: annotation_projection={annotation_projection!r}")
         if gating not in GATINGS:
             raise ValueError(f"gating must be one of {GATINGS}. Received: gating={gating!r}")
         if initial_state not in INITIAL_STATES:
@@ -162,6 +173,7 @@ class AttentiveLSTMCell(keras.layers.Layer):
         self.prev2out = prev2out
         self.ctx2out = ctx2out
         self.dropout = dropout
+        self.annotation_projection = annotation_projection
         self.annotation_dropout = annotation_dropout
         self.embedding_dropout = embedding_dropout
         self.initial_state = initial_state
@@ -174,6 +186,12 @@ class AttentiveLSTMCell(keras.layers.Layer):
         self.state_size = [units, units]
 
     def build(self, annotations_shape):
+        """`annotations_shape`: the encoder's features, (batch, L, D_f)."""
+        if self.annotation_projection is not None:
+            self.projection = keras.layers.Dense(
+                self.annotation_projection, activation="relu", name="annotation_projection")
+            self.projection.build(tuple(annotations_shape))
+            annotations_shape = tuple(annotations_shape[:-1]) + (self.annotation_projection,)
         annotation_dim = annotations_shape[-1]
         self.embedding = keras.layers.Embedding(
             self.vocabulary_size, self.embedding_dim, name="embedding"
@@ -222,11 +240,15 @@ class AttentiveLSTMCell(keras.layers.Layer):
         self.logits.build((None, self.embedding_dim if self.deep_output else self.units))
 
     def start(self, annotations, training=None):
-        """(initial state, memory) for decoding annotations (batch, L, D).
+        """(initial state, memory) for decoding the encoder's features (batch, L, D_f).
 
-        In training (teacher forcing) the annotations pass `annotation_dropout`
-        first, so the initial state and every step see the same dropped ones.
+        With `annotation_projection` the features are embedded first. In
+        training (teacher forcing) the annotations then pass
+        `annotation_dropout`, so the initial state and every step see the
+        same dropped ones.
         """
+        if self.annotation_projection is not None:
+            annotations = self.projection(annotations)  # (batch, L, P)
         annotations = self.annotation_dropout_layer(annotations, training=training)
         return self.get_initial_state(annotations), self.prepare_memory(annotations)
 
@@ -436,6 +458,7 @@ class AttentiveLSTMCell(keras.layers.Layer):
             "prev2out": self.prev2out,
             "ctx2out": self.ctx2out,
             "dropout": self.dropout,
+            "annotation_projection": self.annotation_projection,
             "annotation_dropout": self.annotation_dropout,
             "embedding_dropout": self.embedding_dropout,
             "initial_state": self.initial_state,

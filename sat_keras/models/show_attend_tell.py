@@ -22,8 +22,9 @@ BASELINES = ("caption", "per_token")
 # decoder and readable through it (model.attention, model.units, ...).
 DECODER_ARGUMENTS = ("embedding_dim", "units", "attention_dim", "attention_activation",
                      "gating", "deep_output", "prev2out", "ctx2out", "dropout",
-                     "annotation_dropout", "embedding_dropout", "initial_state", "attention",
-                     "hard_inference", "expected_context_probability", "sample_mixing", "seed")
+                     "annotation_projection", "annotation_dropout", "embedding_dropout",
+                     "initial_state", "attention", "hard_inference",
+                     "expected_context_probability", "sample_mixing", "seed")
 
 
 class _SearchFunctions:
@@ -99,8 +100,9 @@ class ShowAttendTell(keras.Model):
             to build one from the decoder arguments given as keywords:
             embedding_dim, units, attention_dim (512 each by default),
             attention_activation, gating, deep_output, prev2out, ctx2out,
-            dropout, annotation_dropout, embedding_dropout, initial_state,
-            attention ("soft" or "hard"), hard_inference,
+            dropout, annotation_projection, annotation_dropout,
+            embedding_dropout, initial_state, attention ("soft" or "hard"),
+            hard_inference,
             expected_context_probability, sample_mixing and seed (see
             `AttentiveLSTMCell`).
         image_size: side in pixels that image files are resized to before the

@@ -199,9 +199,36 @@ def test_annotation_dropout_feeds_the_initial_state_and_the_steps_the_same_annot
         keras.ops.convert_to_numpy(cell.soft_attention.project_annotations(dropped)), rtol=1e-5)
 
 
+def test_annotation_projection_embeds_the_features_for_every_later_use():
+    cell = _cell(annotation_projection=5, annotation_dropout=0.5)
+    kernel, bias = (keras.ops.convert_to_numpy(w) for w in cell.projection.weights)
+    assert kernel.shape == (8, 5)  # from the 8 features of each location
+    embedded = np.maximum(_annotations() @ kernel + bias, 0.0)  # (2, 4, 5)
+    assert (embedded == 0).any() and (embedded > 0).any()  # the ReLU acts
+    assert tuple(cell.context_kernel.shape) == (5, 40)  # the LSTM sees P = 5
+    assert tuple(cell.context_to_output.kernel.shape) == (5, 8)
+    states, memory = cell.start(_annotations())  # outside training: no dropout
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(memory["annotations"]), embedded,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(states[0]),
+                               keras.ops.convert_to_numpy(cell.get_initial_state(embedded)[0]),
+                               rtol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(memory["keys"]),
+        keras.ops.convert_to_numpy(cell.soft_attention.project_annotations(embedded)),
+        rtol=1e-5, atol=1e-6)
+    keras.utils.set_random_seed(3)
+    _, dropped = cell.start(_annotations(), training=True)  # dropout after the embedding
+    dropped = keras.ops.convert_to_numpy(dropped["annotations"])
+    kept = dropped != 0
+    np.testing.assert_allclose(dropped[kept], 2 * embedded[kept], rtol=1e-5)
+    logits, _, weights = cell(np.array([1, 5]), states, memory)
+    assert tuple(logits.shape) == (2, 12) and tuple(weights.shape) == (2, 4)
+
+
 def test_config_round_trip():
     cell = _cell(gating="vector", deep_output=False, dropout=0.3, initial_state="zeros",
-                 annotation_dropout=0.2, embedding_dropout=0.1)
+                 annotation_dropout=0.2, embedding_dropout=0.1, annotation_projection=5)
     restored = AttentiveLSTMCell.from_config(cell.get_config())
     assert restored.get_config() == cell.get_config()
 
@@ -212,6 +239,8 @@ def test_config_round_trip():
     ({"initial_state": "random"}, "initial_state must be one of"),
     ({"dropout": 1.0}, "dropout must be in"),
     ({"annotation_dropout": -0.1}, "annotation_dropout must be in"),
+    ({"annotation_projection": 0}, "annotation_projection must be None or a positive"),
+    ({"annotation_projection": 2.5}, "annotation_projection must be None or a positive"),
     ({"embedding_dropout": 1.0}, "embedding_dropout must be in"),
 ])
 def test_invalid_arguments(overrides, message):

@@ -40,9 +40,12 @@ def test_features_only_model_rejects_images(make_model):
                       "token_ids": np.array([[1]])})
 
 
-def test_stepwise_decoding_fed_the_teacher_tokens_reproduces_teacher_forcing(make_model, batch):
+@pytest.mark.parametrize("annotation_projection", [None, 5])
+def test_stepwise_decoding_fed_the_teacher_tokens_reproduces_teacher_forcing(
+        make_model, batch, annotation_projection):
     inputs, _ = batch
-    model = make_model(dropout=0.5)  # dropout must be off outside training
+    # dropout must be off outside training
+    model = make_model(dropout=0.5, annotation_projection=annotation_projection)
     teacher = _numpy(model(inputs)["logits"])
     teacher_attention = _numpy(model(inputs)["attention_weights"])
     state, memory = model.start(model.encode(inputs))
@@ -125,9 +128,12 @@ def test_caption_returns_words_padding_and_attention(make_model, batch):
     np.testing.assert_array_equal(logits.argmax(-1)[first[:, 1] != 2], first[first[:, 1] != 2])
 
 
-def test_keras_file_round_trip_gives_identical_outputs(make_model, batch, tmp_path):
+@pytest.mark.parametrize("annotation_projection", [None, 6])
+def test_keras_file_round_trip_gives_identical_outputs(make_model, batch, tmp_path,
+                                                       annotation_projection):
     inputs, _ = batch
-    model = make_model(with_encoder=True, gating="vector")
+    model = make_model(with_encoder=True, gating="vector",
+                       annotation_projection=annotation_projection)
     images = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)).astype("uint8")
     image_inputs = {"images": images, "token_ids": inputs["token_ids"]}
     expected = _numpy(model(image_inputs)["logits"])
