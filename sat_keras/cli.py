@@ -77,7 +77,8 @@ def _self_critical_settings(args):
     given = [flag for flag, value in (("--scst-learning-rate", args.scst_learning_rate),
                                       ("--scst-samples", args.scst_samples),
                                       ("--scst-baseline", args.scst_baseline),
-                                      ("--[no-]scst-score-end", args.scst_score_end))
+                                      ("--[no-]scst-score-end", args.scst_score_end),
+                                      ("--scst-dropout", args.scst_dropout))
              if value is not None]
     if args.scst_epochs is None:
         if given:
@@ -85,7 +86,8 @@ def _self_critical_settings(args):
                              "add --scst-epochs N.")
         return None
     chosen = {"learning_rate": args.scst_learning_rate, "num_samples": args.scst_samples,
-              "baseline": args.scst_baseline, "score_end": args.scst_score_end}
+              "baseline": args.scst_baseline, "score_end": args.scst_score_end,
+              "dropout": args.scst_dropout}
     return SelfCriticalSettings(args.scst_epochs,
                                 **{k: v for k, v in chosen.items() if v is not None})
 
@@ -291,6 +293,10 @@ def build_parser():
                        default=None,
                        help="the reward scores a caption's end as a word, so captions that "
                             "stop mid-phrase score lower (default: yes, as Luo's code)")
+    train.add_argument("--scst-dropout", action="store_const", const=True, default=None,
+                       help="differentiate the sampled captions' log-probabilities with "
+                            "the decoder's dropout on, as Luo's code trains (soft "
+                            "attention; default: off, the policy that captions)")
     train.set_defaults(handler=_train)
 
     caption = commands.add_parser("caption", help="caption image files")

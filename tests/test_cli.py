@@ -11,6 +11,7 @@ from sat_keras import recipes
 from sat_keras.models.saving import load_captioner
 from sat_keras.models.saving import save_captioner
 from sat_keras.training.rewards import CiderDReward
+from sat_keras.training.self_critical import SelfCriticalSettings
 
 
 @pytest.fixture
@@ -187,12 +188,18 @@ def test_train_with_a_self_critical_stage_and_going_on_with_it(tmp_path, capsys,
         return rewards[-1]
 
     monkeypatch.setattr(recipes, "CiderDReward", recorded_reward)
+    objectives = []  # the objectives the stage trains
+    build_objective = SelfCriticalSettings.objective
+    monkeypatch.setattr(SelfCriticalSettings, "objective", lambda settings, *args: (
+        objectives.append(build_objective(settings, *args)) or objectives[-1]))
     command = ["train", "--dataset", "synthetic", "--data-dir", str(tmp_path / "data"),
                "--output-dir", str(tmp_path / "run"), "--num-images", "40", "--epochs", "1",
                "--batch-size", "8", "--patience", "1", "--scst-epochs", "2",
-               "--scst-samples", "3", "--scst-learning-rate", "1e-4", "--no-scst-score-end"]
+               "--scst-samples", "3", "--scst-learning-rate", "1e-4", "--no-scst-score-end",
+               "--scst-dropout"]
     assert cli.main(command) == 0
     assert [reward.score_end for reward in rewards] == [False]
+    assert [(o.num_samples, o.dropout) for o in objectives] == [(3, True)]
     out = capsys.readouterr().out
     assert "Trained 3 epochs" in out
     stage = tmp_path / "run" / "self_critical"

@@ -18,7 +18,10 @@ Captions are sampled and scored without dropout and, for hard attention,
 with the decoder's inference context (the expected one by default): the
 policy trained is the one that captions at test time, and the teacher-forced
 pass that differentiates log p(w^s) sees exactly the distribution the
-words were drawn from.
+words were drawn from. With `dropout=True` (soft attention) that pass runs
+with the decoder's dropout on instead, as Luo's code trains with dropout
+on: log p(w^s) is then that of a thinned network, a regulariser, no longer
+exactly the distribution that drew w^s.
 
 Use: `model.compile(optimizer, self_critical=SelfCritical(reward))`, then
 `model.fit` on `data.pipeline.make_per_image_dataset(records, ...)` built
@@ -53,6 +56,8 @@ class SelfCriticalSettings:
         baseline: "mean" (Luo 2020) or "greedy" (Rennie et al. 2017).
         score_end: the reward scores each caption's end as a word
             (`rewards.CiderDReward`; True, as Luo's code).
+        dropout: differentiate log p(caption) with the decoder's dropout on
+            (`SelfCritical`; False: off, the policy that captions).
     """
 
     epochs: int
@@ -60,6 +65,7 @@ class SelfCriticalSettings:
     num_samples: int = 5
     baseline: str = "mean"
     score_end: bool = True
+    dropout: bool = False
 
     def __post_init__(self):
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -70,9 +76,12 @@ class SelfCriticalSettings:
         _check_sampling(self.num_samples, self.baseline)
         if not isinstance(self.score_end, bool):
             raise ValueError(f"score_end must be True or False. Received: {self.score_end!r}")
+        if not isinstance(self.dropout, bool):
+            raise ValueError(f"dropout must be True or False. Received: {self.dropout!r}")
 
     def objective(self, reward, max_length):
-        return SelfCritical(reward, self.num_samples, self.baseline, max_length)
+        return SelfCritical(reward, self.num_samples, self.baseline, max_length,
+                            dropout=self.dropout)
 
 
 def _check_sampling(num_samples, baseline):
@@ -94,6 +103,9 @@ class SelfCritical:
         num_samples: captions sampled per image (5, as Luo 2020).
         baseline: "mean" (the other samples' mean reward) or "greedy".
         max_length: the most words a sampled caption has, `<end>` included.
+        dropout: differentiate log p(caption) with the decoder's dropout on
+            (soft attention only: for hard attention that pass would sample
+            locations too). Captions are drawn without it either way.
 
     The logs of a training step: "loss", "reward" (the samples' mean
     reward) and "baseline_reward" (the baselines' mean: the other samples'
@@ -111,7 +123,7 @@ class SelfCritical:
     ['baseline_reward', 'loss', 'reward']
     """
 
-    def __init__(self, reward, num_samples=5, baseline="mean", max_length=20):
+    def __init__(self, reward, num_samples=5, baseline="mean", max_length=20, dropout=False):
         _check_sampling(num_samples, baseline)
         if not isinstance(max_length, int) or max_length < 1:
             raise ValueError(f"max_length must be a positive integer. Received: {max_length!r}")
@@ -119,6 +131,7 @@ class SelfCritical:
         self.num_samples = num_samples
         self.baseline = baseline
         self.max_length = max_length
+        self.dropout = dropout
         self.trackers = {name: keras.metrics.Mean(name=name)
                          for name in ("loss", "reward", "baseline_reward")}
 
@@ -128,6 +141,10 @@ class SelfCritical:
                 "Self-critical training samples hard attention's inference policy, which "
                 'must be deterministic: use hard_inference="expected". Received: '
                 f"{model.decoder.hard_inference!r}")
+        if model.decoder.attention == "hard" and self.dropout:
+            raise ValueError("Self-critical training with dropout=True needs soft attention: "
+                             "hard attention's training pass samples locations, which the "
+                             "policy that drew the captions does not.")
 
     def reset_metrics(self):
         for tracker in self.trackers.values():
@@ -179,7 +196,8 @@ class SelfCritical:
                 baselines = self.baselines(model, fixed, image_index, rewards)  # (B, k)
                 advantages = ops.reshape(rewards - baselines, (-1,))  # (B * k,)
             log_probs = sequence_log_probs(
-                model, ops.repeat(annotations, k, axis=0), token_ids)  # (B * k,)
+                model, ops.repeat(annotations, k, axis=0), token_ids,
+                training=self.dropout)  # (B * k,)
             loss = losses.self_critical_surrogate(log_probs, advantages)  # ()
             loss = scale_for_replicas(loss)
             scaled = model.optimizer.scale_loss(loss)
@@ -194,6 +212,9 @@ class SelfCritical:
 def sequence_log_probs(model, annotations, token_ids, training=False):
     """log p(caption | image) per caption, teacher-forced: (N,).
 
+    `training=True` turns the decoder's dropout on (and samples hard
+    attention's locations).
+
     Args:
         annotations: (N, L, D).
         token_ids: (N, T) captions as the searches write them: words,
@@ -202,7 +223,7 @@ def sequence_log_probs(model, annotations, token_ids, training=False):
     token_ids = ops.cast(token_ids, "int32")
     starts = ops.full((ops.shape(token_ids)[0], 1), START_ID, "int32")
     inputs = ops.concatenate([starts, token_ids[:, :-1]], axis=1)  # (N, T)
-    state, memory = model.start(annotations)
+    state, memory = model.start(annotations, training=training)
     logits = model.decoder.decode_sequence(inputs, state, memory,
                                            training=training)["logits"]  # (N, T, V)
     return -losses.masked_nll(token_ids, logits, "caption")  # (N,)

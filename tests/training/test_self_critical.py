@@ -215,6 +215,27 @@ def test_a_tiny_models_cider_rises_on_a_toy_set(attention, baseline, gain):
     assert after > before + gain, (before, after, history.history)
 
 
+def _one_step_weights(dropout, rate):
+    """The weights after one self-critical step from the same start and samples."""
+    model, vocabulary, features = toy_setup()
+    model.decoder.dropout = rate
+    model.decoder.output_dropout.rate = rate
+    objective = SelfCritical(CiderDReward(TOY_CAPTIONS, vocabulary), num_samples=3,
+                             max_length=6, dropout=dropout)
+    model.compile(keras.optimizers.SGD(0.5), self_critical=objective)
+    model.fit(per_image_batches(features, 1), verbose=0)
+    return [w.numpy() for w in model.trainable_weights]
+
+
+def test_dropout_acts_in_the_differentiated_pass_alone():
+    without = _one_step_weights(dropout=False, rate=0.5)
+    # The same samples (the same seeds draw them without dropout either way) ...
+    for a, b in zip(without, _one_step_weights(dropout=True, rate=0.0)):
+        np.testing.assert_allclose(a, b, atol=1e-6)  # ... nothing to drop: the same step
+    dropped = _one_step_weights(dropout=True, rate=0.5)
+    assert any(not np.allclose(a, b, atol=1e-6) for a, b in zip(without, dropped))
+
+
 def test_the_model_switches_back_to_cross_entropy(batch):
     model, vocabulary, features = toy_setup()
     objective = SelfCritical(CiderDReward(TOY_CAPTIONS, vocabulary), num_samples=2,
@@ -243,12 +264,18 @@ def test_bad_settings_and_batches_are_errors():
     hard.decoder.hard_inference = "sample"
     with pytest.raises(ValueError, match='hard_inference="expected"'):
         hard.compile("adam", self_critical=SelfCritical(reward, num_samples=2))
+    hard.decoder.hard_inference = "expected"
+    with pytest.raises(ValueError, match="dropout=True needs soft attention"):
+        hard.compile("adam", self_critical=SelfCritical(reward, num_samples=2, dropout=True))
 
 
 def test_the_recipe_settings_check_themselves_and_build_the_objective():
-    settings = SelfCriticalSettings(2, learning_rate=1e-4, num_samples=3, baseline="greedy")
+    settings = SelfCriticalSettings(2, learning_rate=1e-4, num_samples=3, baseline="greedy",
+                                    dropout=True)
     objective = settings.objective(lambda index, ids: np.zeros(len(index)), max_length=9)
-    assert (objective.num_samples, objective.baseline, objective.max_length) == (3, "greedy", 9)
+    assert (objective.num_samples, objective.baseline, objective.max_length,
+            objective.dropout) == (3, "greedy", 9, True)
+    assert SelfCriticalSettings(1).objective(lambda *_: None, max_length=9).dropout is False
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
         SelfCriticalSettings(0)
     with pytest.raises(ValueError, match="learning_rate must be positive"):
@@ -259,6 +286,8 @@ def test_the_recipe_settings_check_themselves_and_build_the_objective():
         SelfCriticalSettings(1, baseline="max")
     with pytest.raises(ValueError, match="score_end must be True or False"):
         SelfCriticalSettings(1, score_end="no")
+    with pytest.raises(ValueError, match="dropout must be True or False"):
+        SelfCriticalSettings(1, dropout=0.5)
 
 
 # -- the per-image batches and the fit loop -------------------------------------
