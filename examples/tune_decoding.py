@@ -5,13 +5,17 @@
 
 Each setting is BEAM:LENGTH_PENALTY. Every row holds the caption metrics
 (coco-caption PTB tokenization where Java and pycocoevalcap are installed),
-how varied the captions are and how focused their attention is.
+how varied the captions are and how focused their attention is. Several
+--model flags score their ensemble (`CaptionEnsemble`: the models' word
+probabilities averaged at every step); they must share the vocabulary and
+the features.
 """
 
 import argparse
 import json
 import time
 
+from sat_keras import CaptionEnsemble
 from sat_keras.data.features import CachedFeatures
 from sat_keras.data.flickr8k import read_flickr8k
 from sat_keras.data.records import select_split
@@ -26,7 +30,8 @@ from sat_keras.models.saving import load_captioner
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="a run directory, .keras file or export")
+    parser.add_argument("--model", required=True, action="append",
+                        help="a run directory, .keras file or export; repeat for an ensemble")
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--features", required=True, help="the model encoder's cached features")
     parser.add_argument("--split", default="val")
@@ -37,7 +42,8 @@ def main():
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
 
-    model = load_captioner(args.model)
+    models = [load_captioner(path) for path in args.model]
+    model = models[0] if len(models) == 1 else CaptionEnsemble(models)
     records = select_split(read_flickr8k(args.data_dir), args.split)
     features = CachedFeatures(args.features).lookup([r.image_path for r in records]).numpy()
     tokenization = "ptb" if coco_tools_available() else "normalize"
@@ -58,8 +64,9 @@ def main():
         print(f"beam {beam}, length penalty {penalty}: {format_metrics(scores)}", flush=True)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as file:
-            json.dump({"model": args.model, "split": args.split, "tokenization": tokenization,
-                       "rows": rows}, file, indent=1)
+            json.dump({"model": args.model[0] if len(models) == 1 else args.model,
+                       "split": args.split, "tokenization": tokenization, "rows": rows},
+                      file, indent=1)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from sat_keras.encoders import SmallCNNEncoder
 from sat_keras.layers.attentive_lstm_cell import AttentiveLSTMCell
 from sat_keras.layers.hard_attention import HardAttentionSampler
 from sat_keras.layers.soft_attention import BahdanauStyleSoftAttention
+from sat_keras.models.caption_ensemble import CaptionEnsemble
 from sat_keras.models.show_attend_tell import ShowAttendTell
 from sat_keras.text import Vocabulary
 from sat_keras.version import __version__
@@ -17,6 +18,7 @@ __all__ = [
     "__version__",
     "AttentiveLSTMCell",
     "BahdanauStyleSoftAttention",
+    "CaptionEnsemble",
     "HardAttentionSampler",
     "PretrainedEncoder",
     "ShowAttendTell",

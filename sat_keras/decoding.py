@@ -19,6 +19,7 @@ from keras import tree
 from sat_keras.text import END_ID
 from sat_keras.text import PAD_ID
 from sat_keras.text import START_ID
+from sat_keras.text import UNK_ID
 
 
 def _batch_size(memory):
@@ -381,6 +382,29 @@ def beam_search(step, initial_state, memory, num_locations, max_length, beam_siz
     if num_captions is None:
         outputs = {name: value[:, 0] for name, value in outputs.items()}
     return outputs
+
+
+def search(step, initial_state, memory, num_locations, max_length=20, beam_size=1,
+           length_penalty=0.0, temperature=None, num_captions=None, suppress_unknown=False,
+           seed=None):
+    """The search that `SearchSettings`' fields choose, over one step function.
+
+    `temperature` set: `sample_search` (drawing with `seed`); otherwise
+    `greedy_search` for beam size 1 and one caption each, `beam_search`
+    for the rest. `suppress_unknown` wraps the step in `suppress_tokens`
+    so that `<unk>` is never written. Returns that search's dict.
+    """
+    if suppress_unknown:
+        step = suppress_tokens(step, [UNK_ID])
+    if temperature is not None:
+        return sample_search(step, initial_state, memory, num_locations=num_locations,
+                             max_length=max_length, temperature=temperature, seed=seed)
+    if beam_size == 1 and num_captions is None:
+        return greedy_search(step, initial_state, memory, num_locations=num_locations,
+                             max_length=max_length)
+    return beam_search(step, initial_state, memory, num_locations=num_locations,
+                       max_length=max_length, beam_size=beam_size,
+                       length_penalty=length_penalty, num_captions=num_captions)
 
 
 def _trace_attention(attention_history, parent_history, origins, beam_size):

@@ -56,3 +56,15 @@ def test_the_flickr8k_recipe_with_scst_then_decoding_tuned_on_dev(tmp_path):
         (1, 0.0, True), (2, 1.0, True)]
     assert all(r["locations"] == 196 and r["mean_entropy"] <= r["uniform_entropy"] + 1e-6
                for r in rows)
+    # Two copies of the model: their ensemble averages equal distributions, so it
+    # captions, and scores, as the model alone does.
+    model_path = os.path.join(work_dir, "model.keras")
+    run_example("tune_decoding.py", "--model", model_path, "--model", model_path,
+                "--data-dir", data_dir, "--features", os.path.join(work_dir, "features"),
+                "--settings", "2:1", "--max-length", "12", "--suppress-unknown",
+                "--output", str(tmp_path / "ensemble.json"))
+    with open(tmp_path / "ensemble.json") as file:
+        ensemble = json.load(file)
+    assert ensemble["model"] == [model_path, model_path]
+    for name in ("bleu_4", "meteor", "cider_d", "distinct_captions", "mean_length"):
+        assert ensemble["rows"][0][name] == pytest.approx(rows[1][name], rel=1e-6), name

@@ -3,7 +3,6 @@
 import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -14,7 +13,8 @@ from sat_keras.encoders import build_encoder
 from sat_keras.layers.attentive_lstm_cell import AttentiveLSTMCell
 from sat_keras.models import losses
 from sat_keras.models import presets
-from sat_keras.text import UNK_ID
+from sat_keras.models.caption_batches import caption_in_batches
+from sat_keras.models.caption_batches import one_input
 from sat_keras.text import Vocabulary
 
 BASELINES = ("caption", "per_token")
@@ -443,20 +443,11 @@ class ShowAttendTell(keras.Model):
         `num_captions` n, the beam's n best, an axis of n after the batch.
         """
         state, memory = self.start(annotations)
-        num_locations = ops.shape(annotations)[1]
-        step = self.step
-        if suppress_unknown:
-            step = decoding.suppress_tokens(step, [UNK_ID])
-        if temperature is not None:
-            return decoding.sample_search(
-                step, state, memory, num_locations=num_locations, max_length=max_length,
-                temperature=temperature, seed=self.decoder.seed_generator)
-        if beam_size == 1 and num_captions is None:
-            return decoding.greedy_search(step, state, memory,
-                                          num_locations=num_locations, max_length=max_length)
-        return decoding.beam_search(
-            step, state, memory, num_locations=num_locations, max_length=max_length,
-            beam_size=beam_size, length_penalty=length_penalty, num_captions=num_captions)
+        return decoding.search(self.step, state, memory, num_locations=ops.shape(annotations)[1],
+                               max_length=max_length, beam_size=beam_size,
+                               length_penalty=length_penalty, temperature=temperature,
+                               num_captions=num_captions, suppress_unknown=suppress_unknown,
+                               seed=self.decoder.seed_generator)
 
     def search_function(self, settings):
         """The compiled search for one `SearchSettings`: inputs dict -> `search` outputs.
@@ -494,24 +485,15 @@ class ShowAttendTell(keras.Model):
             "captions" is a list of n-lists and the arrays gain an axis of n
             after N.
         """
-        if (images is None) == (features is None):
-            raise ValueError("Pass exactly one of images= or features=.")
+        name, values = one_input(images, features)
         search = self.search_function(decoding.SearchSettings(
             max_length=max_length, beam_size=beam_size, length_penalty=length_penalty,
             temperature=temperature, num_captions=num_captions,
             suppress_unknown=suppress_unknown))
-        name, values = ("images", images) if features is None else ("features", features)
         if not self.built:
             self.build(_encoder_input_shapes({name: values}))
-        batches = [search({name: values[start:start + batch_size]})
-                   for start in range(0, len(values), batch_size)]
-        outputs = {key: np.concatenate([np.asarray(batch[key]) for batch in batches])
-                   for key in batches[0]} if batches else {}
-        decode = self.vocabulary.decode
-        outputs["captions"] = [
-            decode(ids) if num_captions is None else [decode(row) for row in ids]
-            for ids in outputs.get("token_ids", [])]
-        return outputs
+        return caption_in_batches(search, name, values, batch_size, self.vocabulary,
+                                  num_captions)
 
     # -- presets -------------------------------------------------------------
 
