@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from sat_keras import CaptionEnsemble
 from sat_keras import cli
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import generate_synthetic
@@ -90,6 +91,16 @@ def test_records_are_captioned_once_each(data_dir, make_model):
     assert outputs["attention_weights"].shape[:2] == (len(records), 4)
     with pytest.raises(ValueError, match="one caption per image"):
         caption_records(model, records, SearchSettings(beam_size=2, num_captions=2))
+
+
+def test_an_ensemble_captions_records_from_their_image_files(data_dir, make_model):
+    records = select_split(generate_synthetic(data_dir, num_images=20, seed=5), "val")
+    model = make_model(with_encoder=True, image_size=64)
+    search = {"max_length": 5, "beam_size": 2}
+    expected = caption_records(model, records, search)
+    outputs = caption_records(CaptionEnsemble([model, model]), records, search)
+    assert outputs["captions"] == expected["captions"]
+    np.testing.assert_allclose(outputs["scores"], expected["scores"], rtol=1e-5, atol=1e-5)
 
 
 def test_format_metrics_marks_missing_values():
