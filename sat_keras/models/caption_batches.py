@@ -1,6 +1,18 @@
-"""Captioning arrays in batches with a compiled search, for any captioner."""
+"""A captioner's inputs (which one, its shapes) and its compiled search run in batches."""
 
 import numpy as np
+
+
+def encoder_input_shapes(inputs):
+    """{"images" or "features": (None, ...)} of a dict of arrays or a dataset of dicts."""
+    if hasattr(inputs, "element_spec"):  # a tf.data.Dataset
+        inputs = inputs.element_spec
+        inputs = inputs[0] if isinstance(inputs, tuple) else inputs
+    if not isinstance(inputs, dict) or not {"images", "features"} & set(inputs):
+        raise ValueError('Expected a dict with "images" or "features" (or a dataset of '
+                         f"them). Received: {type(inputs).__name__}")
+    return {name: (None,) + tuple(value.shape[1:]) for name, value in inputs.items()
+            if name in ("images", "features")}
 
 
 def one_input(images, features):

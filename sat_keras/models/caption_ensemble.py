@@ -7,6 +7,7 @@ from keras import ops
 
 from sat_keras import decoding
 from sat_keras.models.caption_batches import caption_in_batches
+from sat_keras.models.caption_batches import encoder_input_shapes
 from sat_keras.models.caption_batches import one_input
 
 
@@ -108,7 +109,7 @@ class CaptionEnsemble:
             suppress_unknown=suppress_unknown)
         for model in self.models:
             if not model.built:
-                model.build({name: (None,) + tuple(values.shape[1:])})
+                model.build(encoder_input_shapes({name: values}))
         if settings not in self._search_functions:
             # One traced search per setting, as ShowAttendTell.search_function keeps.
             self._search_functions[settings] = tf.function(

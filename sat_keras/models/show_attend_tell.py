@@ -14,6 +14,7 @@ from sat_keras.layers.attentive_lstm_cell import AttentiveLSTMCell
 from sat_keras.models import losses
 from sat_keras.models import presets
 from sat_keras.models.caption_batches import caption_in_batches
+from sat_keras.models.caption_batches import encoder_input_shapes
 from sat_keras.models.caption_batches import one_input
 from sat_keras.text import Vocabulary
 
@@ -36,18 +37,6 @@ class _SearchFunctions:
 
     def __init__(self):
         self.by_settings = {}
-
-
-def _encoder_input_shapes(inputs):
-    """{"images" or "features": (None, ...)} of a dict of arrays or a dataset of dicts."""
-    if hasattr(inputs, "element_spec"):  # a tf.data.Dataset
-        inputs = inputs.element_spec
-        inputs = inputs[0] if isinstance(inputs, tuple) else inputs
-    if not isinstance(inputs, dict) or not {"images", "features"} & set(inputs):
-        raise ValueError('Expected a dict with "images" or "features" (or a dataset of '
-                         f"them). Received: {type(inputs).__name__}")
-    return {name: (None,) + tuple(value.shape[1:]) for name, value in inputs.items()
-            if name in ("images", "features")}
 
 
 @keras.saving.register_keras_serializable(package="sat_keras")
@@ -389,7 +378,7 @@ class ShowAttendTell(keras.Model):
         having no captions, cannot feed.)
         """
         if self.self_critical is not None and not self.built:
-            self.build(_encoder_input_shapes(x))
+            self.build(encoder_input_shapes(x))
         return super().fit(x, *args, **kwargs)
 
     def train_step(self, data):
@@ -422,7 +411,7 @@ class ShowAttendTell(keras.Model):
     def predict(self, x, *args, **kwargs):
         """`keras.Model.predict`, building the model from `x` first if needed."""
         if not self.built:
-            self.build(_encoder_input_shapes(x))
+            self.build(encoder_input_shapes(x))
         return super().predict(x, *args, **kwargs)
 
     def predict_step(self, data):
@@ -491,7 +480,7 @@ class ShowAttendTell(keras.Model):
             temperature=temperature, num_captions=num_captions,
             suppress_unknown=suppress_unknown))
         if not self.built:
-            self.build(_encoder_input_shapes({name: values}))
+            self.build(encoder_input_shapes({name: values}))
         return caption_in_batches(search, name, values, batch_size, self.vocabulary,
                                   num_captions)
 
