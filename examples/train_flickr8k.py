@@ -6,22 +6,22 @@
 1. extract the encoder's features once into work-dir/features (skipped when
    already there): ResNet50 conv5_block3_out by default (7x7x2048, which
    captions better than conv4_block6_out's 14x14x1024 grid, the paper's
-   VGG conv5_4 shape: `--encoder resnet50_conv4`; see the README), or any
+   VGG conv5_4 shape: `--encoder resnet50_conv4`; see docs/results/flickr8k.md), or any
    `--encoder` of `sat_keras.encoders`, e.g. mobilenet (conv_pw_11, 14x14x512);
 2. train soft attention on them with `sat_keras.recipes.train_recipe`, the
-   recipe behind `sat-keras train` (the flickr8k_mobilenet decoder: embedding
+   recipe behind `sat-keras train` (the flickr8k_resnet50 preset: embedding
    256, LSTM 512, attention 256, dropout 0.5, lambda 1; Adam 1e-3 with
    cosine decay over `--epochs`; greedy BLEU-4 on 250 dev images every
    epoch, comparing epochs from half the schedule on (`--select-from`),
    stopping after `--patience` epochs without a better one and keeping the
    best); `--doubly-stochastic-weight 0` drops the attention
-   penalty (sharper attention, no better scores in the README's study);
+   penalty (sharper attention, no better scores in docs/results/flickr8k.md);
 3. with `--scst-epochs N`, fine-tune it with self-critical sequence training
    on the CIDEr-D reward (`sat_keras.training.self_critical`), keeping the
    epoch with the best greedy dev CIDEr-D;
 4. score the model on the whole dev split with greedy search and with the
    decoding the preset chose on dev (beam 5, length penalty 1, `<unk>` never
-   written; see the README), which the model is saved with
+   written; see docs/results/flickr8k.md), which the model is saved with
    (coco-caption PTB tokenization and METEOR where Java and pycocoevalcap
    are installed), with how varied its captions and how focused its
    attention are, and print the minutes of each stage.
@@ -52,7 +52,7 @@ from sat_keras.metrics import coco_tools_available
 from sat_keras.recipes import train_recipe
 from sat_keras.training.self_critical import SelfCriticalSettings
 
-PRESET = "flickr8k_mobilenet"  # the decoder and its training settings
+PRESET = "flickr8k_resnet50"  # the decoder and its training settings
 
 
 def main():

@@ -27,6 +27,8 @@ from sat_keras.serving.server import serve
 from sat_keras.training.self_critical import BASELINES
 from sat_keras.training.self_critical import SelfCriticalSettings
 
+DEFAULT_MODEL = "flickr8k"  # the trained captioner that ships (models.preset_loaders)
+
 
 def _demo(args):
     result = run_demo(output_dir=args.output_dir, epochs=args.epochs,
@@ -154,7 +156,7 @@ def _export(args):
 
 
 def _serve(args):
-    return serve(args.model_dir, port=args.port, rest_port=args.rest_port,
+    return serve(args.model_dir, port=args.port, rest_port=args.rest_port or None,
                  model_name=args.model_name, in_process=args.in_process,
                  deadline=args.deadline, web=not args.no_web)
 
@@ -223,7 +225,7 @@ def build_parser():
     train.add_argument("--preset", choices=preset_names(), default=None,
                        help="the architecture and training settings (models.presets); "
                             "default: synthetic for --dataset synthetic, else "
-                            "flickr8k_mobilenet (their _hard twins with --attention hard)")
+                            "flickr8k_resnet50 (their _hard twins with --attention hard)")
     train.add_argument("--attention", choices=["soft", "hard"], default=None,
                        help="picks the preset's hard twin when --preset is not given")
     _add_encoder_arguments(train)
@@ -301,9 +303,11 @@ def build_parser():
 
     caption = commands.add_parser("caption", help="caption image files")
     caption.add_argument("images", nargs="+", help="image files (JPEG, PNG, GIF, BMP)")
-    caption.add_argument("--model", required=True,
-                         help="directory written by train/demo, a .keras file, or a "
-                              "SavedModel (sat-keras export; e.g. saved_models/flickr8k)")
+    caption.add_argument("--model", default=DEFAULT_MODEL,
+                         help="a registered name, a directory written by train/demo, a "
+                              ".keras file, a SavedModel (sat-keras export), or an archive "
+                              f"URL ending in #sha256=HEX (default: {DEFAULT_MODEL}, the "
+                              "Flickr8k captioner that ships with sat_keras)")
     _add_decoding_arguments(caption, default_beam_size=1)
     caption.add_argument("--attention-plot", default=None, metavar="PNG",
                          help="write the image and one attention panel per word")
@@ -365,12 +369,14 @@ def build_parser():
     serve = commands.add_parser(
         "serve", help="serve an exported model over gRPC (and REST): TF Serving when "
                       "tensorflow_model_server is on PATH, else in-process")
-    serve.add_argument("--model-dir", required=True,
-                       help="the model base path holding numbered versions, e.g. "
-                            "saved_models/shapes")
+    serve.add_argument("--model-dir", default=DEFAULT_MODEL,
+                       help="the model base path holding numbered versions (e.g. "
+                            "saved_models/shapes), a registered name or an archive URL "
+                            f"(default: {DEFAULT_MODEL}, the captioner that ships)")
     serve.add_argument("--port", type=int, default=8500, help="gRPC port")
-    serve.add_argument("--rest-port", type=int, default=None,
-                       help="REST port (e.g. 8501); it also serves the caption page at /")
+    serve.add_argument("--rest-port", type=int, default=8501,
+                       help="REST port, which also serves the caption page at / "
+                            "(default 8501, as TF Serving's image; 0: no REST)")
     serve.add_argument("--model-name", default=None,
                        help="the name clients ask for; default: the directory's name")
     serve.add_argument("--in-process", action="store_true",

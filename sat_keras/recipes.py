@@ -43,7 +43,7 @@ SYNTHETIC = "synthetic"
 # directory, and start.keras there the cross-entropy model it started from.
 SELF_CRITICAL_DIR = "self_critical"
 START_FILE = "start.keras"
-DEFAULT_PRESETS = {SYNTHETIC: "synthetic", "real": "flickr8k_mobilenet"}
+DEFAULT_PRESETS = {SYNTHETIC: "synthetic", "real": "flickr8k_resnet50"}
 
 # Arguments that have no meaning for generated data (its images exist, it has
 # no captions file) or that need a pretrained encoder, which the synthetic

@@ -91,7 +91,7 @@ def test_the_recipe_trains_reports_and_saves(tmp_path, records, monkeypatch):
 
 
 def test_epochs_are_compared_from_the_presets_share_of_the_schedule_on():
-    settings = preset_settings("flickr8k_mobilenet")["training"]
+    settings = preset_settings("flickr8k_resnet50")["training"]
     assert settings["select_from"] == 0.5
     stopping = epoch_selection(settings, 12)
     assert (stopping.monitor, stopping.patience, stopping.start_from_epoch) == (
@@ -106,7 +106,7 @@ def test_epochs_are_compared_from_the_presets_share_of_the_schedule_on():
 
 def test_default_presets_and_the_arguments_each_dataset_takes():
     assert default_preset("synthetic") == "synthetic"
-    assert default_preset("flickr8k", "hard") == "flickr8k_mobilenet_hard"
+    assert default_preset("flickr8k", "hard") == "flickr8k_resnet50_hard"
     check_arguments("synthetic", num_images=10)
     check_arguments("flickr8k", features_dir="F", encoder="mobilenet")
     with pytest.raises(ValueError, match="--features"):

@@ -5,7 +5,8 @@ no tensorflow-text): TF Serving must be able to run it.
 
 Every item is checked before anything is decoded, so that what the decoder
 allocates, and how long it works, is known from the bytes and bounded by
-`ImageLimits` (README, "Bad input", has the measured worst case):
+`ImageLimits` (docs/serving.md has the bad-input table, and
+benchmarks/README.md the measured worst case):
 
 - every format: not empty, at most `max_bytes`, a JPEG, PNG, GIF or BMP by
   its signature, complete (its end marker: JPEG EOI or PNG IEND within the

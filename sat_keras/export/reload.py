@@ -17,13 +17,15 @@ import numpy as np
 import tensorflow as tf
 
 from sat_keras.decoding import SearchSettings
-from sat_keras.export.saved_model import EXPORT_CONFIG_FILE
+from sat_keras.export import saved_model
 from sat_keras.export.saved_model import MODEL_CONFIG_FILE
 from sat_keras.export.saved_model import SCALES_COLLECTION
 from sat_keras.export.saved_model import VOCABULARY_ASSET
 from sat_keras.export.saved_model import WEIGHTS_COLLECTION
 from sat_keras.export.saved_model import restored
-from sat_keras.models import show_attend_tell  # noqa: F401  (registers the class)
+from sat_keras.models.preset_loaders import PresetLoader
+from sat_keras.models.preset_loaders import register_preset_loader
+from sat_keras.models.show_attend_tell import ShowAttendTell
 
 SAVED_MODEL_FILE = "saved_model.pb"
 
@@ -45,13 +47,11 @@ def export_version_directory(path):
 def decoding_settings(model, beam_size=None, max_length=None, length_penalty=None,
                       suppress_unknown=None, default_beam_size=1, default_max_length=20):
     """The `decoding.SearchSettings` to caption with: the settings given, else the
-    model's own (a loaded export's settings, or the search a saved model was
-    given by `compile(search=...)` or `choose_search`), else the defaults (no
-    length penalty, `<unk>` allowed). One caption per image: `num_captions`
-    and `temperature` stay None."""
-    chosen = getattr(model, "export_config", None) or {}
-    if not chosen and getattr(model, "search_chosen", False):
-        chosen = model.search_settings.as_kwargs()
+    model's own (the search a model was given by `compile(search=...)` or
+    `choose_search`, which a loaded export is given from its settings), else
+    the defaults (no length penalty, `<unk>` allowed). One caption per image:
+    `num_captions` and `temperature` stay None."""
+    chosen = model.search_settings.as_kwargs() if getattr(model, "search_chosen", False) else {}
     if length_penalty is None:
         length_penalty = chosen.get("length_penalty", 0.0)
     if suppress_unknown is None:
@@ -62,18 +62,28 @@ def decoding_settings(model, beam_size=None, max_length=None, length_penalty=Non
         length_penalty=length_penalty, suppress_unknown=suppress_unknown)
 
 
-def load_exported_captioner(path):
-    """The `ShowAttendTell` of an export (a version directory or its base).
+def read_export_config(path):
+    """The settings an export was written with (`export_config.json`) as a dict."""
+    return saved_model.read_export_config(_version_directory(path))
 
-    Returns:
-        The model, built, with the export's weights (float32) and an
-        uncompiled optimizer; `model.export_config` holds the export's
-        settings (beam size, max length, ...).
-    """
+
+def _version_directory(path):
     version_dir = export_version_directory(path)
     if version_dir is None:
         raise FileNotFoundError(f"No SavedModel in {path} (nor in a numbered version "
                                 "directory under it).")
+    return version_dir
+
+
+def load_exported_captioner(path, cls=ShowAttendTell):
+    """The `ShowAttendTell` of an export (a version directory or its base).
+
+    Returns:
+        The model, built, with the export's weights (float32), compiled with
+        the defaults and the export's decoding as its chosen search
+        (`choose_search`: beam size, max length, length penalty, `<unk>`).
+    """
+    version_dir = _version_directory(path)
     extra = os.path.join(version_dir, "assets.extra")
     config_path = os.path.join(extra, MODEL_CONFIG_FILE)
     if not os.path.exists(config_path):
@@ -86,6 +96,8 @@ def load_exported_captioner(path):
         tokens = file.read().split("\n")[:-1]
     serialized["config"]["vocabulary"] = tokens
     model = keras.saving.deserialize_keras_object(serialized)
+    if not isinstance(model, cls):
+        raise ValueError(f"{version_dir} holds a {type(model).__name__}, not a {cls.__name__}.")
     size = model.image_size
     model.build({"images": (None, size, size, 3)})
     saved = tf.saved_model.load(version_dir)
@@ -101,6 +113,22 @@ def load_exported_captioner(path):
             raise ValueError(f"{version_dir}: the stored {variable.path} has shape "
                              f"{value.shape}, the model's {tuple(variable.shape)}.")
         variable.assign(value)
-    with open(os.path.join(extra, EXPORT_CONFIG_FILE), encoding="utf-8") as file:
-        model.export_config = json.load(file)
+    exported = saved_model.read_export_config(version_dir)
+    model.choose_search(SearchSettings(
+        max_length=exported["max_length"], beam_size=exported["beam_size"],
+        length_penalty=exported.get("length_penalty", 0.0),
+        suppress_unknown=exported.get("suppress_unknown", False)))
     return model
+
+
+@register_preset_loader
+class SavedModelLoader(PresetLoader):
+    """A SavedModel written by `export_captioner`: its base or a version directory."""
+
+    @classmethod
+    def matches(cls, handle):
+        return export_version_directory(handle) is not None
+
+    def load(self, cls, load_weights=True, **overrides):
+        self.refuse_overrides(load_weights, overrides)
+        return load_exported_captioner(self.handle, cls)

@@ -50,6 +50,16 @@ WEIGHTS_COLLECTION = "model_weights"  # the stored weights, in `model.variables`
 SCALES_COLLECTION = "model_weight_scales"
 
 
+def read_export_config(version_dir):
+    """A version directory's `export_config.json` as a dict; {} for SavedModels
+    written by other code."""
+    path = os.path.join(version_dir, "assets.extra", EXPORT_CONFIG_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)
+
+
 def vocabulary_table(path):
     """id -> word, read from a file of one token per line (a SavedModel asset once saved)."""
     initializer = tf.lookup.TextFileInitializer(

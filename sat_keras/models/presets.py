@@ -10,10 +10,10 @@ directory, written by `ShowAttendTell.save_to_preset`, holds one model:
     PRESET/model.weights.h5       its weights
     PRESET/metadata.json          the preset format and the versions that wrote it
 
-`ShowAttendTell.from_preset(name_or_directory)` reads either. A built-in
-name whose trained weights ship with the package resolves to their preset
-directory under `sat_keras/presets/` (none ships yet: a name gives the
-architecture, built with the vocabulary the caller passes).
+`ShowAttendTell.from_preset(handle)` reads either, and the other formats,
+through the loader registry of `models.preset_loaders`. A built-in name
+gives the architecture, built for the vocabulary the caller passes; the
+trained captioners that ship are registered names there ("flickr8k").
 """
 
 import copy
@@ -35,7 +35,6 @@ WEIGHTS_FILE = "model.weights.h5"
 METADATA_FILE = "metadata.json"
 VOCABULARY_ASSET = os.path.join("assets", "vocabulary.json")
 FORMAT = "sat_keras.preset"
-SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "presets")
 
 _PRESETS = {
     # The built-in synthetic data on a laptop CPU: `sat-keras demo`.
@@ -46,23 +45,36 @@ _PRESETS = {
         "training": {"batch_size": 64, "learning_rate": 3e-3, "epochs": 9,
                      "image_size": 64, "max_length": 20, "num_images": 8000},
     },
-    # Flickr8k on cached MobileNet conv_pw_11 features (14x14x512) on a CPU:
-    # `examples/train_flickr8k.py` and `sat-keras train --dataset flickr8k`.
-    "flickr8k_mobilenet": {
+    # Flickr8k on cached ResNet50 conv5_block3_out features (7x7x2048) on a CPU,
+    # the recipe of the shipped saved_models/flickr8k: `examples/train_flickr8k.py`
+    # and `sat-keras train --dataset flickr8k`. 12 epochs: about an hour on 2 cores.
+    "flickr8k_resnet50": {
         "model": {"embedding_dim": 256, "units": 512, "attention_dim": 256,
                   "dropout": 0.5, "doubly_stochastic_weight": 1.0},
-        "encoder": {"name": "mobilenet"},
-        "training": {"batch_size": 64, "learning_rate": 1e-3, "epochs": 30,
+        "encoder": {"name": "resnet50"},
+        "training": {"batch_size": 64, "learning_rate": 1e-3, "epochs": 12,
                      "image_size": 224, "max_length": 22, "min_count": 5,
                      "validation_images": 250, "patience": 3,
                      # Epochs are compared from half the cosine schedule on: with
                      # patience 3 from the start, one ResNet50 run stopped after epoch
                      # 8 of 12, keeping epoch 5 (dev CIDEr-D 0.503; its epoch 9: 0.541).
                      "select_from": 0.5,
-                     # Dev (README, "ResNet50 features"): of greedy search and beams
+                     # Dev (docs/results/flickr8k.md): of greedy search and beams
                      # 3, 5, 7, 10 with length penalties 0 to 2, beam 5 with penalty 1
                      # gave the soft model its best BLEU-4 and CIDEr-D, and the hard
                      # one better scores than greedy search and beam 3.
+                     "search": {"beam_size": 5, "length_penalty": 1.0,
+                                "suppress_unknown": True}},
+    },
+    # The same decoder on cached MobileNet conv_pw_11 features (14x14x512, the
+    # shape of the paper's VGG conv5_4): a smaller, faster encoder, 30 epochs.
+    "flickr8k_mobilenet": {
+        "model": {"embedding_dim": 256, "units": 512, "attention_dim": 256,
+                  "dropout": 0.5, "doubly_stochastic_weight": 1.0},
+        "encoder": {"name": "mobilenet"},
+        "training": {"batch_size": 64, "learning_rate": 1e-3, "epochs": 30,
+                     "image_size": 224, "max_length": 22, "min_count": 5,
+                     "validation_images": 250, "patience": 3, "select_from": 0.5,
                      "search": {"beam_size": 5, "length_penalty": 1.0,
                                 "suppress_unknown": True}},
     },
@@ -86,7 +98,7 @@ _PRESETS = {
 # Hard-attention twins: the same sets with attention="hard" and without the
 # doubly stochastic penalty, which belongs to soft attention (sec. 4.2.1)
 # and is not part of hard attention's objective (sec. 4.1).
-for _name in ("synthetic", "flickr8k_mobilenet", "paper_soft"):
+for _name in ("synthetic", "flickr8k_resnet50", "flickr8k_mobilenet", "paper_soft"):
     _hard = copy.deepcopy(_PRESETS[_name])
     _hard["model"]["attention"] = "hard"
     _hard["model"]["doubly_stochastic_weight"] = 0.0
@@ -112,36 +124,8 @@ def preset_settings(name, **training_overrides):
 
 
 def is_preset_directory(path):
-    return os.path.isfile(os.path.join(path, CONFIG_FILE))
-
-
-# Trained models shipped as SavedModels in the repository's saved_models/
-# (beside the package in a clone): one copy of their weights serves TF
-# Serving and, rebuilt by `export.reload`, Python.
-SAVED_MODELS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "saved_models")
-EXPORTED_PRESETS = ("flickr8k",)
-
-
-def exported_preset(name_or_path):
-    """The SavedModel a preset name or path names (`export.export_captioner`'s), or None."""
-    from sat_keras.export.reload import export_version_directory  # the export imports models
-
-    if name_or_path in EXPORTED_PRESETS:
-        path = os.path.join(SAVED_MODELS_DIR, name_or_path)
-        if export_version_directory(path) is None:
-            raise FileNotFoundError(
-                f"The trained {name_or_path!r} model ships in the repository's saved_models/"
-                f"{name_or_path}, which is not at {path}: install sat_keras from a clone "
-                "(pip install -e .) or pass that directory's path.")
-        return path
-    return export_version_directory(name_or_path)
-
-
-def shipped_preset_directory(name):
-    """The directory of a built-in preset's shipped weights, or None."""
-    path = os.path.join(SHIPPED_DIR, name)
-    return path if is_preset_directory(path) else None
+    """A directory written by `save_preset` (a run directory has a config.json too)."""
+    return all(os.path.isfile(os.path.join(path, name)) for name in (CONFIG_FILE, WEIGHTS_FILE))
 
 
 def save_preset(model, directory):
@@ -162,13 +146,30 @@ def save_preset(model, directory):
 
 
 def load_preset(directory, load_weights=True, **overrides):
-    """The model a preset directory holds; `overrides` replace config values."""
+    """The model a preset directory holds; `overrides` merge into its config
+    (`merge_config`: `decoder={"units": 768}` changes one decoder argument)."""
     with open(os.path.join(directory, CONFIG_FILE), encoding="utf-8") as file:
         config = json.load(file)
     config["config"]["vocabulary"] = Vocabulary.load(
         os.path.join(directory, VOCABULARY_ASSET)).tokens
-    config["config"].update(overrides)
+    config["config"] = merge_config(config["config"], overrides)
     model = keras.saving.deserialize_keras_object(config)
     if load_weights:
         model.load_weights(os.path.join(directory, WEIGHTS_FILE))
     return model
+
+
+def merge_config(config, overrides):
+    """`config` with `overrides` merged in: a dict value merges into the nested
+    config (a serialized Keras object's "config"), other values replace."""
+    merged = dict(config)
+    for key, value in overrides.items():
+        nested = merged.get(key)
+        if isinstance(value, dict) and isinstance(nested, dict):
+            if "class_name" in nested and "config" in nested:
+                merged[key] = {**nested, "config": merge_config(nested["config"], value)}
+            else:
+                merged[key] = merge_config(nested, value)
+        else:
+            merged[key] = value
+    return merged

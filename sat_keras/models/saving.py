@@ -1,9 +1,11 @@
 """Saving and loading a trained captioner: a directory holding `model.keras`.
 
-`load_captioner` also reads model files written by sat_keras 0.1, whose
-decoder's weights sat under the attribute `cell` (now `decoder`, with the
-decoder's arguments nested in the config): the file is upgraded in a
-temporary copy, the original left as it is.
+`load_captioner(handle)` loads any preset handle, as
+`ShowAttendTell.from_preset` does (`models.preset_loaders`). The loader of
+`.keras` files registered here also reads model files written by sat_keras
+0.1, whose decoder's weights sat under the attribute `cell` (now `decoder`,
+with the decoder's arguments nested in the config): the file is upgraded in
+a temporary copy, the original left as it is.
 """
 
 import json
@@ -15,9 +17,10 @@ import zipfile
 import h5py  # a Keras dependency: the weights inside a .keras file
 import keras
 
-from sat_keras.export.reload import export_version_directory
-from sat_keras.export.reload import load_exported_captioner
-from sat_keras.models import show_attend_tell  # noqa: F401  (registers the class for loading)
+from sat_keras.models.preset_loaders import PresetLoader
+from sat_keras.models.preset_loaders import get_preset_loader
+from sat_keras.models.preset_loaders import register_preset_loader
+from sat_keras.models.show_attend_tell import ShowAttendTell
 
 MODEL_FILE = "model.keras"
 _WEIGHTS = "model.weights.h5"
@@ -34,26 +37,38 @@ def save_captioner(model, directory, filename=MODEL_FILE):
     return directory
 
 
-def load_captioner(path):
-    """Loads a model from a directory written by `save_captioner`, a .keras file, or an export.
+def load_captioner(handle):
+    """The model a preset handle names: a directory written by `save_captioner`
+    (or `sat-keras train`), a .keras file, an export, a preset directory, a
+    registered name ("flickr8k") or an archive URL (`models.preset_loaders`)."""
+    return get_preset_loader(handle).load(ShowAttendTell)
 
-    An export (`export.export_captioner`'s SavedModel: a version directory
-    or its base) is rebuilt as a Keras model (`export.reload`).
-    """
-    model_path = os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
-    if not os.path.exists(model_path) and export_version_directory(path) is not None:
-        return load_exported_captioner(path)
-    if not os.path.exists(model_path):
-        raise FileNotFoundError(
-            f"No model at {model_path}. Expected a directory holding {MODEL_FILE} "
-            f"(written by `sat-keras train`), a .keras file, or a SavedModel "
-            f"(`sat-keras export`)."
-        )
-    folder = tempfile.mkdtemp()
-    try:
-        return keras.models.load_model(_upgraded(model_path, folder) or model_path)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+
+@register_preset_loader
+class KerasFileLoader(PresetLoader):
+    """A .keras file, or a directory holding `model.keras`; 0.1 files upgraded."""
+
+    @classmethod
+    def matches(cls, handle):
+        path = cls.model_file(handle)
+        return os.path.isfile(path) and (path.endswith(".keras") or zipfile.is_zipfile(path))
+
+    @staticmethod
+    def model_file(handle):
+        return os.path.join(handle, MODEL_FILE) if os.path.isdir(handle) else handle
+
+    def load(self, cls, load_weights=True, **overrides):
+        self.refuse_overrides(load_weights, overrides)
+        model_path = self.model_file(self.handle)
+        folder = tempfile.mkdtemp()
+        try:
+            model = keras.models.load_model(_upgraded(model_path, folder) or model_path)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        if not isinstance(model, cls):
+            raise ValueError(f"{model_path} holds a {type(model).__name__}, not a "
+                             f"{cls.__name__}.")
+        return model
 
 
 def _upgraded(model_path, folder):

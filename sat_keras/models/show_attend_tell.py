@@ -1,7 +1,5 @@
 """`ShowAttendTell`: encoder + attentive LSTM decoder as a `keras.Model`."""
 
-import os
-
 import keras
 import tensorflow as tf
 from keras import ops
@@ -9,9 +7,9 @@ from keras import ops
 from sat_keras import decoding
 from sat_keras.distribute import logs_for_multi_worker
 from sat_keras.distribute import scale_for_replicas
-from sat_keras.encoders import build_encoder
 from sat_keras.layers.attentive_lstm_cell import AttentiveLSTMCell
 from sat_keras.models import losses
+from sat_keras.models import preset_loaders
 from sat_keras.models import presets
 from sat_keras.models.caption_batches import caption_in_batches
 from sat_keras.models.caption_batches import encoder_input_shapes
@@ -487,28 +485,29 @@ class ShowAttendTell(keras.Model):
     # -- presets -------------------------------------------------------------
 
     @classmethod
-    def from_preset(cls, preset, load_weights=True, vocabulary=None, encoder=None,
-                    encoder_weights="imagenet", **kwargs):
-        """A model from a built-in preset name or a preset directory.
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """A model from a preset handle, through the loader registry.
 
         Args:
-            preset: a name from `presets.preset_names()` (e.g. "flickr8k_mobilenet",
-                "synthetic"), a directory written by `save_to_preset`, a
-                SavedModel written by `export_captioner`, or the name of a
-                trained export in the repository's `saved_models/`
-                ("flickr8k": the Flickr8k captioner, ready to caption photos).
-            load_weights: load the preset's trained weights where it has
-                them (a directory; a name whose weights ship with the
-                package). A name without shipped weights gives a freshly
-                initialised model of its architecture.
-            vocabulary: for a name without shipped weights, the vocabulary
-                to build the model for (required there; a preset with
-                weights brings its own).
-            encoder: the image encoder for a name (default: the preset's,
-                a `SmallCNNEncoder` or a `PretrainedEncoder`).
-            encoder_weights: the pretrained encoder's weights for a name:
-                "imagenet" (downloads), None, or a weights file.
-            **kwargs: model arguments that replace the preset's.
+            preset: a handle (`models.preset_loaders`): "flickr8k" (the
+                trained Flickr8k captioner that ships with the package) or
+                another registered name; an architecture name from
+                `presets.preset_names()` (e.g. "flickr8k_resnet50",
+                "synthetic"); a directory written by `save_to_preset`; a
+                `.keras` file or a run directory holding `model.keras`; a
+                SavedModel written by `export_captioner`; or an `https://`
+                or `file://` archive of one of these, ending in
+                `#sha256=HEX`.
+            load_weights: a preset directory's trained weights (default);
+                False gives its architecture freshly initialised.
+            **kwargs: for a preset directory, config values that merge into
+                its config (`decoder={"units": 768}` changes one decoder
+                argument). For an architecture name: `vocabulary` (required),
+                `encoder` (default: the preset's, a `SmallCNNEncoder` or a
+                `PretrainedEncoder`), `encoder_weights` ("imagenet", which
+                downloads; None; or a weights file) and model arguments that
+                replace the preset's. Trained models (`.keras` files,
+                exports) load as they are.
 
         Example:
         >>> model = ShowAttendTell.from_preset(
@@ -516,34 +515,8 @@ class ShowAttendTell(keras.Model):
         >>> model.units
         128
         """
-        if os.path.isdir(preset) and presets.is_preset_directory(preset):
-            return presets.load_preset(preset, load_weights=load_weights, **kwargs)
-        exported = presets.exported_preset(preset)
-        if exported is not None:
-            from sat_keras.export.reload import load_exported_captioner  # imports this module
-
-            if kwargs or not load_weights:
-                raise ValueError(f"{preset!r} is a trained export: it loads as it is "
-                                 "(no overrides, load_weights=True).")
-            return load_exported_captioner(exported)
-        if preset not in presets.preset_names():
-            raise ValueError(
-                f"Unknown preset {preset!r}: neither a built-in name "
-                f"({', '.join(presets.preset_names())}) nor a directory holding "
-                f"{presets.CONFIG_FILE} (written by save_to_preset).")
-        shipped = presets.shipped_preset_directory(preset)
-        if shipped is not None and vocabulary is None:
-            return presets.load_preset(shipped, load_weights=load_weights, **kwargs)
-        if vocabulary is None:
-            raise ValueError(f"The preset {preset!r} ships no trained weights, so it has no "
-                             "vocabulary: pass vocabulary=... to build its architecture.")
-        settings = presets.preset_settings(preset)
-        if encoder is None:
-            encoder = build_encoder(weights=encoder_weights, **settings["encoder"])
-        image_size = getattr(encoder, "image_size", None) or settings["training"].get(
-            "image_size")
-        arguments = {"image_size": image_size, **settings["model"], **kwargs}
-        return cls(vocabulary, encoder=encoder, **arguments)
+        return preset_loaders.get_preset_loader(preset).load(
+            cls, load_weights=load_weights, **kwargs)
 
     def save_to_preset(self, directory):
         """Writes this model as a preset directory that `from_preset` reads."""

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import threading
 
+from sat_keras.models.preset_loaders import resolve_handle
 from sat_keras.serving.grpc_server import start_grpc_server
 from sat_keras.serving.model_runner import ModelRunner
 from sat_keras.serving.model_runner import model_versions
@@ -97,6 +98,10 @@ def serve(model_dir, port=8500, rest_port=None, model_name=None, in_process=Fals
           deadline=30.0, web=True, print_fn=print):
     """Serves a model base path until interrupted (Ctrl-C).
 
+    `model_dir` is the base path holding numbered versions, or a registered
+    name ("flickr8k", the captioner that ships) or an archive URL of one
+    (`models.preset_loaders.resolve_handle`).
+
     Runs `tensorflow_model_server` when it is on PATH (and not
     `in_process`), otherwise `LocalServer`, whose requests get `deadline`
     seconds each (TF Serving's are bounded by its clients' deadlines).
@@ -104,6 +109,7 @@ def serve(model_dir, port=8500, rest_port=None, model_name=None, in_process=Fals
     that takes a forwarding server in front of its REST API, which
     `web=False` leaves out. Returns the exit status.
     """
+    model_dir = resolve_handle(model_dir)
     model_name = model_name or os.path.basename(os.path.normpath(model_dir))
     if shutil.which(MODEL_SERVER) and not in_process:
         return _run_model_server(model_dir, model_name, port, rest_port, web, print_fn)

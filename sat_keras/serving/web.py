@@ -20,7 +20,7 @@ import os
 import threading
 import urllib.parse
 
-from sat_keras.export.saved_model import EXPORT_CONFIG_FILE
+from sat_keras.export.saved_model import read_export_config
 
 WEB_DIR = os.path.join(os.path.dirname(__file__), "web")
 PAGE_FILES = {
@@ -35,11 +35,7 @@ MAX_FORWARDED_BYTES = 64 * 1024 * 1024
 
 def export_config(model_dir, version):
     """The version's `export_config.json` as a dict; {} for other SavedModels."""
-    path = os.path.join(model_dir, str(version), "assets.extra", EXPORT_CONFIG_FILE)
-    if not os.path.exists(path):
-        return {}
-    with open(path, encoding="utf-8") as file:
-        return json.load(file)
+    return read_export_config(os.path.join(model_dir, str(version)))
 
 
 def page_config(model_name, config):

@@ -2,8 +2,8 @@
 
 `sat-keras train --keep-epoch-weights` saves each cross-entropy epoch's
 weights as RUN/epochs/epoch_NN.weights.h5; the mean of the epochs from
-the best one to the last can score better than the best alone (README,
-"ResNet50 features", measures it on Flickr8k).
+the best one to the last can score better than the best alone
+(docs/results/flickr8k.md measures it on Flickr8k).
 """
 
 import os

@@ -14,6 +14,7 @@ from sat_keras import cli
 from sat_keras.decoding import SearchSettings
 from sat_keras.export import export_captioner
 from sat_keras.export.reload import decoding_settings
+from sat_keras.export.reload import read_export_config
 from sat_keras.export.saved_model import MODEL_CONFIG_FILE
 from sat_keras.models.saving import load_captioner
 from sat_keras.text import UNK_ID
@@ -78,7 +79,7 @@ def test_an_int8_export_stores_quantized_kernels_that_python_and_the_server_shar
     assert stored_dtypes(bases["int8"]) == {("int8", True), ("float32", False),
                                             ("int64", False)}
     loaded = load_captioner(bases["int8"])
-    assert loaded.export_config["weights_dtype"] == "int8"
+    assert read_export_config(bases["int8"])["weights_dtype"] == "int8"
     for original, again in zip(model.variables, loaded.variables):
         original, again = original.numpy(), again.numpy()
         if original.ndim < 2 or original.dtype != np.float32:
@@ -101,8 +102,10 @@ def test_an_export_loads_back_as_the_keras_model(exports, dtype, tmp_path):
     loaded = load_captioner(bases[dtype])  # the base directory: its newest version
     assert isinstance(loaded, ShowAttendTell)
     assert loaded.vocabulary == model.vocabulary and loaded.units == model.units
-    assert loaded.export_config["beam_size"] == 2
-    assert loaded.export_config["weights_dtype"] == dtype
+    assert read_export_config(bases[dtype])["weights_dtype"] == dtype
+    # The export's decoding comes back as the model's chosen search.
+    assert loaded.search_chosen
+    assert loaded.search_settings == SearchSettings(beam_size=2, max_length=6)
     tolerance = 0.0 if dtype == "float32" else 1e-3
     for original, again in zip(model.variables, loaded.variables):
         np.testing.assert_allclose(original.numpy(), again.numpy(), atol=tolerance, rtol=1e-3)
@@ -135,7 +138,7 @@ def test_export_and_caption_default_to_a_trained_models_chosen_decoding(tmp_path
         output = str(tmp_path / f"export{len(flags)}" / "1")
         assert cli.main(["export", "--model", str(tmp_path / "model.keras"),
                          "--output", output, *flags]) == 0
-        exported = load_captioner(output).export_config
+        exported = read_export_config(output)
         exported.setdefault("suppress_unknown", False)  # recorded only when True
         assert {name: exported[name] for name in chosen} == expected
     path = tmp_path / "photo.jpg"
@@ -179,10 +182,11 @@ def test_bad_weights_dtype_is_refused(exports, tmp_path):
         export_captioner(model, str(tmp_path / "m" / "1"), weights_dtype="int4")
 
 
-def test_decoding_settings_come_from_an_export_unless_given():
+def test_decoding_settings_come_from_the_models_chosen_search_unless_given():
     class Loaded:
-        export_config = {"beam_size": 2, "max_length": 6, "length_penalty": 1.0,
-                         "suppress_unknown": True}
+        search_chosen = True
+        search_settings = SearchSettings(beam_size=2, max_length=6, length_penalty=1.0,
+                                         suppress_unknown=True)
 
     assert decoding_settings(Loaded()) == SearchSettings(
         max_length=6, beam_size=2, length_penalty=1.0, suppress_unknown=True)
@@ -214,7 +218,7 @@ def test_suppress_unknown_keeps_unk_out_of_python_exported_and_cli_captions(tmp_
     served = tf.saved_model.load(os.path.join(base, "1")).signatures["serving_default"](
         image_bytes=tf.constant(IMAGES))["captions"].numpy()
     assert served.tolist() == [" ".join([word] * 4).encode()] * 3
-    assert load_captioner(base).export_config["suppress_unknown"] is True
+    assert load_captioner(base).search_settings.suppress_unknown is True
     path = _write(tmp_path, 0)
     assert cli.main(["caption", path, "--model", base]) == 0
     assert "<unk>" not in capsys.readouterr().out

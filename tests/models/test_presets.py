@@ -21,7 +21,7 @@ def test_overrides_replace_training_values_and_none_keeps_them():
 
 def test_hard_twins_and_unknown_names():
     assert presets.preset_settings("synthetic_hard")["model"]["attention"] == "hard"
-    for name in ("synthetic", "flickr8k_mobilenet", "paper_soft"):
+    for name in ("synthetic", "flickr8k_resnet50", "flickr8k_mobilenet", "paper_soft"):
         hard = presets.preset_settings(name.replace("_soft", "") + "_hard")["model"]
         assert presets.preset_settings(name)["model"]["doubly_stochastic_weight"] == 1.0
         assert hard["doubly_stochastic_weight"] == 0.0  # sec. 4.2.1's term is soft attention's
@@ -78,14 +78,3 @@ def test_save_to_preset_and_from_preset_give_identical_captions(make_model, tmp_
     fresh = ShowAttendTell.from_preset(directory, load_weights=False)
     assert not np.allclose(fresh.caption(images=images)["scores"],
                            model.caption(images=images)["scores"])
-
-
-def test_a_shipped_preset_directory_is_found_by_name(make_model, tmp_path, monkeypatch):
-    model = make_model()
-    model.build({"features": (None, 4, 8)})
-    model.save_to_preset(str(tmp_path / "synthetic"))
-    monkeypatch.setattr(presets, "SHIPPED_DIR", str(tmp_path))
-    loaded = ShowAttendTell.from_preset("synthetic")
-    features = np.random.default_rng(1).normal(size=(2, 4, 8)).astype("float32")
-    np.testing.assert_array_equal(loaded.caption(features=features)["token_ids"],
-                                  model.caption(features=features)["token_ids"])
