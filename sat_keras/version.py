@@ -1,3 +1,3 @@
 """The package version, importable without importing the package's modules."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0.dev0"
