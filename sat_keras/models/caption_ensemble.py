@@ -2,16 +2,13 @@
 
 import math
 
-import tensorflow as tf
 from keras import ops
 
-from sat_keras import decoding
-from sat_keras.models.caption_batches import caption_in_batches
-from sat_keras.models.caption_batches import encoder_input_shapes
-from sat_keras.models.caption_batches import one_input
+from sat_keras.models.captioner import Captioner
+from sat_keras.models.captioner import TracedSearches
 
 
-class CaptionEnsemble:
+class CaptionEnsemble(Captioner):
     """Captions with several `ShowAttendTell` models at once.
 
     Every model keeps its own decoder state and memory; at each step of a
@@ -23,8 +20,10 @@ class CaptionEnsemble:
         3. alpha = 1/M sum_m alpha_m                    # (rows, L)
 
     This is the ensemble of captioning papers (e.g. ruotianluo's
-    `AttEnsemble`): probabilities are averaged, not logits. Every search
-    of `decoding` runs over it unchanged, since it keeps the step contract.
+    `AttEnsemble`): probabilities are averaged, not logits. It keeps the
+    captioner contract (`models.captioner`), so `search`, `search_function`
+    and `caption` are `ShowAttendTell`'s, and every search of `decoding`
+    runs over it unchanged.
 
     Args:
         models: `ShowAttendTell` models with the same vocabulary (same
@@ -56,29 +55,43 @@ class CaptionEnsemble:
                     f"({len(model.vocabulary)} words) differs from model 0's ({len(tokens)}).")
         self.models = models
         self.vocabulary = models[0].vocabulary
-        self._search_functions = {}
+        self._traced_searches = TracedSearches()
 
     @property
     def image_size(self):
         """The first model's image size (image files are resized to it)."""
         return self.models[0].image_size
 
-    def start(self, inputs):
-        """(state, memory, L): the models' initial states and memories, as tuples."""
-        annotations = [model.encode(inputs, training=False) for model in self.models]
+    @property
+    def seed_generator(self):
+        """The first model's: sampled search draws from it."""
+        return self.models[0].seed_generator
+
+    def build_for(self, input_shapes):
+        for model in self.models:
+            model.build_for(input_shapes)
+
+    def encode(self, inputs, training=None):
+        """The models' annotations, a tuple: each model encodes the inputs itself."""
+        annotations = tuple(model.encode(inputs, training=training) for model in self.models)
         locations = {annotation.shape[1] for annotation in annotations}
         if len(locations) > 1:
             raise ValueError("The models of an ensemble must attend over grids of the same "
                              f"number of locations. Received: {sorted(locations)}")
-        starts = [model.start(annotation, training=False)
-                  for model, annotation in zip(self.models, annotations)]
-        state = tuple(state for state, _ in starts)
-        memory = tuple(memory for _, memory in starts)
-        return state, memory, ops.shape(annotations[0])[1]
+        return annotations
 
-    def step(self, token_ids, state, memory):
+    def num_locations(self, annotations):
+        return ops.shape(annotations[0])[1]
+
+    def start(self, annotations, training=None):
+        """(state, memory): the models' initial states and memories, as tuples."""
+        starts = [model.start(annotation, training=training)
+                  for model, annotation in zip(self.models, annotations)]
+        return tuple(state for state, _ in starts), tuple(memory for _, memory in starts)
+
+    def step(self, token_ids, state, memory, training=False):
         """The step contract over the models: -> (log p (rows, V), states, alpha (rows, L))."""
-        outputs = [model.step(token_ids, model_state, model_memory)
+        outputs = [model.step(token_ids, model_state, model_memory, training=training)
                    for model, model_state, model_memory in zip(self.models, state, memory)]
         log_probs = ops.stack([ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
                                for logits, _, _ in outputs])  # (models, rows, V)
@@ -87,33 +100,3 @@ class CaptionEnsemble:
         attention_weights = ops.mean(ops.stack(
             [ops.cast(alpha, "float32") for _, _, alpha in outputs]), axis=0)  # (rows, L)
         return mean_log_probs, tuple(new_state for _, new_state, _ in outputs), attention_weights
-
-    def search(self, inputs, max_length=20, beam_size=1, length_penalty=0.0, temperature=None,
-               num_captions=None, suppress_unknown=False):
-        """Captions {"images" or "features": batch} in-graph; as `ShowAttendTell.search`."""
-        state, memory, num_locations = self.start(inputs)
-        return decoding.search(self.step, state, memory, num_locations=num_locations,
-                               max_length=max_length, beam_size=beam_size,
-                               length_penalty=length_penalty, temperature=temperature,
-                               num_captions=num_captions, suppress_unknown=suppress_unknown,
-                               seed=self.models[0].decoder.seed_generator)
-
-    def caption(self, images=None, features=None, max_length=20, beam_size=1,
-                length_penalty=0.0, temperature=None, num_captions=None, batch_size=64,
-                suppress_unknown=False):
-        """Captions images or features; arguments and outputs as `ShowAttendTell.caption`."""
-        name, values = one_input(images, features)
-        settings = decoding.SearchSettings(
-            max_length=max_length, beam_size=beam_size, length_penalty=length_penalty,
-            temperature=temperature, num_captions=num_captions,
-            suppress_unknown=suppress_unknown)
-        for model in self.models:
-            if not model.built:
-                model.build(encoder_input_shapes({name: values}))
-        if settings not in self._search_functions:
-            # One traced search per setting, as ShowAttendTell.search_function keeps.
-            self._search_functions[settings] = tf.function(
-                lambda inputs: self.search(inputs, **settings.as_kwargs()),
-                reduce_retracing=True)
-        return caption_in_batches(self._search_functions[settings], name, values,
-                                  batch_size, self.vocabulary, num_captions)

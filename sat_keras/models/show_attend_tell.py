@@ -1,7 +1,6 @@
 """`ShowAttendTell`: encoder + attentive LSTM decoder as a `keras.Model`."""
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from sat_keras import decoding
@@ -11,9 +10,9 @@ from sat_keras.layers.attentive_lstm_cell import AttentiveLSTMCell
 from sat_keras.models import losses
 from sat_keras.models import preset_loaders
 from sat_keras.models import presets
-from sat_keras.models.caption_batches import caption_in_batches
 from sat_keras.models.caption_batches import encoder_input_shapes
-from sat_keras.models.caption_batches import one_input
+from sat_keras.models.captioner import Captioner
+from sat_keras.models.captioner import TracedSearches
 from sat_keras.text import Vocabulary
 
 BASELINES = ("caption", "per_token")
@@ -26,19 +25,8 @@ DECODER_ARGUMENTS = ("embedding_dim", "units", "attention_dim", "attention_activ
                      "expected_context_probability", "sample_mixing", "seed")
 
 
-class _SearchFunctions:
-    """The traced search per `SearchSettings`, out of saving's sight.
-
-    A dict assigned to a model attribute would be wrapped for checkpointing
-    (which refuses its dataclass keys); a plain object holding it is not.
-    """
-
-    def __init__(self):
-        self.by_settings = {}
-
-
 @keras.saving.register_keras_serializable(package="sat_keras")
-class ShowAttendTell(keras.Model):
+class ShowAttendTell(keras.Model, Captioner):
     """Show, Attend and Tell (Xu et al. 2015) with soft or hard attention.
 
     The model is an image encoder, a decoder (`AttentiveLSTMCell`) and the
@@ -206,7 +194,7 @@ class ShowAttendTell(keras.Model):
             self.entropy_tracker = keras.metrics.Mean(name="entropy_bonus")
         self.search_settings = decoding.SearchSettings()
         self.search_chosen = False  # compile(search=...) given: the model's default decoding
-        self._search_functions = _SearchFunctions()
+        self._traced_searches = TracedSearches()
         self.self_critical = None  # compile(self_critical=...) sets the sequence-level mode
         self._built_input_shape = None
 
@@ -274,6 +262,19 @@ class ShowAttendTell(keras.Model):
     def step(self, token_ids, state, memory, training=False):
         """The step contract: -> (logits (batch, V), state, attention (batch, L))."""
         return self.decoder(token_ids, state, memory, training=training)
+
+    def num_locations(self, annotations):
+        return ops.shape(annotations)[1]
+
+    @property
+    def seed_generator(self):
+        """The decoder's: hard attention's samples and sampled search draw from it."""
+        return self.decoder.seed_generator
+
+    def build_for(self, input_shapes):
+        """Builds the model for {"images" or "features": shape} unless built."""
+        if not self.built:
+            self.build(input_shapes)
 
     # -- teacher forcing and the loss ----------------------------------------
 
@@ -420,67 +421,6 @@ class ShowAttendTell(keras.Model):
         inputs = data[0] if isinstance(data, tuple) else data
         return self.search(self.encode(inputs, training=False),
                            **self.search_settings.as_kwargs())
-
-    def search(self, annotations, max_length=20, beam_size=1, length_penalty=0.0,
-               temperature=None, num_captions=None, suppress_unknown=False):
-        """Captions annotations (batch, L, D) in-graph; the settings as in `caption`.
-
-        Returns the dict of `decoding.greedy_search` (token_ids, scores,
-        attention_weights), from the search the settings choose; with
-        `num_captions` n, the beam's n best, an axis of n after the batch.
-        """
-        state, memory = self.start(annotations)
-        return decoding.search(self.step, state, memory, num_locations=ops.shape(annotations)[1],
-                               max_length=max_length, beam_size=beam_size,
-                               length_penalty=length_penalty, temperature=temperature,
-                               num_captions=num_captions, suppress_unknown=suppress_unknown,
-                               seed=self.decoder.seed_generator)
-
-    def search_function(self, settings):
-        """The compiled search for one `SearchSettings`: inputs dict -> `search` outputs.
-
-        Traced once per distinct settings and kept, so that switching between
-        settings never retraces the others.
-        """
-        settings = decoding.SearchSettings.from_value(settings)
-        functions = self._search_functions.by_settings
-        if settings not in functions:
-            def run(inputs):
-                return self.search(self.encode(inputs, training=False), **settings.as_kwargs())
-
-            # One traced function per setting; TensorFlow is the backend this runs on.
-            functions[settings] = tf.function(run, reduce_retracing=True)
-        return functions[settings]
-
-    def caption(self, images=None, features=None, max_length=20, beam_size=1,
-                length_penalty=0.0, temperature=None, num_captions=None, batch_size=64,
-                suppress_unknown=False):
-        """Captions images (uint8, batch first) or features.
-
-        `beam_size=1` is greedy search; larger sizes run the batched beam
-        search of `decoding.beam_search` with `length_penalty`; a
-        `temperature` draws every word instead (`decoding.sample_search`).
-        `num_captions=n` (1 to beam_size) returns the beam's n best distinct
-        captions per image, best first. `suppress_unknown=True` never
-        writes `<unk>` (`decoding.suppress_tokens`).
-
-        Returns:
-            dict: "captions" list of str; "token_ids" (N, max_length) int32
-            with `<end>` then padding; "scores" (N,) summed log-probabilities
-            (length-normalised with a length penalty); "attention_weights"
-            (N, max_length, L), zero after `<end>`. With `num_captions=n`,
-            "captions" is a list of n-lists and the arrays gain an axis of n
-            after N.
-        """
-        name, values = one_input(images, features)
-        search = self.search_function(decoding.SearchSettings(
-            max_length=max_length, beam_size=beam_size, length_penalty=length_penalty,
-            temperature=temperature, num_captions=num_captions,
-            suppress_unknown=suppress_unknown))
-        if not self.built:
-            self.build(encoder_input_shapes({name: values}))
-        return caption_in_batches(search, name, values, batch_size, self.vocabulary,
-                                  num_captions)
 
     # -- presets -------------------------------------------------------------
 

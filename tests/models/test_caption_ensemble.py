@@ -1,3 +1,5 @@
+import inspect
+
 import keras
 import numpy as np
 import pytest
@@ -6,6 +8,7 @@ from sat_keras import CaptionEnsemble
 from sat_keras import ShowAttendTell
 from sat_keras import SmallCNNEncoder
 from sat_keras import Vocabulary
+from sat_keras.models.captioner import Captioner
 from sat_keras.text import END_ID
 from sat_keras.text import START_ID
 
@@ -63,8 +66,9 @@ def test_copies_of_one_model_caption_as_the_model(two_models, features):
 
 def test_a_step_averages_the_word_probabilities_and_the_attention(two_models, features):
     ensemble = CaptionEnsemble(two_models)
-    state, memory, num_locations = ensemble.start({"features": features})
-    assert int(num_locations) == 4 and len(state) == len(memory) == 2
+    annotations = ensemble.encode({"features": features})
+    state, memory = ensemble.start(annotations)
+    assert int(ensemble.num_locations(annotations)) == 4 and len(state) == len(memory) == 2
     token_ids = np.array([START_ID, 4, 5], "int32")
     log_probs, new_state, attention = ensemble.step(token_ids, state, memory)
 
@@ -145,3 +149,16 @@ def test_exactly_one_input_is_taken(make_model, features):
         ensemble.caption()
     with pytest.raises(ValueError, match="exactly one of images= or features="):
         ensemble.caption(images=np.zeros((1, 32, 32, 3), "uint8"), features=features)
+
+
+def test_the_model_and_the_ensemble_share_one_captioner_contract(two_models):
+    ensemble = CaptionEnsemble(two_models)
+    model = two_models[0]
+    for name in ("encode", "start", "step", "num_locations", "build_for", "search",
+                 "search_function", "caption"):
+        assert (inspect.signature(getattr(model, name)).parameters.keys()
+                == inspect.signature(getattr(ensemble, name)).parameters.keys()), name
+    for name in ("search", "search_function", "caption"):  # written once
+        assert getattr(type(model), name) is getattr(Captioner, name)
+        assert getattr(type(ensemble), name) is getattr(Captioner, name)
+    assert ensemble.seed_generator is model.seed_generator is model.decoder.seed_generator

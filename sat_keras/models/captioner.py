@@ -1,0 +1,108 @@
+"""The captioner contract, written once: `ShowAttendTell` and `CaptionEnsemble` share it.
+
+A captioner provides
+
+    encode(inputs, training=None) -> annotations
+        {"images": (B, H, W, 3) uint8} or {"features": (B, L, D)} -> what
+        `start` takes (one model: a tensor (B, L, D); an ensemble: a tuple
+        of its models' annotations);
+    start(annotations, training=None) -> (state, memory)
+    step(token_ids (rows,), state, memory, training=False)
+        -> (scores (rows, V), state, attention_weights (rows, L))
+        the step contract of `decoding` (scores: logits or log-probabilities;
+        the searches take the log-softmax, which leaves log-probabilities as
+        they are);
+    num_locations(annotations) -> L;
+    seed_generator: the `keras.random.SeedGenerator` sampled search draws from;
+    build_for(input_shapes): builds what `caption` runs, before its first call;
+    vocabulary.
+
+`Captioner` writes the rest once on top of it, as keras-hub writes `generate`
+once for every `CausalLM`: `search` (the in-graph dispatch of
+`decoding.search`), `search_function` (one traced search per
+`SearchSettings`, kept) and `caption` (batching, n-best, the captions).
+"""
+
+import tensorflow as tf
+
+from sat_keras import decoding
+from sat_keras.models.caption_batches import caption_in_batches
+from sat_keras.models.caption_batches import encoder_input_shapes
+from sat_keras.models.caption_batches import one_input
+
+
+class TracedSearches:
+    """The traced search per `SearchSettings`, out of saving's sight.
+
+    A dict assigned to a Keras model attribute would be wrapped for
+    checkpointing (which refuses its dataclass keys); a plain object holding
+    it is not.
+    """
+
+    def __init__(self):
+        self.by_settings = {}
+
+
+class Captioner:
+    """Search and caption over the contract above (a mixin; see the module docstring)."""
+
+    def search(self, annotations, max_length=20, beam_size=1, length_penalty=0.0,
+               temperature=None, num_captions=None, suppress_unknown=False):
+        """Captions `encode`'s annotations in-graph; the settings as in `caption`.
+
+        Returns the dict of `decoding.greedy_search` (token_ids, scores,
+        attention_weights), from the search the settings choose; with
+        `num_captions` n, the beam's n best, an axis of n after the batch.
+        """
+        state, memory = self.start(annotations, training=False)
+        return decoding.search(self.step, state, memory,
+                               num_locations=self.num_locations(annotations),
+                               max_length=max_length, beam_size=beam_size,
+                               length_penalty=length_penalty, temperature=temperature,
+                               num_captions=num_captions, suppress_unknown=suppress_unknown,
+                               seed=self.seed_generator)
+
+    def search_function(self, settings):
+        """The compiled search for one `SearchSettings`: inputs dict -> `search` outputs.
+
+        Traced once per distinct settings and kept, so that switching between
+        settings never retraces the others.
+        """
+        settings = decoding.SearchSettings.from_value(settings)
+        functions = self._traced_searches.by_settings
+        if settings not in functions:
+            def run(inputs):
+                return self.search(self.encode(inputs, training=False), **settings.as_kwargs())
+
+            # One traced function per setting; TensorFlow is the backend this runs on.
+            functions[settings] = tf.function(run, reduce_retracing=True)
+        return functions[settings]
+
+    def caption(self, images=None, features=None, max_length=20, beam_size=1,
+                length_penalty=0.0, temperature=None, num_captions=None, batch_size=64,
+                suppress_unknown=False):
+        """Captions images (uint8, batch first) or features.
+
+        `beam_size=1` is greedy search; larger sizes run the batched beam
+        search of `decoding.beam_search` with `length_penalty`; a
+        `temperature` draws every word instead (`decoding.sample_search`).
+        `num_captions=n` (1 to beam_size) returns the beam's n best distinct
+        captions per image, best first. `suppress_unknown=True` never
+        writes `<unk>` (`decoding.suppress_tokens`).
+
+        Returns:
+            dict: "captions" list of str; "token_ids" (N, max_length) int32
+            with `<end>` then padding; "scores" (N,) summed log-probabilities
+            (length-normalised with a length penalty); "attention_weights"
+            (N, max_length, L), zero after `<end>`. With `num_captions=n`,
+            "captions" is a list of n-lists and the arrays gain an axis of n
+            after N.
+        """
+        name, values = one_input(images, features)
+        search = self.search_function(decoding.SearchSettings(
+            max_length=max_length, beam_size=beam_size, length_penalty=length_penalty,
+            temperature=temperature, num_captions=num_captions,
+            suppress_unknown=suppress_unknown))
+        self.build_for(encoder_input_shapes({name: values}))
+        return caption_in_batches(search, name, values, batch_size, self.vocabulary,
+                                  num_captions)
