@@ -1,6 +1,6 @@
 """The Flickr8k recipe, from JPEGs to a captioner scored on dev, in one command.
 
-    python examples/train_flickr8k.py --data-dir ../shared/data/flickr8k \\
+    python examples/train_flickr8k.py --data-dir DATA_DIR \\
         --encoder resnet50 --encoder-weights RESNET50_WEIGHTS --work-dir runs/flickr8k
 
 1. extract the encoder's features once into work-dir/features (skipped when

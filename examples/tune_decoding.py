@@ -1,6 +1,6 @@
 """Dev scores of one model over beam sizes and length penalties, from cached features.
 
-    python examples/tune_decoding.py --model RUN --data-dir ../shared/data/flickr8k \\
+    python examples/tune_decoding.py --model RUN --data-dir DATA_DIR \\
         --features FEATURES --settings 1:0,3:0,5:0,3:1 --output tuning.json
 
 Each setting is BEAM:LENGTH_PENALTY. Every row holds the caption metrics

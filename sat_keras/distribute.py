@@ -7,8 +7,11 @@ which the strategy splits over its replicas.
 
     strategy = make_strategy("mirrored")
     with strategy.scope():
-        model = build_model(vocabulary, config)
-    train(model, ..., strategy=strategy)
+        model = ShowAttendTell.from_preset("synthetic", vocabulary=vocabulary)
+    train(model, train_records, val_records, batch_size=64, learning_rate=3e-3, epochs=9,
+          max_length=20, image_size=64, strategy=strategy, run_dir="runs/shapes")
+
+(docs/training.md has the whole example.)
 """
 
 import json

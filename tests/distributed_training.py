@@ -31,7 +31,7 @@ def synthetic_records(data_dir):
     return select_split(records, "train"), select_split(records, "val")
 
 
-def run(strategy, data_dir):
+def run(strategy, data_dir, run_dir=None):
     from sat_keras import ShowAttendTell
     from sat_keras import SmallCNNEncoder
     from sat_keras import Vocabulary
@@ -55,7 +55,7 @@ def run(strategy, data_dir):
 
     train(model, train_records, val_records[:8], batch_size=GLOBAL_BATCH, learning_rate=1e-2,
           epochs=1, max_length=20, image_size=32, seed=0, callbacks=[Record()], verbose=0,
-          strategy=strategy)
+          strategy=strategy, run_dir=run_dir)
     return model, losses
 
 
@@ -65,9 +65,12 @@ def main():
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        _, single = run(tf.distribute.get_strategy(), data_dir)
+        # With a run directory each: its step backups read the optimizer's step,
+        # a distributed variable under the mirrored strategy.
+        runs = os.path.dirname(os.path.abspath(output))
+        _, single = run(tf.distribute.get_strategy(), data_dir, os.path.join(runs, "single"))
         mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-        _, mirrored = run(mirrored_strategy, data_dir)
+        _, mirrored = run(mirrored_strategy, data_dir, os.path.join(runs, "mirrored"))
         with open(output, "w") as file:
             json.dump({"single": single, "mirrored": mirrored,
                        "replicas": mirrored_strategy.num_replicas_in_sync}, file)

@@ -37,6 +37,8 @@ def test_mirrored_over_two_devices_matches_one_device(data_dir, tmp_path):
     assert result["replicas"] == 2
     assert len(result["single"]) == len(result["mirrored"]) == STEPS
     np.testing.assert_allclose(result["mirrored"], result["single"], rtol=1e-4)
+    for run in ("single", "mirrored"):  # each wrote its run directory
+        assert (tmp_path / run / "metrics.jsonl").read_text(), sorted(os.listdir(tmp_path / run))
 
 
 def test_two_workers_end_with_identical_weights(data_dir, tmp_path):

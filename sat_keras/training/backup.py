@@ -46,7 +46,13 @@ def restore_backup(model, backup_dir):
     if not os.path.exists(path):
         return 0
     model.load_weights(path)
-    return int(model.optimizer.iterations)
+    return optimizer_step(model)
+
+
+def optimizer_step(model):
+    """The optimizer's step as an int (under a strategy, `int()` of the
+    distributed variable itself raises TypeError)."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
 
 
 def remove_backup(backup_dir):
@@ -78,7 +84,7 @@ class StepBackup(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         # Read once: reading the optimizer's step every batch would wait for
         # each step to finish on an accelerator.
-        self.step = int(self.model.optimizer.iterations)
+        self.step = optimizer_step(self.model)
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1

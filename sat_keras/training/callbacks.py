@@ -14,6 +14,7 @@ from sat_keras.decoding import SearchSettings
 from sat_keras.evaluation import attention_statistics
 from sat_keras.evaluation import caption_records
 from sat_keras.evaluation import evaluate_records
+from sat_keras.training.backup import optimizer_step
 
 
 class CaptionMetricsCallback(keras.callbacks.Callback):
@@ -103,7 +104,7 @@ class MetricsHistory(keras.callbacks.Callback):
         self.path = path
 
     def on_epoch_end(self, epoch, logs=None):
-        entry = {"epoch": epoch + 1, "step": int(self.model.optimizer.iterations)}
+        entry = {"epoch": epoch + 1, "step": optimizer_step(self.model)}
         entry.update({name: float(value) for name, value in (logs or {}).items()})
         with open(self.path, "a", encoding="utf-8") as file:
             file.write(json.dumps(entry) + "\n")

@@ -11,6 +11,7 @@ from sat_keras.data.pipeline import make_per_image_dataset
 from sat_keras.distribute import is_chief
 from sat_keras.distribute import shard_by_data
 from sat_keras.training.backup import ResumableEarlyStopping
+from sat_keras.training.backup import optimizer_step
 from sat_keras.training.optimizers import FineTuningAdam
 from sat_keras.training.runs import RunDirectory
 
@@ -155,7 +156,7 @@ class _StopOnNaN(keras.callbacks.TerminateOnNaN):
     def on_batch_end(self, batch, logs=None):
         super().on_batch_end(batch, logs)
         if self.model.stop_training and self.step is None:
-            self.step = int(self.model.optimizer.iterations)
+            self.step = optimizer_step(self.model)
 
 
 def _merged_history(histories):
