@@ -6,11 +6,25 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from helpers import CAPTIONS  # noqa: E402
+from helpers import shared_path  # noqa: E402
 from helpers import tiny_image_model  # noqa: E402
 
 from sat_keras import ShowAttendTell  # noqa: E402
 from sat_keras import SmallCNNEncoder  # noqa: E402
 from sat_keras import Vocabulary  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "needs_shared(*paths): files under ../shared the test reads; skipped when "
+        "missing, failed instead in CI (helpers.shared_path)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Before any fixture: the `needs_shared` mark's files exist, or a skip (CI: a failure)."""
+    for mark in item.iter_markers("needs_shared"):
+        shared_path(*mark.args)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import time
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from sat_keras import ShowAttendTell
@@ -16,9 +17,48 @@ from sat_keras import SmallCNNEncoder
 from sat_keras import Vocabulary
 from sat_keras.data.images import load_image
 
-SHARED = pathlib.Path(__file__).resolve().parents[1] / ".." / "shared"
+REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
+# ../shared beside the clone holds the Flickr8k photos and the ImageNet weights that CI
+# provides; a user's clone has none. SAT_KERAS_SHARED moves it (=/nonexistent tries a
+# plain clone). Tests reach it only through `shared_path` or the `needs_shared` mark.
+SHARED = pathlib.Path(os.environ.get("SAT_KERAS_SHARED", REPOSITORY.parent / "shared"))
 FLICKR8K_DIR = pathlib.Path(os.environ.get("SAT_KERAS_FLICKR8K_DIR", SHARED / "data" / "flickr8k"))
 MOBILENET_WEIGHTS = SHARED / "weights" / "mobilenet_1_0_224_imagenet_no_top.weights.h5"
+SMALL_MOBILENET_WEIGHTS = SHARED / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
+
+
+def shared_is_required():
+    """True in CI (CI=true) or with SAT_KERAS_REQUIRE_SHARED=1: missing shared files fail."""
+    return (os.environ.get("CI", "").lower() in ("true", "1")
+            or os.environ.get("SAT_KERAS_REQUIRE_SHARED") == "1")
+
+
+def _shown(path):
+    path = pathlib.Path(path)
+    try:
+        return f"../shared/{path.relative_to(SHARED).as_posix()} (looked for {path})"
+    except ValueError:
+        return str(path)
+
+
+def shared_path(*paths):
+    """`paths` (one path: itself) when they all exist; else the test is skipped saying why.
+
+    The one way tests reach ../shared (the `needs_shared` mark calls it too). In CI
+    (`shared_is_required()`) a missing file fails the test instead, so CI cannot skip
+    silently what it is meant to run.
+    """
+    missing = [path for path in paths if not pathlib.Path(path).exists()]
+    if missing:
+        message = ("needs " + ", ".join(_shown(path) for path in missing)
+                   + ": the Flickr8k photos / ImageNet weights that CI provides beside the clone"
+                   " (SAT_KERAS_SHARED points elsewhere)")
+        if shared_is_required():
+            pytest.fail(message + "; required here (CI=true or SAT_KERAS_REQUIRE_SHARED=1)",
+                        pytrace=False)
+        pytest.skip(message)
+    return paths[0] if len(paths) == 1 else paths
+
 
 CAPTIONS = ["a red circle", "a blue square to the left of a red circle",
             "a small green triangle", "there is a blue square"]

@@ -13,9 +13,7 @@ from helpers import flickr8k_subset
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (FLICKR8K_DIR.exists() and MOBILENET_WEIGHTS.exists()),
-                       reason=f"needs the shared Flickr8k photos ({FLICKR8K_DIR}) "
-                              f"and MobileNet weights ({MOBILENET_WEIGHTS})"),
+    pytest.mark.needs_shared(FLICKR8K_DIR, MOBILENET_WEIGHTS),
 ]
 
 

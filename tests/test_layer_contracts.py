@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 import pytest
-from helpers import SHARED
+from helpers import SMALL_MOBILENET_WEIGHTS as SMALL_MOBILENET
 from layer_test import run_layer_test
 
 from sat_keras import AttentiveLSTMCell
@@ -15,7 +15,6 @@ from sat_keras import SmallCNNEncoder
 
 RNG = np.random.default_rng(0)
 ANNOTATIONS = RNG.normal(size=(2, 4, 3)).astype("float32")
-SMALL_MOBILENET = SHARED / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
 
 
 def _seeded(make):
@@ -69,6 +68,7 @@ def test_small_cnn_encoder(tmp_path):
                    expected_shapes=[(2, 64, 8)], tmp_path=tmp_path)
 
 
+@pytest.mark.needs_shared(SMALL_MOBILENET)
 @pytest.mark.parametrize("trainable_layers", [None, 2])
 def test_pretrained_encoder(tmp_path, trainable_layers):
     images = RNG.integers(0, 256, (2, 224, 224, 3)).astype("uint8")

@@ -1,14 +1,13 @@
 import collections
-import pathlib
 import shutil
 
 import pytest
+from helpers import FLICKR8K_DIR
 
 from sat_keras import metrics
 from sat_keras.text import normalize_caption
 
-TOKEN_FILE = (pathlib.Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-              / "flickr8k" / "Flickr8k.token.txt")
+TOKEN_FILE = FLICKR8K_DIR / "Flickr8k.token.txt"
 
 FIXED_CAPTIONS = {
     "a": ["A dog runs on the grass .", "A brown dog is running through a field .",

@@ -2,8 +2,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import FLICKR8K_DIR
 from helpers import MOBILENET_WEIGHTS as WEIGHTS
-from helpers import SHARED
+from helpers import SMALL_MOBILENET_WEIGHTS
 from helpers import flickr8k_subset
 
 from sat_keras import ShowAttendTell
@@ -16,8 +17,7 @@ from sat_keras.encoders import PretrainedEncoder
 from sat_keras.encoders import build_encoder
 from sat_keras.encoders import encoder_names
 
-needs_weights = pytest.mark.skipif(
-    not WEIGHTS.exists(), reason=f"the shared MobileNet ImageNet weights are not at {WEIGHTS}")
+needs_weights = pytest.mark.needs_shared(WEIGHTS)
 
 
 def _images(count=2, size=224):
@@ -83,7 +83,7 @@ def test_fresh_encoder_through_extract_features_gives_its_eager_features(tmp_pat
                                keras.ops.convert_to_numpy(eager), atol=1e-4)
 
 
-@needs_weights
+@pytest.mark.needs_shared(WEIGHTS, FLICKR8K_DIR)
 def test_extract_features_command_writes_real_features_of_real_photos(tmp_path):
     data_dir = flickr8k_subset(tmp_path / "flickr8k", train=3)
     assert cli.main(["extract-features", "--dataset", "flickr8k", "--data-dir", data_dir,
@@ -136,8 +136,9 @@ def test_every_backbone_builds(name):
     assert annotations.shape[0] == 1 and annotations.shape[1] >= 49
 
 
+@pytest.mark.needs_shared(SMALL_MOBILENET_WEIGHTS)
 def test_config_round_trip_and_unknown_names():
-    small = str(SHARED / "weights" / "mobilenet_2_5_224_tf_no_top.h5")
+    small = str(SMALL_MOBILENET_WEIGHTS)
     encoder = PretrainedEncoder("mobilenet", weights=small, backbone_kwargs={"alpha": 0.25})
     assert encoder.get_config()["weights"] == small  # where the weights came from
     restored = PretrainedEncoder.from_config(encoder.get_config())

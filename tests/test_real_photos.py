@@ -29,9 +29,7 @@ from sat_keras.metrics import caption_metrics
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (FLICKR8K_DIR.exists() and MOBILENET_WEIGHTS.exists()),
-                       reason=f"needs the shared Flickr8k photos ({FLICKR8K_DIR}) "
-                              f"and MobileNet weights ({MOBILENET_WEIGHTS})"),
+    pytest.mark.needs_shared(FLICKR8K_DIR, MOBILENET_WEIGHTS),
 ]
 
 TRAIN_IMAGES, HELD_BACK_IMAGES, EPOCHS, MAX_LENGTH = 800, 100, 8, 16

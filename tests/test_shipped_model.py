@@ -10,6 +10,7 @@ from sat_keras import ShowAttendTell
 from sat_keras import cli
 from sat_keras.data.flickr8k import read_flickr8k
 from sat_keras.data.records import select_split
+from sat_keras.export.reload import read_export_config
 from sat_keras.metrics import cider_d
 from sat_keras.serving import CaptionClient
 from sat_keras.serving import LocalServer
@@ -17,8 +18,7 @@ from sat_keras.serving import LocalServer
 REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
 SAVED_MODELS = REPOSITORY / "saved_models"
 SHIPPED = SAVED_MODELS / "flickr8k"
-needs_photos = pytest.mark.skipif(not FLICKR8K_DIR.exists(),
-                                  reason=f"needs the shared Flickr8k photos ({FLICKR8K_DIR})")
+needs_photos = pytest.mark.needs_shared(FLICKR8K_DIR)
 
 
 def test_saved_models_stays_within_60_mb():
@@ -34,10 +34,11 @@ def dev_photos():
 @needs_photos
 def test_the_shipped_model_describes_dev_photos_better_than_other_photos(dev_photos):
     model = ShowAttendTell.from_preset("flickr8k")
-    assert model.export_config["weights_dtype"] == "int8"
+    assert read_export_config(str(SHIPPED))["weights_dtype"] == "int8"
     images = np.stack([np.asarray(keras_image(r.image_path)) for r in dev_photos])
-    captions = model.caption(images=images, beam_size=model.export_config["beam_size"],
-                             max_length=model.export_config["max_length"])["captions"]
+    search = model.search_settings  # the export's: beam 5, length penalty 1, no <unk>
+    assert (search.beam_size, search.length_penalty, search.suppress_unknown) == (5, 1.0, True)
+    captions = model.caption(images=images, **search.as_kwargs())["captions"]
     assert all(captions)
     own = cider_d([r.captions for r in dev_photos], captions)
     others = cider_d([r.captions for r in dev_photos[1:] + dev_photos[:1]], captions)

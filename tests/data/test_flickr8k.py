@@ -1,11 +1,10 @@
 import pathlib
 
 import pytest
+from helpers import FLICKR8K_DIR as SHARED
 
 from sat_keras.data.flickr8k import read_flickr8k
 from sat_keras.data.flickr8k import read_token_file
-
-SHARED = pathlib.Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "flickr8k"
 
 
 def _write_layout(root, token_lines, train=("a.jpg",), dev=("b.jpg",), images=("a.jpg", "b.jpg")):
@@ -56,7 +55,7 @@ def test_split_image_without_captions_is_an_error(tmp_path):
         read_flickr8k(data_dir)
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="the shared Flickr8k copy is not here")
+@pytest.mark.needs_shared(SHARED)
 def test_the_real_flickr8k_train_and_dev_splits():
     records = read_flickr8k(str(SHARED))
     splits = [r.split for r in records]
