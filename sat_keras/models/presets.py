@@ -66,18 +66,6 @@ _PRESETS = {
                      "search": {"beam_size": 5, "length_penalty": 1.0,
                                 "suppress_unknown": True}},
     },
-    # The same decoder on cached MobileNet conv_pw_11 features (14x14x512, the
-    # shape of the paper's VGG conv5_4): a smaller, faster encoder, 30 epochs.
-    "flickr8k_mobilenet": {
-        "model": {"embedding_dim": 256, "units": 512, "attention_dim": 256,
-                  "dropout": 0.5, "doubly_stochastic_weight": 1.0},
-        "encoder": {"name": "mobilenet"},
-        "training": {"batch_size": 64, "learning_rate": 1e-3, "epochs": 30,
-                     "image_size": 224, "max_length": 22, "min_count": 5,
-                     "validation_images": 250, "patience": 3, "select_from": 0.5,
-                     "search": {"beam_size": 5, "length_penalty": 1.0,
-                                "suppress_unknown": True}},
-    },
     # The authors' Flickr8k settings (arctic-captions evaluate_flickr8k.py):
     # word embedding 512, LSTM 1800, 512-d annotations, lambda 1, gating
     # scalar, deep output with prev2out and ctx2out, dropout, batch 64,
@@ -94,6 +82,12 @@ _PRESETS = {
     },
 }
 
+
+# The same decoder and schedule on cached MobileNet conv_pw_11 features (14x14x512, the
+# shape of the paper's VGG conv5_4): a smaller, faster encoder, trained for 30 epochs.
+_PRESETS["flickr8k_mobilenet"] = copy.deepcopy(_PRESETS["flickr8k_resnet50"])
+_PRESETS["flickr8k_mobilenet"]["encoder"] = {"name": "mobilenet"}
+_PRESETS["flickr8k_mobilenet"]["training"]["epochs"] = 30
 
 # Hard-attention twins: the same sets with attention="hard" and without the
 # doubly stochastic penalty, which belongs to soft attention (sec. 4.2.1)
