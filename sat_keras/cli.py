@@ -158,7 +158,7 @@ def _export(args):
 def _serve(args):
     return serve(args.model_dir, port=args.port, rest_port=args.rest_port or None,
                  model_name=args.model_name, in_process=args.in_process,
-                 deadline=args.deadline, web=not args.no_web)
+                 deadline=args.deadline, web=not args.no_web, host=args.host)
 
 
 def _add_dataset_arguments(parser, default_dataset="synthetic"):
@@ -373,6 +373,9 @@ def build_parser():
                        help="the model base path holding numbered versions (e.g. "
                             "saved_models/shapes), a registered name or an archive URL "
                             f"(default: {DEFAULT_MODEL}, the captioner that ships)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="the interface to listen on (default 127.0.0.1: this machine "
+                            "only; 0.0.0.0: every interface, e.g. in a container)")
     serve.add_argument("--port", type=int, default=8500, help="gRPC port")
     serve.add_argument("--rest-port", type=int, default=8501,
                        help="REST port, which also serves the caption page at / "

@@ -71,7 +71,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
 
-def start_grpc_server(runner, port, host="0.0.0.0", max_workers=16):
+def start_grpc_server(runner, port, host="127.0.0.1", max_workers=16):
     """Starts serving `runner` on host:port (0 picks a free port); returns (server, port)."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),

@@ -180,7 +180,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._reply(200, format_predict_response(outputs, row_format))
 
 
-def start_rest_server(runner, port, host="0.0.0.0"):
+def start_rest_server(runner, port, host="127.0.0.1"):
     """Serves `runner` over HTTP on a daemon thread; returns (server, port)."""
     config = export_config(runner.base_path, runner.version)
     handler = type("Handler", (_Handler,), {"runner": runner, "config": config})

@@ -42,7 +42,7 @@ class LocalServer:
     """The gRPC (and optionally REST) servers of one model, in this process."""
 
     def __init__(self, model_dir, port=8500, rest_port=None, model_name=None,
-                 host="0.0.0.0", max_workers=16, deadline=30.0):
+                 host="127.0.0.1", max_workers=16, deadline=30.0):
         self.runner = ModelRunner(model_dir, model_name, deadline=deadline)
         self.grpc_server, self.port = start_grpc_server(self.runner, port, host, max_workers)
         self.rest_server, self.rest_port = None, None
@@ -72,7 +72,7 @@ def _free_local_port():
         return probe.getsockname()[1]
 
 
-def _run_model_server(model_dir, model_name, port, rest_port, web, print_fn):
+def _run_model_server(model_dir, model_name, port, rest_port, web, host, print_fn):
     """Runs `tensorflow_model_server`; with `web`, its REST API behind the page's server."""
     # exported_with_xla reads the versions: an error here rather than in the server's log.
     xla = exported_with_xla(model_dir)
@@ -81,11 +81,13 @@ def _run_model_server(model_dir, model_name, port, rest_port, web, print_fn):
     if rest_port and web:
         backend_port = _free_local_port()
         config = export_config(model_dir, model_versions(model_dir)[-1])
-        proxy, _ = start_web_proxy(rest_port, ("127.0.0.1", backend_port), model_name, config)
+        proxy, _ = start_web_proxy(rest_port, ("127.0.0.1", backend_port), model_name, config,
+                                   host=host)
     command = model_server_command(model_dir, model_name, port, backend_port, xla=xla)
     print_fn("Running " + " ".join(command))
+    print_fn(f"  {MODEL_SERVER} listens on every interface (it has no flag to choose one)")
     if proxy is not None:
-        print_fn(f"  the caption page and TF Serving's REST API on http://localhost:{rest_port}/")
+        print_fn(f"  the caption page and TF Serving's REST API on {_url(host, rest_port)}/")
     try:
         return subprocess.call(command)
     finally:
@@ -94,8 +96,13 @@ def _run_model_server(model_dir, model_name, port, rest_port, web, print_fn):
             proxy.server_close()
 
 
+def _url(host, port):
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
 def serve(model_dir, port=8500, rest_port=None, model_name=None, in_process=False,
-          deadline=30.0, web=True, print_fn=print):
+          deadline=30.0, web=True, host="127.0.0.1", print_fn=print):
     """Serves a model base path until interrupted (Ctrl-C).
 
     `model_dir` is the base path holding numbered versions, or a registered
@@ -104,7 +111,9 @@ def serve(model_dir, port=8500, rest_port=None, model_name=None, in_process=Fals
 
     Runs `tensorflow_model_server` when it is on PATH (and not
     `in_process`), otherwise `LocalServer`, whose requests get `deadline`
-    seconds each (TF Serving's are bounded by its clients' deadlines).
+    seconds each (TF Serving's are bounded by its clients' deadlines). The
+    in-process servers and the page listen on `host`: loopback by default,
+    "0.0.0.0" for every interface (in a container, or for other machines).
     The REST port also serves the caption page (`web.py`); with TF Serving
     that takes a forwarding server in front of its REST API, which
     `web=False` leaves out. Returns the exit status.
@@ -112,16 +121,16 @@ def serve(model_dir, port=8500, rest_port=None, model_name=None, in_process=Fals
     model_dir = resolve_handle(model_dir)
     model_name = model_name or os.path.basename(os.path.normpath(model_dir))
     if shutil.which(MODEL_SERVER) and not in_process:
-        return _run_model_server(model_dir, model_name, port, rest_port, web, print_fn)
-    server = LocalServer(model_dir, port, rest_port, model_name, deadline=deadline)
+        return _run_model_server(model_dir, model_name, port, rest_port, web, host, print_fn)
+    server = LocalServer(model_dir, port, rest_port, model_name, host=host, deadline=deadline)
     why = "" if in_process else f"; {MODEL_SERVER} is not on PATH"
     print_fn(f"Serving {model_name} version {server.runner.version} from "
              f"{os.path.abspath(model_dir)} "
              f"(in-process{why})")
-    print_fn(f"  gRPC PredictionService on port {server.port}")
+    print_fn(f"  gRPC PredictionService on {_url(host, server.port).removeprefix('http://')}")
     if server.rest_port:
-        print_fn(f"  REST on http://localhost:{server.rest_port}/v1/models/{model_name}:predict")
-        print_fn(f"  the caption page on http://localhost:{server.rest_port}/")
+        print_fn(f"  REST on {_url(host, server.rest_port)}/v1/models/{model_name}:predict")
+        print_fn(f"  the caption page on {_url(host, server.rest_port)}/")
     stopped = threading.Event()
     try:
         stopped.wait()

@@ -122,7 +122,7 @@ class _ProxyHandler(http.server.BaseHTTPRequestHandler):
         self._forward(body)
 
 
-def start_web_proxy(port, backend, model_name, config=None, host="0.0.0.0"):
+def start_web_proxy(port, backend, model_name, config=None, host="127.0.0.1"):
     """Serves the page on `port` and forwards `/v1/...` to the REST API at `backend`.
 
     Args:

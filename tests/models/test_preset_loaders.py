@@ -152,7 +152,8 @@ def test_the_cli_defaults_to_the_shipped_captioner_and_serves_rest_on_8501(monke
     parser = cli.build_parser()
     assert parser.parse_args(["caption", "photo.jpg"]).model == "flickr8k"
     args = parser.parse_args(["serve"])
-    assert (args.model_dir, args.port, args.rest_port) == ("flickr8k", 8500, 8501)
+    assert (args.model_dir, args.host, args.port, args.rest_port) == (
+        "flickr8k", "127.0.0.1", 8500, 8501)
     served = {}
     monkeypatch.setattr(cli, "serve", lambda model_dir, **kwargs: served.update(
         model_dir=model_dir, **kwargs) or 0)
@@ -166,8 +167,8 @@ def test_serve_resolves_a_registered_name_to_its_directory(monkeypatch):
     class Stopped(Exception):
         pass
 
-    def local_server(model_dir, port, rest_port, model_name, deadline):
-        started.update(model_dir=model_dir, model_name=model_name)
+    def local_server(model_dir, port, rest_port, model_name, host, deadline):
+        started.update(model_dir=model_dir, model_name=model_name, host=host)
         raise Stopped
 
     monkeypatch.setattr(server.shutil, "which", lambda name: None)
@@ -175,4 +176,4 @@ def test_serve_resolves_a_registered_name_to_its_directory(monkeypatch):
     with pytest.raises(Stopped):
         server.serve("shapes")
     assert started == {"model_dir": preset_loaders.shipped_model_directory("shapes"),
-                       "model_name": "shapes"}
+                       "model_name": "shapes", "host": "127.0.0.1"}  # loopback by default

@@ -14,6 +14,7 @@ from sat_keras import cli
 from sat_keras.models.saving import save_captioner
 from sat_keras.serving import CaptionClient
 from sat_keras.serving import CaptionServiceError
+from sat_keras.serving import server as server_module
 
 SAT_KERAS = os.path.join(os.path.dirname(sys.executable), "sat-keras")
 
@@ -86,8 +87,9 @@ def test_serve_runs_tensorflow_model_server_when_it_is_installed(exported_model,
     assert arguments[:3] == [
         "--port=9000", "--model_name=shapes", f"--model_base_path={os.path.abspath(base)}"]
     assert arguments[-1].startswith("--rest_api_port=") and backend_port != rest_port
-    assert f"the caption page and TF Serving's REST API on http://localhost:{rest_port}/" in \
-        capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"the caption page and TF Serving's REST API on http://127.0.0.1:{rest_port}/" in out
+    assert "tensorflow_model_server listens on every interface" in out
 
 
 def test_serve_without_a_version_directory_says_so(tmp_path, capsys):
@@ -104,8 +106,44 @@ def test_serve_turns_on_tf_servings_xla_for_an_xla_export(exported_model, fake_m
     config_path = base / "1" / "assets.extra" / "export_config.json"
     config = json.loads(config_path.read_text())
     assert config["jit_compile"] is False
-    assert cli.main(["serve", "--model-dir", str(base)]) == 0
+    assert cli.main(["serve", "--model-dir", str(base), "--rest-port", "0"]) == 0
     assert "--xla_cpu_compilation_enabled=true" not in record.read_text().split()
     config_path.write_text(json.dumps({**config, "jit_compile": True}))
-    assert cli.main(["serve", "--model-dir", str(base)]) == 0
+    assert cli.main(["serve", "--model-dir", str(base), "--rest-port", "0"]) == 0
     assert record.read_text().split()[-1] == "--xla_cpu_compilation_enabled=true"
+
+
+def test_the_in_process_servers_listen_on_loopback_unless_told(exported_model, monkeypatch):
+    """The banner names the address each server listens on, and the REST socket is bound
+    to it: 127.0.0.1 by default, every interface with --host 0.0.0.0."""
+    printed = []
+
+    class Stop(Exception):
+        pass
+
+    def print_until_served(line):
+        printed.append(line)
+        if line.startswith("  the caption page on"):  # the banner's last line
+            raise Stop
+
+    monkeypatch.setattr(server_module.shutil, "which", lambda name: None)
+    started = []
+    real = server_module.LocalServer
+
+    def recording(*args, **kwargs):
+        started.append(real(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(server_module, "LocalServer", recording)
+    for host in ("127.0.0.1", "0.0.0.0"):
+        printed.clear()
+        with pytest.raises(Stop):
+            server_module.serve(exported_model[1], port=0, rest_port=0, host=host,
+                                print_fn=print_until_served)
+        local = started[-1]
+        try:
+            assert local.rest_server.server_address[0] == host
+            assert f"  gRPC PredictionService on {host}:{local.port}" in printed
+            assert f"  the caption page on http://{host}:{local.rest_port}/" in printed
+        finally:
+            local.stop()
