@@ -39,6 +39,8 @@ def benchmark_model(model_class, vocabulary_class):
     vocabulary = vocabulary_class(["<pad>", "<start>", "<end>", "<unk>"]
                                   + [f"w{i}" for i in range(SIZES.vocabulary - 4)])
     keras.utils.set_random_seed(0)
+    # The 0.2 keywords (deprecated since 0.3, not decoder={...}): the A/B scripts
+    # build this model from older checkouts too.
     model = model_class(vocabulary, embedding_dim=SIZES.embedding, units=SIZES.units,
                         attention_dim=SIZES.attention)
     model.build({"features": (None, SIZES.locations, SIZES.features)})

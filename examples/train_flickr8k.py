@@ -51,6 +51,8 @@ from sat_keras.metrics import caption_diversity
 from sat_keras.metrics import coco_tools_available
 from sat_keras.recipes import train_recipe
 from sat_keras.training.self_critical import SelfCriticalSettings
+from sat_keras.training.settings import DataSettings
+from sat_keras.training.settings import RunSettings
 
 PRESET = "flickr8k_resnet50"  # the decoder and its training settings
 
@@ -97,19 +99,27 @@ def main():
     chosen = {"learning_rate": args.scst_learning_rate} if args.scst_learning_rate else {}
     self_critical = (SelfCriticalSettings(args.scst_epochs, **chosen)
                      if args.scst_epochs else None)
+    training = {"epochs": args.epochs, "batch_size": args.batch_size,
+                "patience": args.patience, "select_from": args.select_from,
+                "encoder_weights": args.encoder_weights}
+    model = {"doubly_stochastic_weight": args.doubly_stochastic_weight,
+             "label_smoothing": args.label_smoothing}
     result = train_recipe(
-        "flickr8k", args.data_dir, args.work_dir, preset=PRESET, encoder=args.encoder,
-        encoder_weights=args.encoder_weights, features_dir=feature_dir, epochs=args.epochs,
-        batch_size=args.batch_size, patience=args.patience, select_from=args.select_from,
-        max_minutes=args.max_minutes,
-        doubly_stochastic_weight=args.doubly_stochastic_weight,
-        label_smoothing=args.label_smoothing, self_critical=self_critical,
-        verbose=2)
+        DataSettings("flickr8k", args.data_dir, features_dir=feature_dir),
+        RunSettings(args.work_dir, max_minutes=args.max_minutes, verbose=2),
+        preset=PRESET, self_critical=self_critical,
+        overrides={"encoder": {"name": args.encoder}, "training": given(training),
+                   "model": given(model)})
     print(f"trained after {minutes_since(started):.1f} min", flush=True)
 
     evaluate_on_dev(result["model"], args.data_dir, feature_dir, args.beam_size,
                     args.max_length)
     print(f"whole recipe: {minutes_since(started):.1f} min")
+
+
+def given(values):
+    """The values of flags that were given: the preset keeps its own for the rest."""
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def extract(data_dir, encoder_name, weights, feature_dir):

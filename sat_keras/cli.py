@@ -1,6 +1,7 @@
 """`sat-keras`: command-line flags mapped onto the library's functions."""
 
 import argparse
+import json
 import sys
 
 from sat_keras.data.datasets import dataset_names
@@ -26,6 +27,8 @@ from sat_keras.recipes import train_recipe
 from sat_keras.serving.server import serve
 from sat_keras.training.self_critical import BASELINES
 from sat_keras.training.self_critical import SelfCriticalSettings
+from sat_keras.training.settings import DataSettings
+from sat_keras.training.settings import RunSettings
 
 DEFAULT_MODEL = "flickr8k"  # the trained captioner that ships (models.preset_loaders)
 
@@ -48,29 +51,72 @@ def _download(args):
     download_flickr8k(args.data_dir)
 
 
+# Flags that set one value of the preset (`recipes.train_recipe` overrides): the
+# flag's dest -> its path. `--set PATH=VALUE` reaches every other value.
+_PRESET_FLAGS = {
+    "epochs": "training.epochs", "batch_size": "training.batch_size",
+    "learning_rate": "training.learning_rate", "patience": "training.patience",
+    "select_from": "training.select_from", "num_images": "training.num_images",
+    "clip_norm": "training.clip_norm", "fine_tune_layers": "training.fine_tune_layers",
+    "encoder_lr_multiplier": "training.encoder_lr_multiplier",
+    "encoder_weights": "training.encoder_weights", "encoder": "encoder.name",
+    "doubly_stochastic_weight": "model.doubly_stochastic_weight",
+    "label_smoothing": "model.label_smoothing", "units": "model.decoder.units",
+    "annotation_dropout": "model.decoder.annotation_dropout",
+    "embedding_dropout": "model.decoder.embedding_dropout",
+    "annotation_projection": "model.decoder.annotation_projection",
+}
+_SECTIONS = ("model", "encoder", "training")
+
+
+def preset_overrides(args):
+    """The preset overrides of `sat-keras train`: its value flags, then each `--set`."""
+    pairs = [(path, getattr(args, dest)) for dest, path in _PRESET_FLAGS.items()
+             if getattr(args, dest) is not None]
+    pairs += [parse_setting(text) for text in args.set or ()]
+    overrides = {}
+    for path, value in pairs:
+        *parents, name = path.split(".")
+        node = overrides
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[name] = value
+    return overrides
+
+
+def parse_setting(text):
+    """`--set PATH=VALUE` as (full path, value). PATH is a path in the model's config
+    (`decoder.units`, `label_smoothing`) or starts with a preset section
+    (`training.epochs`, `encoder.name`, `model.decoder.units`); VALUE is JSON
+    (`768`, `0.1`, `null`, `true`, `[8, 16]`) or else a string (`hard`)."""
+    path, separator, value = text.partition("=")
+    if not separator or not path or any(not part for part in path.split(".")):
+        raise ValueError(f"--set takes PATH=VALUE, e.g. --set decoder.units=768. "
+                         f"Received: {text!r}")
+    if path.split(".")[0] not in _SECTIONS:
+        path = "model." + path
+    try:
+        return path, json.loads(value)
+    except json.JSONDecodeError:
+        return path, value
+
+
 def _train(args):
     if args.preset and args.attention:
         raise ValueError("--attention picks the default preset's twin; with --preset, name "
                          f"the twin itself (e.g. {args.preset.removesuffix('_hard')}_hard).")
     self_critical = _self_critical_settings(args)
     _download(args)
-    train_recipe(args.dataset, args.data_dir, args.output_dir,
+    data = DataSettings(args.dataset, args.data_dir, captions_file=args.captions_file,
+                        missing=args.missing, features_dir=args.features)
+    run = RunSettings(args.output_dir, seed=args.seed,
+                      strategy=make_strategy(args.strategy, tpu=args.tpu),
+                      mixed_precision=args.mixed_precision,
+                      backup_every_steps=args.backup_every, max_minutes=args.max_minutes,
+                      keep_epoch_weights=args.keep_epoch_weights)
+    train_recipe(data, run,
                  preset=args.preset or default_preset(args.dataset, args.attention or "soft"),
-                 captions_file=args.captions_file, missing=args.missing,
-                 num_images=args.num_images, encoder=args.encoder,
-                 encoder_weights=args.encoder_weights, features_dir=args.features,
-                 fine_tune_layers=args.fine_tune_layers,
-                 encoder_multiplier=args.encoder_lr_multiplier, epochs=args.epochs,
-                 batch_size=args.batch_size, learning_rate=args.learning_rate,
-                 max_minutes=args.max_minutes, patience=args.patience, seed=args.seed,
-                 self_critical=self_critical,
-                 doubly_stochastic_weight=args.doubly_stochastic_weight,
-                 label_smoothing=args.label_smoothing,
-                 annotation_dropout=args.annotation_dropout,
-                 embedding_dropout=args.embedding_dropout, units=args.units,
-                 annotation_projection=args.annotation_projection,
-                 keep_epoch_weights=args.keep_epoch_weights, select_from=args.select_from,
-                 **_run_arguments(args))
+                 overrides=preset_overrides(args), self_critical=self_critical)
     return 0
 
 
@@ -92,12 +138,6 @@ def _self_critical_settings(args):
               "dropout": args.scst_dropout}
     return SelfCriticalSettings(args.scst_epochs,
                                 **{k: v for k, v in chosen.items() if v is not None})
-
-
-def _run_arguments(args):
-    return {"strategy": make_strategy(args.strategy, tpu=args.tpu),
-            "backup_every_steps": args.backup_every, "clip_norm": args.clip_norm,
-            "mixed_precision": args.mixed_precision}
 
 
 def _caption(args):
@@ -228,6 +268,11 @@ def build_parser():
                             "flickr8k_resnet50 (their _hard twins with --attention hard)")
     train.add_argument("--attention", choices=["soft", "hard"], default=None,
                        help="picks the preset's hard twin when --preset is not given")
+    train.add_argument("--set", action="append", default=None, metavar="PATH=VALUE",
+                       help="change one value of the preset (repeatable): a path in the "
+                            "model's config (decoder.units=768, label_smoothing=0.1) or in "
+                            "a preset section (training.epochs=3, encoder.name=mobilenet); "
+                            "VALUE is JSON, else a string. Applied after the other flags")
     _add_encoder_arguments(train)
     train.add_argument("--features", default=None,
                        help="cached features of the encoder (sat-keras extract-features)")

@@ -8,8 +8,10 @@ which the strategy splits over its replicas.
     strategy = make_strategy("mirrored")
     with strategy.scope():
         model = ShowAttendTell.from_preset("synthetic", vocabulary=vocabulary)
-    train(model, train_records, val_records, batch_size=64, learning_rate=3e-3, epochs=9,
-          max_length=20, image_size=64, strategy=strategy, run_dir="runs/shapes")
+    train(model, train_records, val_records,
+          TrainingSettings(batch_size=64, learning_rate=3e-3, epochs=9, max_length=20,
+                           image_size=64),
+          RunSettings("runs/shapes", strategy=strategy))
 
 (docs/training.md has the whole example.)
 """

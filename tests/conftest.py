@@ -7,6 +7,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from helpers import CAPTIONS  # noqa: E402
 from helpers import shared_path  # noqa: E402
+from helpers import split_decoder_arguments  # noqa: E402
 from helpers import tiny_image_model  # noqa: E402
 
 from sat_keras import ShowAttendTell  # noqa: E402
@@ -38,10 +39,11 @@ def make_model(vocabulary):
 
     def make(with_encoder=False, vocabulary=vocabulary, **overrides):
         keras.utils.set_random_seed(0)
-        settings = dict(embedding_dim=8, units=12, attention_dim=8, dropout=0.0, image_size=32)
-        settings.update(overrides)
+        decoder, settings = split_decoder_arguments(
+            {"embedding_dim": 8, "units": 12, "attention_dim": 8, "dropout": 0.0,
+             "image_size": 32, **overrides})
         encoder = SmallCNNEncoder(filters=(4, 8)) if with_encoder else None
-        return ShowAttendTell(vocabulary, encoder=encoder, **settings)
+        return ShowAttendTell(vocabulary, encoder=encoder, decoder=decoder, **settings)
 
     return make
 

@@ -35,6 +35,8 @@ def run(strategy, data_dir, run_dir=None):
     from sat_keras import ShowAttendTell
     from sat_keras import SmallCNNEncoder
     from sat_keras import Vocabulary
+    from sat_keras.training import RunSettings
+    from sat_keras.training import TrainingSettings
     from sat_keras.training import train
 
     train_records, val_records = synthetic_records(data_dir)
@@ -42,8 +44,8 @@ def run(strategy, data_dir, run_dir=None):
     keras.utils.set_random_seed(0)
     with strategy.scope():
         model = ShowAttendTell(vocabulary, encoder=SmallCNNEncoder(filters=(4, 8)),
-                               image_size=32, embedding_dim=8, units=12, attention_dim=8,
-                               dropout=0.0)
+                               image_size=32, decoder={"embedding_dim": 8, "units": 12,
+                                                       "attention_dim": 8, "dropout": 0.0})
         model.build({"images": (None, 32, 32, 3)})
     losses = []
 
@@ -53,9 +55,10 @@ def run(strategy, data_dir, run_dir=None):
             if len(losses) == STEPS:
                 self.model.stop_training = True
 
-    train(model, train_records, val_records[:8], batch_size=GLOBAL_BATCH, learning_rate=1e-2,
-          epochs=1, max_length=20, image_size=32, seed=0, callbacks=[Record()], verbose=0,
-          strategy=strategy, run_dir=run_dir)
+    train(model, train_records, val_records[:8],
+          TrainingSettings(batch_size=GLOBAL_BATCH, learning_rate=1e-2, epochs=1,
+                           max_length=20, image_size=32),
+          RunSettings(run_dir, strategy=strategy, verbose=0), callbacks=[Record()])
     return model, losses
 
 

@@ -16,6 +16,7 @@ from sat_keras import ShowAttendTell
 from sat_keras import SmallCNNEncoder
 from sat_keras import Vocabulary
 from sat_keras.data.images import load_image
+from sat_keras.models.show_attend_tell import decoder_arguments
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 # ../shared beside the clone holds the Flickr8k photos and the ImageNet weights that CI
@@ -79,12 +80,19 @@ def encode_image(kind, height=40, width=48, channels=3, seed=0):
     return buffer.getvalue()
 
 
+def split_decoder_arguments(settings):
+    """(the decoder's arguments, the model's) of one flat dict of settings."""
+    decoder = {name: value for name, value in settings.items() if name in decoder_arguments()}
+    return decoder, {name: value for name, value in settings.items() if name not in decoder}
+
+
 def tiny_image_model(image_size=32, **overrides):
     """A tiny seeded model with a SmallCNNEncoder, built on image_size images."""
     keras.utils.set_random_seed(0)
-    settings = dict(embedding_dim=8, units=12, attention_dim=8, dropout=0.0, **overrides)
+    decoder, settings = split_decoder_arguments(
+        {"embedding_dim": 8, "units": 12, "attention_dim": 8, "dropout": 0.0, **overrides})
     model = ShowAttendTell(Vocabulary.build(CAPTIONS), encoder=SmallCNNEncoder(filters=(4, 8)),
-                           image_size=image_size, **settings)
+                           image_size=image_size, decoder=decoder, **settings)
     model.build({"images": (None, image_size, image_size, 3)})
     return model
 

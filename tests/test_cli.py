@@ -66,7 +66,7 @@ def test_train_on_synthetic_data_saves_a_loadable_model(tmp_path, capsys, attent
     model = load_captioner(str(output_dir))
     assert sorted(os.listdir(output_dir)) == [
         "config.json", "metrics.jsonl", "model.keras", "tensorboard"]  # one vocabulary: inside
-    assert model.image_size == 64 and model.attention == attention
+    assert model.image_size == 64 and model.decoder.attention == attention
 
 
 def test_extract_features_command(tmp_path, capsys):
@@ -113,7 +113,8 @@ def test_train_on_a_csv_dataset_from_cached_features(tmp_path, capsys, csv_datas
                      "--doubly-stochastic-weight", "0", "--label-smoothing", "0.2",
                      "--annotation-dropout", "0.4", "--embedding-dropout", "0.3",
                      "--keep-epoch-weights", "--select-from", "0.25", "--units", "24",
-                     "--annotation-projection", "16"]) == 0
+                     "--annotation-projection", "16", "--set", "decoder.embedding_dim=12",
+                     "--set", "decoder.gating=vector", "--set", "training.clip_norm=5"]) == 0
     assert "val (3 images), free-running greedy captions: BLEU-1" in capsys.readouterr().out
     with open(tmp_path / "model" / "config.json") as file:
         config = json.load(file)
@@ -122,9 +123,11 @@ def test_train_on_a_csv_dataset_from_cached_features(tmp_path, capsys, csv_datas
     model = load_captioner(str(tmp_path / "model"))
     assert model.encoder.backbone == "mobilenet_v3_small" and model.image_size == 224
     assert model.doubly_stochastic_weight == 0.0 and model.label_smoothing == 0.2
-    assert (model.annotation_dropout, model.embedding_dropout) == (0.4, 0.3)
-    assert (model.units, model.annotation_projection) == (24, 16)
-    assert config["model"]["units"] == 24
+    decoder = model.decoder
+    assert (decoder.annotation_dropout, decoder.embedding_dropout) == (0.4, 0.3)
+    assert (decoder.units, decoder.annotation_projection) == (24, 16)
+    assert (decoder.embedding_dim, decoder.gating) == (12, "vector")  # from --set
+    assert config["model"]["decoder"]["units"] == 24 and config["training"]["clip_norm"] == 5
     assert os.listdir(tmp_path / "model" / "epochs") == ["epoch_01.weights.h5"]
     assert cli.main(["caption", records[0].image_path, "--model", str(tmp_path / "model")]) == 0
 
@@ -154,6 +157,10 @@ def test_fine_tuning_needs_images_not_features(tmp_path, capsys):
     ("flickr8k", ["--num-images", "40"], "--num-images"),
     ("flickr8k", ["--encoder-lr-multiplier", "0.5"], "--encoder-lr-multiplier"),
     ("synthetic", ["--preset", "synthetic", "--attention", "hard"], "synthetic_hard"),
+    ("synthetic", ["--set", "decoder.unitz=3"], "Unknown decoder arguments ['unitz']"),
+    ("synthetic", ["--set", "label_smoothin=0.1"], "Unknown model arguments ['label_smoothin']"),
+    ("synthetic", ["--set", "training.epoch=3"], "Unknown training settings ['epoch']"),
+    ("synthetic", ["--set", "decoder.units"], "--set takes PATH=VALUE"),
 ])
 def test_a_flag_that_does_not_apply_to_the_dataset_is_an_error(tmp_path, capsys, dataset,
                                                               flags, named):
@@ -162,6 +169,20 @@ def test_a_flag_that_does_not_apply_to_the_dataset_is_an_error(tmp_path, capsys,
     assert code == 2
     assert named in capsys.readouterr().err
     assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()  # nothing ran
+
+
+def test_set_paths_and_values():
+    args = cli.build_parser().parse_args([
+        "train", "--data-dir", "D", "--output-dir", "R", "--units", "32", "--epochs", "3",
+        "--set", "decoder.units=64", "--set", "label_smoothing=0.1",
+        "--set", "encoder.filters=[8, 16]", "--set", "decoder.attention=hard",
+        "--set", "model.decoder.annotation_projection=null"])
+    assert cli.preset_overrides(args) == {
+        "training": {"epochs": 3},
+        "model": {"decoder": {"units": 64, "attention": "hard",  # --set after the flags
+                              "annotation_projection": None},
+                  "label_smoothing": 0.1},
+        "encoder": {"filters": [8, 16]}}
 
 
 def test_train_takes_a_preset_and_patience_on_synthetic_data(tmp_path, capsys):
@@ -177,7 +198,7 @@ def test_train_takes_a_preset_and_patience_on_synthetic_data(tmp_path, capsys):
     assert config["preset"] == "synthetic_hard" and config["training"]["patience"] == 1
     entries = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
     assert "val_bleu_4" in entries[0]  # patience selects on val BLEU-4, here too
-    assert load_captioner(str(tmp_path / "run")).attention == "hard"
+    assert load_captioner(str(tmp_path / "run")).decoder.attention == "hard"
 
 
 def test_train_with_a_self_critical_stage_and_going_on_with_it(tmp_path, capsys, monkeypatch):

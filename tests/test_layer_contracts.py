@@ -89,8 +89,9 @@ def test_show_attend_tell(tmp_path, vocabulary, attention):
 
     def make():
         keras.utils.set_random_seed(0)
-        return ShowAttendTell(vocabulary, embedding_dim=5, units=6, attention_dim=7,
-                              attention=attention, seed=3)
+        return ShowAttendTell(vocabulary, decoder={"embedding_dim": 5, "units": 6,
+                                                   "attention_dim": 7, "attention": attention,
+                                                   "seed": 3})
 
     run_layer_test(make, [inputs], tmp_path=tmp_path,
                    expected_shapes=[(2, 3, 4), (2, 3, len(vocabulary)), (2, 3)])

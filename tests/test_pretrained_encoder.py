@@ -19,6 +19,8 @@ from sat_keras.encoders import encoder_names
 
 needs_weights = pytest.mark.needs_shared(WEIGHTS)
 
+TINY_DECODER = {"embedding_dim": 8, "units": 8, "attention_dim": 8}
+
 
 def _images(count=2, size=224):
     return np.random.default_rng(0).integers(0, 255, (count, size, size, 3)).astype("uint8")
@@ -59,7 +61,7 @@ def test_weights_are_real_when_the_first_call_is_traced():
 def test_fit_on_images_with_a_fresh_encoder_runs_the_real_weights(vocabulary):
     # Keras builds an unbuilt model for fit from inside its own machinery.
     model = ShowAttendTell(vocabulary, encoder=PretrainedEncoder("mobilenet", weights=str(WEIGHTS)),
-                           image_size=224, embedding_dim=8, units=8, attention_dim=8)
+                           image_size=224, decoder=TINY_DECODER)
     model.compile(optimizer="adam")
     images = _images()
     model.fit({"images": images, "token_ids": np.array([[1, 4], [1, 5]])},
@@ -109,8 +111,7 @@ def test_frozen_by_default_trainable_on_request():
 @needs_weights
 def test_saved_model_restores_encoder_weights_without_the_weights_file(tmp_path, vocabulary):
     encoder = PretrainedEncoder("mobilenet", weights=str(WEIGHTS))
-    model = ShowAttendTell(vocabulary, encoder=encoder, image_size=224, embedding_dim=8,
-                           units=8, attention_dim=8)
+    model = ShowAttendTell(vocabulary, encoder=encoder, image_size=224, decoder=TINY_DECODER)
     inputs = {"images": _images(1), "token_ids": np.array([[1, 4]])}
     expected = keras.ops.convert_to_numpy(model(inputs)["logits"])
     model.save(tmp_path / "m.keras")
@@ -156,8 +157,8 @@ def test_top_layers_fine_tune_with_their_own_learning_rate(vocabulary):
         keras.utils.set_random_seed(0)
         encoder = PretrainedEncoder("mobilenet", weights=None, trainable=True,
                                     trainable_layers=2, backbone_kwargs={"alpha": 0.25})
-        model = ShowAttendTell(vocabulary, encoder=encoder, image_size=224, embedding_dim=8,
-                               units=8, attention_dim=8)
+        model = ShowAttendTell(vocabulary, encoder=encoder, image_size=224,
+                               decoder=TINY_DECODER)
         model.build({"images": (None, 224, 224, 3)})
         model.compile(optimizer=FineTuningAdam(1e-2, encoder_multiplier=multiplier))
         encoder_weights = [v for v in model.trainable_weights if "encoder" in v.path.split("/")]

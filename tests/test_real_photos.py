@@ -50,8 +50,8 @@ def _nll(model, records, vocabulary, features, blind):
 
 def _train_and_score(train, held_back, vocabulary, features, blind):
     keras.utils.set_random_seed(0)
-    model = ShowAttendTell(vocabulary, embedding_dim=128, units=256, attention_dim=128,
-                           dropout=0.0)
+    model = ShowAttendTell(vocabulary, decoder={"embedding_dim": 128, "units": 256,
+                                                "attention_dim": 128, "dropout": 0.0})
     model.compile(optimizer=keras.optimizers.Adam(2e-3, clipnorm=5.0))
     batches = make_caption_dataset(train, vocabulary, batch_size=32, max_length=MAX_LENGTH,
                                    seed=0, features=features)

@@ -1,5 +1,7 @@
 """The training loop and the recipe as functions (the CLI and demo call them)."""
 
+import dataclasses
+import inspect
 import json
 import os
 
@@ -15,12 +17,15 @@ from sat_keras.models import presets
 from sat_keras.models.presets import preset_settings
 from sat_keras.models.saving import load_captioner
 from sat_keras.models.show_attend_tell import ShowAttendTell
-from sat_keras.recipes import check_arguments
+from sat_keras.recipes import check_settings
 from sat_keras.recipes import default_preset
 from sat_keras.recipes import epoch_selection
 from sat_keras.recipes import train_recipe
 from sat_keras.text import Vocabulary
 from sat_keras.training.fit import train
+from sat_keras.training.settings import DataSettings
+from sat_keras.training.settings import RunSettings
+from sat_keras.training.settings import TrainingSettings
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +37,12 @@ def test_train_compiles_adam_with_cosine_decay_and_fits_the_planned_steps(record
     train_records = select_split(records, "train")
     vocabulary = Vocabulary.build(c for r in train_records for c in r.captions)
     keras.utils.set_random_seed(0)
-    model = ShowAttendTell.from_preset("synthetic", vocabulary=vocabulary, units=16,
-                                       embedding_dim=8, attention_dim=8)
-    history = train(model, train_records, select_split(records, "val"), batch_size=16,
-                    learning_rate=0.01, epochs=2, max_length=20, image_size=64, verbose=0)
+    model = ShowAttendTell.from_preset("synthetic", vocabulary=vocabulary, decoder={
+        "units": 16, "embedding_dim": 8, "attention_dim": 8})
+    settings = TrainingSettings(batch_size=16, learning_rate=0.01, epochs=2, max_length=20,
+                                image_size=64)
+    history = train(model, train_records, select_split(records, "val"), settings,
+                    RunSettings(verbose=0))
     assert len(history.history["loss"]) == 2 and "val_loss" in history.history
     assert history.history["loss"][1] < history.history["loss"][0]
     assert isinstance(model.optimizer, keras.optimizers.Adam)
@@ -51,21 +58,27 @@ def test_the_recipe_trains_reports_and_saves(tmp_path, records, monkeypatch):
     search = {"beam_size": 2, "length_penalty": 1.0, "suppress_unknown": True}
     monkeypatch.setitem(presets._PRESETS["synthetic"]["training"], "search", search)
     lines = []
-    result = train_recipe("synthetic", str(tmp_path / "data"), str(tmp_path / "run"),
-                          num_images=40, epochs=2, batch_size=8, verbose=0,
-                          print_fn=lines.append, doubly_stochastic_weight=0.25,
-                          label_smoothing=0.1, annotation_dropout=0.3, embedding_dropout=0.2,
-                          keep_epoch_weights=True, patience=1, select_from=0.5, units=24,
-                          annotation_projection=16)
+    result = train_recipe(
+        DataSettings("synthetic", str(tmp_path / "data")),
+        RunSettings(str(tmp_path / "run"), verbose=0, print_fn=lines.append,
+                    keep_epoch_weights=True),
+        overrides={"training": {"num_images": 40, "epochs": 2, "batch_size": 8,
+                                "patience": 1, "select_from": 0.5},
+                   "model": {"doubly_stochastic_weight": 0.25, "label_smoothing": 0.1,
+                             "decoder": {"annotation_dropout": 0.3, "embedding_dropout": 0.2,
+                                         "units": 24, "annotation_projection": 16}}})
     assert result["split"] == "test" and 0.0 <= result["metrics"]["bleu_4"] <= 1.0
     assert len(result["captions"]) == len(result["records"])
     assert any(line.startswith("Trained 2 epochs") for line in lines)
     loaded = load_captioner(str(tmp_path / "run"))
-    assert preset_settings("synthetic")["model"]["units"] != 24
-    assert (loaded.units, loaded.annotation_projection) == (24, 16)  # the preset's overridden
+    assert preset_settings("synthetic")["model"]["decoder"]["units"] != 24
+    decoder = loaded.decoder
+    assert (decoder.units, decoder.annotation_projection) == (24, 16)  # the preset's overridden
+    assert decoder.embedding_dim == preset_settings("synthetic")["model"]["decoder"][
+        "embedding_dim"]  # ... and the rest of its decoder kept
     assert loaded.doubly_stochastic_weight == 0.25  # overrides the preset's 1.0
     assert loaded.label_smoothing == 0.1
-    assert (loaded.annotation_dropout, loaded.embedding_dropout) == (0.3, 0.2)
+    assert (decoder.annotation_dropout, decoder.embedding_dropout) == (0.3, 0.2)
     # Both epochs were scored, but only the second half of the schedule (epoch 2)
     # could be kept. Each epoch's weights, for checkpoint averaging: the last is
     # the trained model's.
@@ -85,35 +98,72 @@ def test_the_recipe_trains_reports_and_saves(tmp_path, records, monkeypatch):
     assert config["model"]["doubly_stochastic_weight"] == 0.25
     assert config["model"]["label_smoothing"] == 0.1
     assert config["encoder"] == preset_settings("synthetic")["encoder"]
+    assert config["training"]["epochs"] == 2 and config["training"]["clip_norm"] is None
     images = np.zeros((1, 64, 64, 3), "uint8")
     assert (loaded.caption(images=images)["captions"]
             == result["model"].caption(images=images)["captions"])
 
 
 def test_epochs_are_compared_from_the_presets_share_of_the_schedule_on():
-    settings = preset_settings("flickr8k_resnet50")["training"]
-    assert settings["select_from"] == 0.5
-    stopping = epoch_selection(settings, 12)
+    settings = TrainingSettings.from_dict(preset_settings("flickr8k_resnet50")["training"])
+    assert (settings.select_from, settings.epochs) == (0.5, 12)
+    stopping = epoch_selection(settings)
     assert (stopping.monitor, stopping.patience, stopping.start_from_epoch) == (
         "val_bleu_4", 3, 6)  # epochs 7 to 12, counted from 1
     assert stopping.restore_best_weights
-    self_critical = epoch_selection(settings, 4, self_critical=True)  # a constant rate
+    self_critical = epoch_selection(dataclasses.replace(settings, epochs=4),
+                                    self_critical=True)  # a constant rate
     assert (self_critical.monitor, self_critical.start_from_epoch) == ("val_cider", 0)
-    assert epoch_selection({"patience": 2}, 12).start_from_epoch == 0  # no share: all
+    all_epochs = dataclasses.replace(settings, select_from=0.0)
+    assert epoch_selection(all_epochs).start_from_epoch == 0
     with pytest.raises(ValueError, match="select_from must be"):
-        epoch_selection({"patience": 2, "select_from": 1.0}, 12)
+        dataclasses.replace(settings, select_from=1.0)
 
 
-def test_default_presets_and_the_arguments_each_dataset_takes():
+def test_training_settings_are_checked_and_unknown_names_refused():
+    values = preset_settings("synthetic")["training"]
+    assert TrainingSettings.from_dict(values).num_images == values["num_images"]
+    with pytest.raises(ValueError, match=r"Unknown training settings \['epoch'\]"):
+        TrainingSettings.from_dict({**values, "epoch": 3})
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        TrainingSettings.from_dict({**values, "batch_size": 0})
+    with pytest.raises(ValueError, match="applies only when fine-tuning"):
+        TrainingSettings.from_dict({**values, "encoder_lr_multiplier": 0.5})
+    tuned = TrainingSettings.from_dict({**values, "fine_tune_layers": 2})
+    assert tuned.encoder_multiplier == 0.1  # the default multiplier when fine-tuning
+    assert TrainingSettings.from_dict(values).encoder_multiplier is None  # one rate
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tuned.epochs = 3
+
+
+def test_default_presets_and_the_settings_each_dataset_takes():
     assert default_preset("synthetic") == "synthetic"
     assert default_preset("flickr8k", "hard") == "flickr8k_resnet50_hard"
-    check_arguments("synthetic", num_images=10)
-    check_arguments("flickr8k", features_dir="F", encoder="mobilenet")
+    synthetic = preset_settings("synthetic")
+    training = TrainingSettings.from_dict(synthetic["training"])
+    real = TrainingSettings.from_dict(preset_settings("flickr8k_resnet50")["training"])
+    check_settings(DataSettings("synthetic", "D"), training, synthetic["encoder"])
+    check_settings(DataSettings("flickr8k", "D", features_dir="F"), real,
+                   {"name": "mobilenet"})
     with pytest.raises(ValueError, match="--features"):
-        check_arguments("synthetic", features_dir="F")
+        check_settings(DataSettings("synthetic", "D", features_dir="F"), training,
+                       synthetic["encoder"])
+    with pytest.raises(ValueError, match=r"a pretrained encoder \(--encoder resnet50\)"):
+        check_settings(DataSettings("synthetic", "D"), training, {"name": "resnet50"})
     with pytest.raises(ValueError, match="--num-images"):
-        check_arguments("coco", num_images=10)
-    with pytest.raises(ValueError, match="applies only when fine-tuning"):
-        check_arguments("csv", encoder_multiplier=0.5)
+        check_settings(DataSettings("coco", "D"), dataclasses.replace(real, num_images=10),
+                       {"name": "resnet50"})
     with pytest.raises(ValueError, match="needs images, not cached features"):
-        check_arguments("csv", fine_tune_layers=2, features_dir="F")
+        check_settings(DataSettings("csv", "D", features_dir="F"),
+                       dataclasses.replace(real, fine_tune_layers=2), {"name": "resnet50"})
+
+
+def test_the_training_path_takes_settings_objects_not_dozens_of_keywords():
+    """The recipe takes a preset and settings objects; nothing on its way to `fit`
+    relays more than 10 values (a setting is added to its object, not to each call)."""
+    from sat_keras import cli
+    from sat_keras import recipes
+
+    assert len(inspect.signature(train_recipe).parameters) <= 8
+    for function in (train, recipes._Stages.train, recipes.run_demo, cli._train):
+        assert len(inspect.signature(function).parameters) <= 10, function.__qualname__

@@ -34,8 +34,8 @@ class CaptionEnsemble(Captioner):
 
     Example:
     >>> vocabulary = Vocabulary.build(["a red circle", "a blue square"])
-    >>> models = [ShowAttendTell(vocabulary, embedding_dim=8, units=16, attention_dim=8)
-    ...           for _ in range(2)]
+    >>> models = [ShowAttendTell(vocabulary, decoder={
+    ...     "embedding_dim": 8, "units": 16, "attention_dim": 8}) for _ in range(2)]
     >>> ensemble = CaptionEnsemble(models)
     >>> outputs = ensemble.caption(features=np.ones((3, 4, 8), "float32"), beam_size=2,
     ...                            max_length=5)

@@ -41,7 +41,8 @@ EXPECTED = ("a registered name ({names}), an architecture name ({architectures})
             "ending in #sha256=HEX, or a SavedModel (sat-keras export)")
 
 _LOADERS = []
-_REGISTERED = {name: name for name in SHIPPED_MODELS}
+SHIPPED = object()  # the target of a shipped model's name: `shipped_model_directory`
+_REGISTERED = {name: SHIPPED for name in SHIPPED_MODELS}
 
 
 def register_preset_loader(loader):
@@ -88,7 +89,7 @@ def resolve_handle(handle):
     handle = os.fspath(handle)
     if handle in _REGISTERED:
         target = _REGISTERED[handle]
-        return shipped_model_directory(handle) if target == handle else resolve_handle(target)
+        return shipped_model_directory(handle) if target is SHIPPED else resolve_handle(target)
     if handle.startswith(ARCHIVE_SCHEMES):
         return fetch_archive(handle)
     return handle
@@ -175,5 +176,6 @@ class ArchitectureLoader(PresetLoader):
             encoder = build_encoder(weights=encoder_weights, **settings["encoder"])
         image_size = getattr(encoder, "image_size", None) or settings["training"].get(
             "image_size")
-        arguments = {"image_size": image_size, **settings["model"], **overrides}
+        arguments = {"image_size": image_size,
+                     **presets.merge_config(settings["model"], overrides)}
         return cls(vocabulary, encoder=encoder, **arguments)

@@ -25,7 +25,8 @@ import keras
 from sat_keras.text import Vocabulary
 from sat_keras.version import __version__
 
-# Each preset: "model" (ShowAttendTell's arguments), "encoder" (the arguments
+# Each preset: "model" (ShowAttendTell's arguments, "decoder" among them the
+# arguments of its `AttentiveLSTMCell`), "encoder" (the arguments
 # of `encoders.build_encoder`: a name, and for the small CNN its filters) and
 # "training" (the recipe's settings, never passed to the model; "search", where
 # given, is the decoding chosen on dev, which the trained model is saved with).
@@ -39,8 +40,9 @@ FORMAT = "sat_keras.preset"
 _PRESETS = {
     # The built-in synthetic data on a laptop CPU: `sat-keras demo`.
     "synthetic": {
-        "model": {"embedding_dim": 64, "units": 128, "attention_dim": 64,
-                  "dropout": 0.1, "doubly_stochastic_weight": 1.0},
+        "model": {"decoder": {"embedding_dim": 64, "units": 128, "attention_dim": 64,
+                              "dropout": 0.1},
+                  "doubly_stochastic_weight": 1.0},
         "encoder": {"name": "small_cnn", "filters": [16, 32, 64]},
         "training": {"batch_size": 64, "learning_rate": 3e-3, "epochs": 9,
                      "image_size": 64, "max_length": 20, "num_images": 8000},
@@ -49,8 +51,9 @@ _PRESETS = {
     # the recipe of the shipped saved_models/flickr8k: `examples/train_flickr8k.py`
     # and `sat-keras train --dataset flickr8k`. 12 epochs: about an hour on 2 cores.
     "flickr8k_resnet50": {
-        "model": {"embedding_dim": 256, "units": 512, "attention_dim": 256,
-                  "dropout": 0.5, "doubly_stochastic_weight": 1.0},
+        "model": {"decoder": {"embedding_dim": 256, "units": 512, "attention_dim": 256,
+                              "dropout": 0.5},
+                  "doubly_stochastic_weight": 1.0},
         "encoder": {"name": "resnet50"},
         "training": {"batch_size": 64, "learning_rate": 1e-3, "epochs": 12,
                      "image_size": 224, "max_length": 22, "min_count": 5,
@@ -94,27 +97,27 @@ _PRESETS["flickr8k_mobilenet"]["training"]["epochs"] = 30
 # and is not part of hard attention's objective (sec. 4.1).
 for _name in ("synthetic", "flickr8k_resnet50", "flickr8k_mobilenet", "paper_soft"):
     _hard = copy.deepcopy(_PRESETS[_name])
-    _hard["model"]["attention"] = "hard"
+    _hard["model"]["decoder"]["attention"] = "hard"
     _hard["model"]["doubly_stochastic_weight"] = 0.0
     _PRESETS[_name.replace("_soft", "") + "_hard"] = _hard
-
 
 
 def preset_names():
     return sorted(_PRESETS)
 
 
-def preset_settings(name, **training_overrides):
-    """A deep copy of a built-in preset: {"model": ..., "encoder": ..., "training": ...}.
-
-    `training_overrides` replace training values; None leaves a value as it is.
+def preset_settings(name, overrides=None):
+    """A deep copy of a built-in preset: {"model": ..., "encoder": ..., "training": ...},
+    with `overrides` (the same nesting) merged in by `merge_config`:
+    `{"model": {"decoder": {"units": 768}}, "training": {"epochs": 3}}`.
     """
     if name not in _PRESETS:
         raise ValueError(f"Unknown preset {name!r}. Available: {preset_names()}")
-    settings = copy.deepcopy(_PRESETS[name])
-    settings["training"].update(
-        {key: value for key, value in training_overrides.items() if value is not None})
-    return settings
+    unknown = sorted(set(overrides or {}) - set(_PRESETS[name]))
+    if unknown:
+        raise ValueError(f"Unknown preset sections {unknown}: a preset has "
+                         f"{sorted(_PRESETS[name])}.")
+    return merge_config(copy.deepcopy(_PRESETS[name]), overrides or {})
 
 
 def is_preset_directory(path):

@@ -1,5 +1,8 @@
 """`ShowAttendTell`: encoder + attentive LSTM decoder as a `keras.Model`."""
 
+import inspect
+import warnings
+
 import keras
 from keras import ops
 
@@ -16,13 +19,15 @@ from sat_keras.models.captioner import TracedSearches
 from sat_keras.text import Vocabulary
 
 BASELINES = ("caption", "per_token")
-# The decoder's own arguments, accepted by ShowAttendTell when it builds the
-# decoder and readable through it (model.attention, model.units, ...).
-DECODER_ARGUMENTS = ("embedding_dim", "units", "attention_dim", "attention_activation",
-                     "gating", "deep_output", "prev2out", "ctx2out", "dropout",
-                     "annotation_projection", "annotation_dropout", "embedding_dropout",
-                     "initial_state", "attention", "hard_inference",
-                     "expected_context_probability", "sample_mixing", "seed")
+
+
+def decoder_arguments():
+    """The decoder's settings: `AttentiveLSTMCell`'s own arguments, read from its
+    signature so that a new decoder setting needs no list here."""
+    parameters = inspect.signature(AttentiveLSTMCell.__init__).parameters
+    return frozenset(name for name, parameter in parameters.items()
+                     if name not in ("self", "vocabulary_size")
+                     and parameter.kind is parameter.POSITIONAL_OR_KEYWORD)
 
 
 @keras.saving.register_keras_serializable(package="sat_keras")
@@ -71,15 +76,9 @@ class ShowAttendTell(keras.Model, Captioner):
             its size sets the output layer and `caption` maps ids to words.
         encoder: a layer mapping uint8 images (batch, H, W, 3) to annotations
             (batch, L, D), or None to accept only precomputed features.
-        decoder: an `AttentiveLSTMCell` for this vocabulary's size, or None
-            to build one from the decoder arguments given as keywords:
-            embedding_dim, units, attention_dim (512 each by default),
-            attention_activation, gating, deep_output, prev2out, ctx2out,
-            dropout, annotation_projection, annotation_dropout,
-            embedding_dropout, initial_state, attention ("soft" or "hard"),
-            hard_inference,
-            expected_context_probability, sample_mixing and seed (see
-            `AttentiveLSTMCell`).
+        decoder: an `AttentiveLSTMCell` for this vocabulary's size, or a
+            dict of its arguments (`{"units": 768, "attention": "hard"}`;
+            None: `{}`, the cell's defaults) from which the model builds one.
         image_size: side in pixels that image files are resized to before the
             encoder (`caption_image_files`, export); None if not fixed.
         doubly_stochastic_weight: lambda of the penalty. None (default): 1.0
@@ -100,11 +99,12 @@ class ShowAttendTell(keras.Model, Captioner):
             masked per-word cost and judges each caption by its mean over
             time, in minibatches of captions of one length) or "caption"
             (b averages whole-caption NLLs, the literal reading of eq. 12).
-        **kwargs: the decoder arguments above (without `decoder`), and
-            `keras.Model` arguments (name, dtype, ...).
+        **kwargs: `keras.Model` arguments (name, dtype, ...). The decoder's
+            arguments given here (`units=768`), as 0.2 took them, still
+            build the decoder but are deprecated: pass `decoder={...}`.
 
-    The decoder's settings read through the model as attributes
-    (`model.attention`, `model.units`, ...).
+    The decoder's settings read through it: `model.decoder.units`. (Reading
+    them through the model, `model.units`, as 0.2 did, is deprecated.)
 
     Call arguments:
         inputs: dict with "images" (batch, H, W, 3) uint8 or "features"
@@ -125,7 +125,8 @@ class ShowAttendTell(keras.Model, Captioner):
 
     Example:
     >>> vocabulary = Vocabulary.build(["a red circle", "a blue square"])
-    >>> model = ShowAttendTell(vocabulary, embedding_dim=8, units=16, attention_dim=8)
+    >>> model = ShowAttendTell(vocabulary, decoder={
+    ...     "embedding_dim": 8, "units": 16, "attention_dim": 8})
     >>> same = ShowAttendTell(vocabulary, decoder=AttentiveLSTMCell(
     ...     len(vocabulary), embedding_dim=8, units=16, attention_dim=8))
     >>> outputs = model({"features": np.ones((2, 4, 8), "float32"),
@@ -142,16 +143,11 @@ class ShowAttendTell(keras.Model, Captioner):
                  doubly_stochastic_weight=None, loss_normalization="caption",
                  label_smoothing=0.0, reinforce_weight=0.1, entropy_weight=0.002,
                  baseline_decay=0.9, reinforce_baseline="per_token", **kwargs):
-        decoder_arguments = {name: kwargs.pop(name) for name in DECODER_ARGUMENTS
-                             if name in kwargs}
+        aliases = {name: kwargs.pop(name) for name in decoder_arguments() & set(kwargs)}
         super().__init__(**kwargs)
         if not isinstance(vocabulary, Vocabulary):
             vocabulary = Vocabulary(vocabulary)
-        if decoder is None:
-            decoder = AttentiveLSTMCell(len(vocabulary), name="decoder", **decoder_arguments)
-        elif decoder_arguments:
-            raise ValueError(f"Pass the decoder's arguments to the decoder, not beside it. "
-                             f"Received: {sorted(decoder_arguments)}")
+        decoder = _build_decoder(decoder, aliases, len(vocabulary))
         if decoder.vocabulary_size != len(vocabulary):
             raise ValueError(f"The decoder predicts {decoder.vocabulary_size} words; the "
                              f"vocabulary has {len(vocabulary)}.")
@@ -496,11 +492,49 @@ class ShowAttendTell(keras.Model, Captioner):
                 config[name] = keras.saving.deserialize_keras_object(config[name])
         return cls(**config)
 
+    def __getattr__(self, name):
+        # Only reached when normal lookup fails: 0.2 read decoder settings
+        # through the model (model.units).
+        decoder = self.__dict__.get("decoder")
+        if decoder is not None and name in decoder_arguments():
+            warnings.warn(f"model.{name} is deprecated: read model.decoder.{name}.",
+                          DeprecationWarning, stacklevel=2)
+            return getattr(decoder, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-def _decoder_setting(name):
-    return property(lambda self: getattr(self.decoder, name),
-                    doc=f"The decoder's `{name}` (see `AttentiveLSTMCell`).")
+
+def _build_decoder(decoder, aliases, vocabulary_size):
+    """The model's `AttentiveLSTMCell`: `decoder` itself, or built from its arguments
+    (a dict, with the deprecated keyword `aliases` merged in)."""
+    if aliases:
+        if isinstance(decoder, AttentiveLSTMCell):
+            raise ValueError(f"Pass the decoder's arguments to the decoder, not beside it. "
+                             f"Received: {sorted(aliases)}")
+        warnings.warn(f"Decoder arguments given to ShowAttendTell ({', '.join(sorted(aliases))}) "
+                      f"are deprecated: pass decoder={{{', '.join(map(repr, sorted(aliases)))}: "
+                      "...}.", DeprecationWarning, stacklevel=3)
+    if isinstance(decoder, AttentiveLSTMCell):
+        return decoder
+    if decoder is not None and not isinstance(decoder, dict):
+        raise TypeError(f"decoder must be an AttentiveLSTMCell, a dict of its arguments or "
+                        f"None. Received: {type(decoder).__name__}")
+    arguments = {**(decoder or {}), **aliases}
+    _check_names("decoder arguments", arguments, decoder_arguments())
+    return AttentiveLSTMCell(vocabulary_size, name="decoder", **arguments)
 
 
-for _name in DECODER_ARGUMENTS:
-    setattr(ShowAttendTell, _name, _decoder_setting(_name))
+def check_arguments(arguments):
+    """Raises ValueError for a name in `arguments` (ShowAttendTell's, "decoder" a dict
+    of the decoder's) that the model does not take: before data is read or anything
+    built, where the arguments come from overrides (`sat-keras train --set`)."""
+    model_names = (set(inspect.signature(ShowAttendTell.__init__).parameters)
+                   - {"self", "kwargs"}) | {"name", "dtype", "trainable"}
+    _check_names("model arguments", arguments, model_names | decoder_arguments())
+    if isinstance(arguments.get("decoder"), dict):
+        _check_names("decoder arguments", arguments["decoder"], decoder_arguments())
+
+
+def _check_names(kind, arguments, known):
+    unknown = sorted(set(arguments) - set(known))
+    if unknown:
+        raise ValueError(f"Unknown {kind} {unknown}. Known: {sorted(known)}")

@@ -14,19 +14,18 @@ from sat_keras.training.backup import ResumableEarlyStopping
 from sat_keras.training.backup import optimizer_step
 from sat_keras.training.optimizers import FineTuningAdam
 from sat_keras.training.runs import RunDirectory
+from sat_keras.training.settings import RunSettings
 
 
-def train(model, train_records, val_records, batch_size, learning_rate, epochs,
-          max_length, image_size, seed=0, callbacks=(), verbose="auto", jit_compile=False,
-          features=None, encoder_multiplier=None, strategy=None, run_dir=None,
-          backup_every_steps=100, clip_norm=None, terminate_on_nan=True, sample_records=(),
-          self_critical=None, print_fn=print):
+def train(model, train_records, val_records, settings, run=None, callbacks=(), features=None,
+          sample_records=(), self_critical=None):
     """Compiles (Adam with cosine decay) and fits on bucketed caption batches.
 
     With `features` (a `data.features.CachedFeatures`) the batches hold cached
-    encoder features instead of images; the encoder is then not run. With
-    `encoder_multiplier` the optimizer is `optimizers.FineTuningAdam`, the
-    encoder's learning rate that multiple of the decoder's.
+    encoder features instead of images; the encoder is then not run. When
+    `settings.fine_tune_layers` is set the optimizer is
+    `optimizers.FineTuningAdam`, the encoder's learning rate
+    `settings.encoder_multiplier` times the decoder's.
 
     Training batches drop each bucket's partial batch (see
     `make_caption_dataset`), so that with `jit_compile=True` XLA compiles
@@ -36,49 +35,53 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
     28 ms from features).
 
     Args:
-        strategy: a `tf.distribute` strategy (`distribute.make_strategy`);
-            the model must have been built in its scope. `batch_size` is
-            the global batch, split over the replicas.
-        run_dir: a run directory (`training.runs.RunDirectory`): metrics, TensorBoard
+        settings: a `training.settings.TrainingSettings`: batch size (the
+            global batch, split over the replicas), learning rate, epochs,
+            image size, caption length, gradient clipping, fine-tuning, XLA.
+        run: a `training.settings.RunSettings` (default: `RunSettings()`):
+            the seed, the `tf.distribute` strategy (the model must have been
+            built in its scope), verbosity, and with an `output_dir` a run
+            directory (`training.runs.RunDirectory`): metrics, TensorBoard
             logs and a backup every `backup_every_steps` steps. If it holds
             a backup, training resumes from it (weights, optimizer state,
             step) and runs the planned steps that remain, on the batches
             the uninterrupted run would have seen; a
             `backup.ResumableEarlyStopping` among the callbacks keeps its
             best epoch there too.
-        clip_norm: clip each gradient to this norm.
-        terminate_on_nan: stop at the first NaN or infinite loss and raise
-            `FloatingPointError`.
+        callbacks: Keras callbacks for `fit`.
+        features: cached features (see above).
         sample_records: val records whose captions go to TensorBoard.
         self_critical: a `training.self_critical.SelfCritical` whose reward
             was built from `train_records`: the model then trains on it
             from per-image batches (`make_per_image_dataset`, partial
-            batches dropped) at the constant `learning_rate` (Rennie et al.
+            batches dropped) at the constant learning rate (Rennie et al.
             and Luo keep it fixed), instead of the cross-entropy loss.
             Validation stays the teacher-forced loss on caption batches.
 
     Returns:
         A Keras `History` of the epochs run by this call.
     """
-    strategy = strategy or tf.distribute.get_strategy()
+    run = run or RunSettings()
+    strategy = run.strategy or tf.distribute.get_strategy()
     vocabulary = model.vocabulary
-    settings = dict(batch_size=batch_size, image_size=image_size, max_length=max_length,
-                    seed=seed, features=features)
+    batch_size, max_length, epochs = settings.batch_size, settings.max_length, settings.epochs
+    batching = dict(batch_size=batch_size, image_size=settings.image_size,
+                    max_length=max_length, seed=run.seed, features=features)
 
     def train_batches(first_epoch, skip=0):
         """Epochs first_epoch, ... of training batches, the first `skip` left out."""
         if self_critical is not None:
             batches = make_per_image_dataset(
-                train_records, batch_size=batch_size, image_size=image_size, seed=seed,
-                drop_remainder=True, features=features, from_epoch=first_epoch)
+                train_records, batch_size=batch_size, image_size=settings.image_size,
+                seed=run.seed, drop_remainder=True, features=features, from_epoch=first_epoch)
         else:
             batches = make_caption_dataset(train_records, vocabulary, shuffle=True,
                                            drop_remainder=True, from_epoch=first_epoch,
-                                           **settings)
+                                           **batching)
         return shard_by_data(batches.skip(skip))
 
     val_batches = shard_by_data(make_caption_dataset(val_records, vocabulary, shuffle=False,
-                                                     **settings))
+                                                     **batching))
     if self_critical is not None:
         if hasattr(self_critical.reward, "__len__") and len(
                 self_critical.reward) != len(train_records):
@@ -86,47 +89,52 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
                              f"images; the training split has {len(train_records)}: build it "
                              "from the training records.")
         steps_per_epoch = len(train_records) // batch_size
-        schedule = learning_rate
+        schedule = settings.learning_rate
     else:
         steps_per_epoch = count_batches(train_records, batch_size, max_length,
                                         drop_remainder=True)
         schedule = keras.optimizers.schedules.CosineDecay(
-            learning_rate, max(epochs * steps_per_epoch, 1), alpha=0.05)
+            settings.learning_rate, max(epochs * steps_per_epoch, 1), alpha=0.05)
     if steps_per_epoch == 0:
         unit = "images" if self_critical is not None else "captions"
         raise ValueError(
             f"The training split yields no full batch of {batch_size} {unit}. "
             f"Use a smaller batch size or more data."
         )
-    nan_guard = _StopOnNaN() if terminate_on_nan else None
+    nan_guard = _StopOnNaN() if run.terminate_on_nan else None
     callbacks = ([nan_guard] if nan_guard else []) + list(callbacks)
-    run = RunDirectory(run_dir, write=is_chief(strategy)) if run_dir else None
-    if run:
-        run.check_vocabulary(vocabulary)
-        callbacks += run.callbacks(backup_every_steps, sample_records, max_length, features)
+    directory = (RunDirectory(run.output_dir, write=is_chief(strategy)) if run.output_dir
+                 else None)
+    if directory:
+        directory.check_vocabulary(vocabulary)
+        callbacks += directory.callbacks(run.backup_every_steps, sample_records, max_length,
+                                         features)
     with strategy.scope():
         if not model.built:
             model.build({"features": (None,) + tuple(features.shape)} if features is not None
-                        else {"images": (None, image_size, image_size, 3)})
-        optimizer = (keras.optimizers.Adam(schedule, clipnorm=clip_norm)
-                     if encoder_multiplier is None else
-                     FineTuningAdam(schedule, encoder_multiplier=encoder_multiplier,
-                                    clipnorm=clip_norm))
-        model.compile(optimizer=optimizer, jit_compile=jit_compile, self_critical=self_critical)
+                        else {"images": (None, settings.image_size, settings.image_size, 3)})
+        multiplier = settings.encoder_multiplier
+        optimizer = (keras.optimizers.Adam(schedule, clipnorm=settings.clip_norm)
+                     if multiplier is None else
+                     FineTuningAdam(schedule, encoder_multiplier=multiplier,
+                                    clipnorm=settings.clip_norm))
+        model.compile(optimizer=optimizer, jit_compile=settings.jit_compile,
+                      self_critical=self_critical)
         model.optimizer.build(model.trainable_variables)  # a LossScaleOptimizer under mixed_float16
-        done = run.restore(model) if run else 0
+        done = directory.restore(model) if directory else 0
     for callback in callbacks:
-        if run and isinstance(callback, ResumableEarlyStopping):
-            callback.keep_in(run.backup_dir, epochs, resume=bool(done), write=run.write)
+        if directory and isinstance(callback, ResumableEarlyStopping):
+            callback.keep_in(directory.backup_dir, epochs, resume=bool(done),
+                             write=directory.write)
     total_steps = epochs * steps_per_epoch
     if done:
-        print_fn(f"Resumed from the backup in {run.backup_dir} at step {done} of "
-                 f"{total_steps} (epoch {done // steps_per_epoch + 1}, "
-                 f"step {done % steps_per_epoch} of {steps_per_epoch})")
+        run.print_fn(f"Resumed from the backup in {directory.backup_dir} at step {done} of "
+                     f"{total_steps} (epoch {done // steps_per_epoch + 1}, "
+                     f"step {done % steps_per_epoch} of {steps_per_epoch})")
     fit = functools.partial(
         model.fit, validation_data=val_batches,
         validation_steps=count_batches(val_records, batch_size, max_length),
-        callbacks=callbacks, verbose=verbose,
+        callbacks=callbacks, verbose=run.verbose,
         shuffle=False)  # each epoch's batches are shuffled by (seed, epoch)
     epoch, offset = divmod(done, steps_per_epoch)
     histories = []
@@ -139,12 +147,12 @@ def train(model, train_records, val_records, batch_size, learning_rate, epochs,
         histories.append(fit(train_batches(epoch), steps_per_epoch=steps_per_epoch,
                              initial_epoch=epoch, epochs=epochs))
     if nan_guard and nan_guard.step is not None:
-        kept = f"; the last backup is kept in {run.backup_dir}" if run else ""
+        kept = f"; the last backup is kept in {directory.backup_dir}" if directory else ""
         raise FloatingPointError(
             f"The loss became NaN or infinite at step {nan_guard.step}, so training stopped"
             f"{kept}. Lower the learning rate or clip gradients (clip_norm, --clip-norm).")
-    if run:
-        run.finish()  # the run ended by its own rules; a rerun starts afresh
+    if directory:
+        directory.finish()  # the run ended by its own rules; a rerun starts afresh
     return _merged_history(histories)
 
 

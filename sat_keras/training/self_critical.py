@@ -114,7 +114,8 @@ class SelfCritical:
     Example:
     >>> import tensorflow as tf
     >>> vocabulary = Vocabulary.build(["a red circle", "a blue square"])
-    >>> model = ShowAttendTell(vocabulary, embedding_dim=8, units=16, attention_dim=8)
+    >>> model = ShowAttendTell(vocabulary, decoder={
+    ...     "embedding_dim": 8, "units": 16, "attention_dim": 8})
     >>> reward = CiderDReward([["a red circle"], ["a blue square"]], vocabulary)
     >>> model.compile("adam", self_critical=SelfCritical(reward, num_samples=2, max_length=5))
     >>> images = tf.data.Dataset.from_tensor_slices({

@@ -101,7 +101,7 @@ def test_an_export_loads_back_as_the_keras_model(exports, dtype, tmp_path):
     model, bases = exports
     loaded = load_captioner(bases[dtype])  # the base directory: its newest version
     assert isinstance(loaded, ShowAttendTell)
-    assert loaded.vocabulary == model.vocabulary and loaded.units == model.units
+    assert loaded.vocabulary == model.vocabulary and loaded.decoder.units == model.decoder.units
     assert read_export_config(bases[dtype])["weights_dtype"] == dtype
     # The export's decoding comes back as the model's chosen search.
     assert loaded.search_chosen

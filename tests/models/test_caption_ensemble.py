@@ -130,7 +130,8 @@ def test_grids_of_different_sizes_are_rejected(make_model, vocabulary):
     images = np.zeros((1, 32, 32, 3), "uint8")
     coarse = make_model(with_encoder=True)  # 8x8 grid
     fine = ShowAttendTell(vocabulary, encoder=SmallCNNEncoder(filters=(4, 4, 8)),  # 4x4 grid
-                          embedding_dim=8, units=12, attention_dim=8, image_size=32)
+                          decoder={"embedding_dim": 8, "units": 12, "attention_dim": 8},
+                          image_size=32)
     with pytest.raises(ValueError, match="same number of locations"):
         CaptionEnsemble([coarse, fine]).caption(images=images)
 

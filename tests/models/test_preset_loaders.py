@@ -56,8 +56,9 @@ def test_each_format_has_its_loader_and_loads_the_same_model(handles, kind, load
 def test_an_architecture_name_needs_a_vocabulary(handles):
     model, _ = handles
     assert type(get_preset_loader("synthetic")) is ArchitectureLoader
-    fresh = ShowAttendTell.from_preset("synthetic", vocabulary=model.vocabulary, units=16)
-    assert fresh.units == 16 and fresh.vocabulary == model.vocabulary
+    fresh = ShowAttendTell.from_preset("synthetic", vocabulary=model.vocabulary,
+                                       decoder={"units": 16})
+    assert fresh.decoder.units == 16 and fresh.vocabulary == model.vocabulary
     with pytest.raises(ValueError, match="pass vocabulary="):
         load_captioner("synthetic")
 
@@ -66,9 +67,9 @@ def test_a_preset_directorys_overrides_merge_into_its_nested_config(handles):
     model, paths = handles
     changed = ShowAttendTell.from_preset(paths["preset"], load_weights=False,
                                          decoder={"units": 16})
-    assert changed.units == 16  # one decoder argument changed ...
-    assert changed.embedding_dim == model.embedding_dim  # ... the others kept
-    assert changed.attention_dim == model.attention_dim
+    assert changed.decoder.units == 16  # one decoder argument changed ...
+    assert changed.decoder.embedding_dim == model.decoder.embedding_dim  # ... the others kept
+    assert changed.decoder.attention_dim == model.decoder.attention_dim
 
 
 def test_trained_models_refuse_overrides(handles):
@@ -167,7 +168,7 @@ def test_serve_resolves_a_registered_name_to_its_directory(monkeypatch):
     class Stopped(Exception):
         pass
 
-    def local_server(model_dir, port, rest_port, model_name, host, deadline):
+    def local_server(model_dir, port, rest_port, model_name, host, **settings):
         started.update(model_dir=model_dir, model_name=model_name, host=host)
         raise Stopped
 

@@ -11,16 +11,19 @@ from sat_keras import SmallCNNEncoder
 from sat_keras.models import presets
 
 
-def test_overrides_replace_training_values_and_none_keeps_them():
-    settings = presets.preset_settings("synthetic", epochs=2, batch_size=None)
-    assert settings["training"]["epochs"] == 2
+def test_overrides_merge_into_the_preset_and_each_call_gets_a_fresh_copy():
+    settings = presets.preset_settings(
+        "synthetic", {"training": {"epochs": 2}, "model": {"decoder": {"units": 24}}})
     fresh = presets.preset_settings("synthetic")
+    assert settings["training"]["epochs"] == 2 and fresh["training"]["epochs"] != 2
     assert settings["training"]["batch_size"] == fresh["training"]["batch_size"]
-    assert fresh["training"]["epochs"] != 2  # a fresh copy each time
+    assert settings["model"]["decoder"] == {**fresh["model"]["decoder"], "units": 24}
+    with pytest.raises(ValueError, match=r"Unknown preset sections \['trainnig'\]"):
+        presets.preset_settings("synthetic", {"trainnig": {"epochs": 2}})
 
 
 def test_hard_twins_and_unknown_names():
-    assert presets.preset_settings("synthetic_hard")["model"]["attention"] == "hard"
+    assert presets.preset_settings("synthetic_hard")["model"]["decoder"]["attention"] == "hard"
     for name in ("synthetic", "flickr8k_resnet50", "flickr8k_mobilenet", "paper_soft"):
         hard = presets.preset_settings(name.replace("_soft", "") + "_hard")["model"]
         assert presets.preset_settings(name)["model"]["doubly_stochastic_weight"] == 1.0
@@ -36,19 +39,26 @@ def test_a_name_gives_its_architecture_for_the_vocabulary_given(vocabulary):
     assert isinstance(model.encoder, SmallCNNEncoder)
     assert model.encoder.filters == tuple(expected["encoder"]["filters"])
     assert model.image_size == expected["training"]["image_size"]
-    for name, value in expected["model"].items():
-        assert getattr(model, name) == value, name
+    assert model.doubly_stochastic_weight == expected["model"]["doubly_stochastic_weight"]
+    for name, value in expected["model"]["decoder"].items():
+        assert getattr(model.decoder, name) == value, name
     assert model.vocabulary == vocabulary
-    assert ShowAttendTell.from_preset("synthetic", vocabulary=vocabulary, units=32).units == 32
+    changed = ShowAttendTell.from_preset("synthetic", vocabulary=vocabulary,
+                                         decoder={"units": 32})
+    assert changed.decoder.units == 32  # merged into the preset's decoder ...
+    assert changed.decoder.embedding_dim == expected["model"]["decoder"]["embedding_dim"]
+    with pytest.warns(DeprecationWarning, match="pass decoder="):  # ... as the 0.2 keyword is
+        assert ShowAttendTell.from_preset("synthetic", vocabulary=vocabulary,
+                                          units=32).decoder.units == 32
 
 
 def test_a_name_with_a_pretrained_encoder(vocabulary):
     model = ShowAttendTell.from_preset("flickr8k_mobilenet", vocabulary=vocabulary,
-                                       encoder_weights=None, units=16)
+                                       encoder_weights=None, decoder={"units": 16})
     assert model.encoder.backbone == "mobilenet" and model.encoder.weights_source is None
-    assert model.image_size == 224 and model.units == 16
-    assert model.embedding_dim == presets.preset_settings(
-        "flickr8k_mobilenet")["model"]["embedding_dim"]
+    assert model.image_size == 224 and model.decoder.units == 16
+    assert model.decoder.embedding_dim == presets.preset_settings(
+        "flickr8k_mobilenet")["model"]["decoder"]["embedding_dim"]
 
 
 def test_names_without_weights_need_a_vocabulary_and_unknown_presets_are_refused(tmp_path):

@@ -156,21 +156,46 @@ def test_the_model_takes_a_dozen_arguments_and_serializes_each_once(make_model):
     assert (set(config) - keras_keys) & (set(decoder_config) - keras_keys) == set()
 
 
-def test_a_decoder_given_equals_the_one_built_from_keywords(vocabulary, batch):
+def test_a_decoder_dict_a_decoder_given_and_the_deprecated_keywords_build_one_model(
+        vocabulary, batch):
     from sat_keras import AttentiveLSTMCell
     from sat_keras import ShowAttendTell
 
     settings = dict(embedding_dim=8, units=12, attention_dim=8, dropout=0.0, gating="vector")
     inputs, _ = batch
-    keras.utils.set_random_seed(0)
-    from_keywords = ShowAttendTell(vocabulary, **settings)
-    expected = keras.ops.convert_to_numpy(from_keywords(inputs)["logits"])  # builds it
-    keras.utils.set_random_seed(0)
-    given = ShowAttendTell(vocabulary, decoder=AttentiveLSTMCell(len(vocabulary), **settings))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(given(inputs)["logits"]), expected,
-                               rtol=1e-6)
-    assert given.gating == "vector" and given.units == 12  # read through the model
+
+    def logits(make):
+        keras.utils.set_random_seed(0)
+        model = make()
+        return model, keras.ops.convert_to_numpy(model(inputs)["logits"])  # builds it
+
+    from_dict, expected = logits(lambda: ShowAttendTell(vocabulary, decoder=settings))
+    given, given_logits = logits(lambda: ShowAttendTell(
+        vocabulary, decoder=AttentiveLSTMCell(len(vocabulary), **settings)))
+    with pytest.warns(DeprecationWarning, match="pass decoder="):  # the 0.2 spelling
+        _, keyword_logits = logits(lambda: ShowAttendTell(vocabulary, **settings))
+    np.testing.assert_allclose(given_logits, expected, rtol=1e-6)
+    np.testing.assert_allclose(keyword_logits, expected, rtol=1e-6)
+    assert from_dict.decoder.gating == "vector" and from_dict.decoder.units == 12
+    with pytest.warns(DeprecationWarning, match="read model.decoder.units"):
+        assert from_dict.units == 12  # 0.2 read decoder settings through the model
+    with pytest.raises(AttributeError, match="no attribute 'unitz'"):
+        from_dict.unitz  # noqa: B018
     with pytest.raises(ValueError, match="decoder's arguments to the decoder"):
         ShowAttendTell(vocabulary, decoder=AttentiveLSTMCell(len(vocabulary)), units=4)
+    with pytest.raises(ValueError, match=r"Unknown decoder arguments \[.unitz.\]"):
+        ShowAttendTell(vocabulary, decoder={"unitz": 4})
+    with pytest.raises(TypeError, match="a dict of its arguments"):
+        ShowAttendTell(vocabulary, decoder="soft")
     with pytest.raises(ValueError, match="predicts 5 words; the vocabulary has"):
         ShowAttendTell(vocabulary, decoder=AttentiveLSTMCell(5))
+
+
+def test_every_decoder_argument_is_in_the_decoders_config_and_nowhere_else(make_model):
+    """A decoder setting is the decoder's alone: the model reads the decoder's own
+    signature (`decoder_arguments`), so adding one touches `AttentiveLSTMCell` only."""
+    from sat_keras.models.show_attend_tell import decoder_arguments
+
+    config = make_model().get_config()
+    assert decoder_arguments() <= set(config["decoder"]["config"])
+    assert not decoder_arguments() & set(config)

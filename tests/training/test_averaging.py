@@ -19,7 +19,8 @@ REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__f
 
 def _model():
     vocabulary = Vocabulary.build(["a red circle", "a blue square"])
-    model = ShowAttendTell(vocabulary, embedding_dim=8, units=16, attention_dim=8)
+    model = ShowAttendTell(vocabulary, decoder={"embedding_dim": 8, "units": 16,
+                                                "attention_dim": 8})
     model.build({"features": (None, 4, 8)})
     return model
 

@@ -11,6 +11,8 @@ from sat_keras.text import Vocabulary
 from sat_keras.training.backup import ResumableEarlyStopping
 from sat_keras.training.fit import train
 from sat_keras.training.runs import RunDirectory
+from sat_keras.training.settings import RunSettings
+from sat_keras.training.settings import TrainingSettings
 
 
 class _Scores(keras.callbacks.Callback):
@@ -99,9 +101,10 @@ def test_train_keeps_the_state_in_the_run_backup(tmp_path, make_model, monkeypat
                        vocabulary=Vocabulary.build(c for r in training for c in r.captions))
     stopping = ResumableEarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True)
     monkeypatch.setattr(RunDirectory, "finish", lambda self: None)  # keep the backup to look at
-    train(model, training, validation, batch_size=8, learning_rate=1e-3, epochs=2,
-          max_length=6, image_size=64, callbacks=[stopping], run_dir=str(tmp_path / "run"),
-          verbose=0)
+    train(model, training, validation,
+          TrainingSettings(batch_size=8, learning_rate=1e-3, epochs=2, max_length=6,
+                           image_size=64),
+          RunSettings(str(tmp_path / "run"), verbose=0), callbacks=[stopping])
     state_dir = tmp_path / "run" / "backup"
     assert stopping.state_dir == str(state_dir) and stopping.epochs == 2
     assert not stopping.resume  # nothing to resume from at the start

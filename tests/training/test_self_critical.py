@@ -15,6 +15,8 @@ from sat_keras.training.rewards import CiderDReward
 from sat_keras.training.self_critical import SelfCritical
 from sat_keras.training.self_critical import SelfCriticalSettings
 from sat_keras.training.self_critical import sequence_log_probs
+from sat_keras.training.settings import RunSettings
+from sat_keras.training.settings import TrainingSettings
 
 TOY_CAPTIONS = [["a red circle", "one red circle"], ["a blue square", "the blue square"],
                 ["two green dots", "green dots"], ["one yellow star", "a yellow star"]]
@@ -27,8 +29,9 @@ def toy_setup(attention="soft", seed=0, dropout=0.5):
     keras.utils.set_random_seed(seed)
     vocabulary = Vocabulary.build(c for refs in TOY_CAPTIONS for c in refs)
     features = np.random.default_rng(0).normal(size=(4, 3, 8)).astype("float32")
-    model = ShowAttendTell(vocabulary, embedding_dim=16, units=32, attention_dim=16,
-                           attention=attention, dropout=dropout, seed=0)
+    model = ShowAttendTell(vocabulary, decoder={
+        "embedding_dim": 16, "units": 32, "attention_dim": 16, "attention": attention,
+        "dropout": dropout, "seed": 0})
     model.build({"features": (None, 3, 8)})
     return model, vocabulary, features
 
@@ -353,10 +356,12 @@ def test_fit_trains_self_critically_and_resumes_from_its_backup(tmp_path):
         model, vocabulary, features = toy_setup()
         records, cached = toy_records(features)
         reward = CiderDReward([r.captions for r in records], vocabulary)
-        history = train(model, records, records, batch_size=2, learning_rate=1e-2, epochs=3,
-                        max_length=8, image_size=None, features=cached, verbose=0,
-                        run_dir=str(run_dir), backup_every_steps=1, callbacks=callbacks,
-                        print_fn=lines.append,
+        history = train(model, records, records,
+                        TrainingSettings(batch_size=2, learning_rate=1e-2, epochs=3,
+                                         max_length=8),
+                        RunSettings(str(run_dir), backup_every_steps=1, verbose=0,
+                                    print_fn=lines.append),
+                        callbacks=callbacks, features=cached,
                         self_critical=SelfCritical(reward, num_samples=3, max_length=8))
         return model, history
 
@@ -377,7 +382,8 @@ def test_fit_needs_the_reward_of_the_training_images():
     model, vocabulary, features = toy_setup()
     records, cached = toy_records(features)
     with pytest.raises(ValueError, match="references of 3 images"):
-        train(model, records, records, batch_size=2, learning_rate=1e-2, epochs=1,
-              max_length=8, image_size=None, features=cached, verbose=0,
+        train(model, records, records,
+              TrainingSettings(batch_size=2, learning_rate=1e-2, epochs=1, max_length=8),
+              RunSettings(verbose=0), features=cached,
               self_critical=SelfCritical(CiderDReward(TOY_CAPTIONS[:3], vocabulary),
                                          num_samples=2))
