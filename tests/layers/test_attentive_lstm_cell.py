@@ -134,6 +134,46 @@ def test_initial_state_is_tanh_of_a_dense_layer_over_the_mean_annotation():
     assert not np.any(keras.ops.convert_to_numpy(zeros[0]))
 
 
+def test_initial_state_layers_add_relu_layers_before_the_projections_as_the_authors():
+    cell = _cell(initial_state_layers=3, dropout=0.5)
+    annotations = _annotations()
+    assert [layer.name for layer in cell.initial_hidden] == ["initial_hidden_1",
+                                                             "initial_hidden_2"]
+    hidden = annotations.mean(1)
+    for layer in cell.initial_hidden:  # (D, D) each: the annotation's size
+        kernel, bias = [v.numpy() for v in layer.weights]
+        assert kernel.shape == (8, 8)
+        hidden = np.maximum(hidden @ kernel + bias, 0.0)
+    kernel, bias = [v.numpy() for v in cell.initial_h.weights]
+    h0, _ = cell.get_initial_state(annotations)  # no dropout outside training
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(h0), np.tanh(hidden @ kernel + bias),
+                               rtol=1e-5, atol=1e-6)
+    dropped, _ = cell.get_initial_state(annotations, training=True)
+    assert not np.allclose(keras.ops.convert_to_numpy(dropped), keras.ops.convert_to_numpy(h0))
+    assert len(_cell().weights) + 4 == len(cell.weights)  # a kernel and a bias a layer
+    again = AttentiveLSTMCell.from_config(cell.get_config())
+    assert again.initial_state_layers == 3
+    with pytest.raises(ValueError, match="initial_state_layers must be a positive integer"):
+        _cell(initial_state_layers=0)
+
+
+def test_a_new_decoder_setting_reaches_the_model_the_presets_and_saving_unrelayed(tmp_path):
+    """`initial_state_layers` was added to this layer alone: the model, its presets,
+    overrides and saving carry it because they read the decoder's own config."""
+    from sat_keras import ShowAttendTell
+    from sat_keras import Vocabulary
+    from sat_keras.models.saving import load_captioner
+    from sat_keras.models.saving import save_captioner
+
+    vocabulary = Vocabulary.build(["a red circle", "a blue square"])
+    model = ShowAttendTell.from_preset("synthetic", vocabulary=vocabulary,
+                                       decoder={"initial_state_layers": 2})
+    assert model.decoder.initial_state_layers == 2
+    model.build({"images": (None, 64, 64, 3)})
+    save_captioner(model, str(tmp_path))
+    assert load_captioner(str(tmp_path)).decoder.initial_state_layers == 2
+
+
 def test_scalar_gate_scales_the_context():
     cell = _cell()
     annotations = _annotations()
