@@ -71,12 +71,13 @@ _PRESETS = {
     },
     # The authors' Flickr8k settings (arctic-captions evaluate_flickr8k.py):
     # word embedding 512, LSTM 1800, 512-d annotations, lambda 1, gating
-    # scalar, deep output with prev2out and ctx2out, dropout, batch 64,
-    # a 10,000-word vocabulary. Not reproduced: their 2-layer attention and
-    # initial-state MLPs (ours have one layer each).
+    # scalar, deep output with prev2out and ctx2out, dropout, a 2-layer
+    # initial-state MLP (n_layers_init=2), batch 64, a 10,000-word vocabulary.
+    # Not reproduced: their 2-layer attention MLP (n_layers_att=2; ours has one).
     "paper_soft": {
-        "model": {"embedding_dim": 512, "units": 1800, "attention_dim": 512,
-                  "dropout": 0.5, "doubly_stochastic_weight": 1.0},
+        "model": {"decoder": {"embedding_dim": 512, "units": 1800, "attention_dim": 512,
+                              "dropout": 0.5, "initial_state_layers": 2},
+                  "doubly_stochastic_weight": 1.0},
         "encoder": {"name": "vgg19"},
         "training": {"batch_size": 64, "learning_rate": 1e-3, "epochs": 20,
                      "image_size": 224, "max_length": 30, "min_count": 1,
