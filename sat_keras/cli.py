@@ -24,6 +24,7 @@ from sat_keras.models.saving import load_captioner
 from sat_keras.recipes import default_preset
 from sat_keras.recipes import run_demo
 from sat_keras.recipes import train_recipe
+from sat_keras.serving.http_service import HTTPLimits
 from sat_keras.serving.server import serve
 from sat_keras.training.self_critical import BASELINES
 from sat_keras.training.self_critical import SelfCriticalSettings
@@ -196,9 +197,11 @@ def _export(args):
 
 
 def _serve(args):
+    limits = HTTPLimits(timeout=args.rest_timeout, max_connections=args.max_connections)
     return serve(args.model_dir, port=args.port, rest_port=args.rest_port or None,
                  model_name=args.model_name, in_process=args.in_process,
-                 deadline=args.deadline, web=not args.no_web, host=args.host)
+                 deadline=args.deadline, web=not args.no_web, host=args.host,
+                 http_limits=limits, grace=args.grace_period)
 
 
 def _add_dataset_arguments(parser, default_dataset="synthetic"):
@@ -432,6 +435,15 @@ def build_parser():
     serve.add_argument("--deadline", type=float, default=30.0, metavar="SECONDS",
                        help="in-process servers: seconds a request may take before it is "
                             "answered DEADLINE_EXCEEDED")
+    serve.add_argument("--rest-timeout", type=float, default=30.0, metavar="SECONDS",
+                       help="REST and page: seconds to wait for a request's headers, and "
+                            "again for its body; an idle connection is closed after it")
+    serve.add_argument("--max-connections", type=int, default=64,
+                       help="REST and page: open connections at once; more are answered "
+                            "503 (default 64)")
+    serve.add_argument("--grace-period", type=float, default=10.0, metavar="SECONDS",
+                       help="in-process servers: on Ctrl-C or SIGTERM, seconds the requests "
+                            "in flight get to finish")
     serve.add_argument("--no-web", action="store_true",
                        help="with TF Serving: give it the REST port itself, without the "
                             "caption page in front")

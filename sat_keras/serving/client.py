@@ -209,8 +209,10 @@ class CaptionClient:
                 message = json.loads(error.read()).get("error", error.reason)
             except ValueError:
                 message = str(error.reason)
-            code = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED",
-                    503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}.get(error.code, "INTERNAL")
+            code = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 408: "DEADLINE_EXCEEDED",
+                    411: "INVALID_ARGUMENT", 413: "INVALID_ARGUMENT",
+                    429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE",
+                    504: "DEADLINE_EXCEEDED"}.get(error.code, "INTERNAL")
             raise CaptionServiceError(code, message) from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
             raise CaptionServiceError("UNAVAILABLE", str(error)) from None

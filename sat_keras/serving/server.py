@@ -2,12 +2,14 @@
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
 
 from sat_keras.models.preset_loaders import resolve_handle
 from sat_keras.serving.grpc_server import start_grpc_server
+from sat_keras.serving.http_service import HTTPLimits
 from sat_keras.serving.model_runner import ModelRunner
 from sat_keras.serving.model_runner import model_versions
 from sat_keras.serving.rest_server import start_rest_server
@@ -39,25 +41,31 @@ def exported_with_xla(model_dir):
 
 
 class LocalServer:
-    """The gRPC (and optionally REST) servers of one model, in this process."""
+    """The gRPC (and optionally REST) servers of one model, in this process.
+
+    `http_limits`: the REST server's `HTTPLimits` (timeouts, connections,
+    body size).
+    """
 
     def __init__(self, model_dir, port=8500, rest_port=None, model_name=None,
-                 host="127.0.0.1", max_workers=16, deadline=30.0):
+                 host="127.0.0.1", max_workers=16, deadline=30.0, http_limits=None):
         self.runner = ModelRunner(model_dir, model_name, deadline=deadline)
         self.grpc_server, self.port = start_grpc_server(self.runner, port, host, max_workers)
         self.rest_server, self.rest_port = None, None
         if rest_port is not None:
-            self.rest_server, self.rest_port = start_rest_server(self.runner, rest_port, host)
+            self.rest_server, self.rest_port = start_rest_server(self.runner, rest_port, host,
+                                                                 http_limits)
 
     @property
     def model_name(self):
         return self.runner.model_name
 
-    def stop(self):
-        self.grpc_server.stop(grace=1.0)
+    def stop(self, grace=1.0):
+        """Stops accepting; the requests in flight get `grace` seconds to finish."""
+        grpc_stopped = self.grpc_server.stop(grace=grace)
         if self.rest_server is not None:
-            self.rest_server.shutdown()
-            self.rest_server.server_close()
+            self.rest_server.stop(grace)
+        grpc_stopped.wait(grace + 1.0)
 
     def __enter__(self):
         return self
@@ -72,7 +80,8 @@ def _free_local_port():
         return probe.getsockname()[1]
 
 
-def _run_model_server(model_dir, model_name, port, rest_port, web, host, print_fn):
+def _run_model_server(model_dir, model_name, port, rest_port, web, host, http_limits,
+                      print_fn):
     """Runs `tensorflow_model_server`; with `web`, its REST API behind the page's server."""
     # exported_with_xla reads the versions: an error here rather than in the server's log.
     xla = exported_with_xla(model_dir)
@@ -82,7 +91,7 @@ def _run_model_server(model_dir, model_name, port, rest_port, web, host, print_f
         backend_port = _free_local_port()
         config = export_config(model_dir, model_versions(model_dir)[-1])
         proxy, _ = start_web_proxy(rest_port, ("127.0.0.1", backend_port), model_name, config,
-                                   host=host)
+                                   host=host, limits=http_limits)
     command = model_server_command(model_dir, model_name, port, backend_port, xla=xla)
     print_fn("Running " + " ".join(command))
     print_fn(f"  {MODEL_SERVER} listens on every interface (it has no flag to choose one)")
@@ -92,8 +101,7 @@ def _run_model_server(model_dir, model_name, port, rest_port, web, host, print_f
         return subprocess.call(command)
     finally:
         if proxy is not None:
-            proxy.shutdown()
-            proxy.server_close()
+            proxy.stop()
 
 
 def _url(host, port):
@@ -101,9 +109,18 @@ def _url(host, port):
     return f"http://{shown}:{port}"
 
 
+def _stop_on_sigterm(stopped):
+    """SIGTERM (`docker stop`, Kubernetes, systemd) sets `stopped`, as Ctrl-C does; returns
+    the previous handler, or None where signals cannot be set (not the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
+
+
 def serve(model_dir, port=8500, rest_port=None, model_name=None, in_process=False,
-          deadline=30.0, web=True, host="127.0.0.1", print_fn=print):
-    """Serves a model base path until interrupted (Ctrl-C).
+          deadline=30.0, web=True, host="127.0.0.1", http_limits=None, grace=10.0,
+          print_fn=print):
+    """Serves a model base path until interrupted (Ctrl-C or SIGTERM).
 
     `model_dir` is the base path holding numbered versions, or a registered
     name ("flickr8k", the captioner that ships) or an archive URL of one
@@ -116,13 +133,21 @@ def serve(model_dir, port=8500, rest_port=None, model_name=None, in_process=Fals
     "0.0.0.0" for every interface (in a container, or for other machines).
     The REST port also serves the caption page (`web.py`); with TF Serving
     that takes a forwarding server in front of its REST API, which
-    `web=False` leaves out. Returns the exit status.
+    `web=False` leaves out. `http_limits` (`HTTPLimits`) bounds the REST
+    server's or the page's time, connections and body size.
+
+    On Ctrl-C or SIGTERM the in-process servers stop accepting, give the
+    requests in flight `grace` seconds to finish, and the call returns 0.
+    Returns the exit status.
     """
     model_dir = resolve_handle(model_dir)
     model_name = model_name or os.path.basename(os.path.normpath(model_dir))
+    http_limits = http_limits or HTTPLimits()
     if shutil.which(MODEL_SERVER) and not in_process:
-        return _run_model_server(model_dir, model_name, port, rest_port, web, host, print_fn)
-    server = LocalServer(model_dir, port, rest_port, model_name, host=host, deadline=deadline)
+        return _run_model_server(model_dir, model_name, port, rest_port, web, host,
+                                 http_limits, print_fn)
+    server = LocalServer(model_dir, port, rest_port, model_name, host=host, deadline=deadline,
+                         http_limits=http_limits)
     why = "" if in_process else f"; {MODEL_SERVER} is not on PATH"
     print_fn(f"Serving {model_name} version {server.runner.version} from "
              f"{os.path.abspath(model_dir)} "
@@ -132,10 +157,14 @@ def serve(model_dir, port=8500, rest_port=None, model_name=None, in_process=Fals
         print_fn(f"  REST on {_url(host, server.rest_port)}/v1/models/{model_name}:predict")
         print_fn(f"  the caption page on {_url(host, server.rest_port)}/")
     stopped = threading.Event()
+    previous = _stop_on_sigterm(stopped)
     try:
         stopped.wait()
     except KeyboardInterrupt:
-        print_fn("Stopping")
+        pass
     finally:
-        server.stop()
+        print_fn(f"Stopping: the requests in flight get up to {grace:g} s to finish")
+        server.stop(grace)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0

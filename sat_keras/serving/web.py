@@ -10,17 +10,19 @@ It is served from the same port as that API, so the browser needs no CORS:
   pages).
 
 `GET /config.json` tells the page the model's name and the largest image
-the export accepts.
+the export accepts. Both servers stand on `http_service.HTTPService`
+(tornado), with its limits on time, connections and body size.
 """
 
-import http.client
-import http.server
 import json
 import os
-import threading
 import urllib.parse
 
+import tornado.httpclient
+
 from sat_keras.export.saved_model import read_export_config
+from sat_keras.serving.http_service import HTTPService
+from sat_keras.serving.http_service import JSONHandler
 
 WEB_DIR = os.path.join(os.path.dirname(__file__), "web")
 PAGE_FILES = {
@@ -30,7 +32,6 @@ PAGE_FILES = {
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
 FORWARDED_PREFIX = "/v1/"
-MAX_FORWARDED_BYTES = 64 * 1024 * 1024
 
 
 def export_config(model_dir, version):
@@ -56,73 +57,52 @@ def page_response(path, model_name, config):
         return content_type, file.read()
 
 
-def send_page(handler, content_type, body):
-    """Writes a 200 response with `body` through a BaseHTTPRequestHandler."""
-    handler.send_response(200)
-    handler.send_header("Content-Type", content_type)
-    handler.send_header("Content-Length", str(len(body)))
-    handler.send_header("Cache-Control", "no-cache")
-    handler.end_headers()
-    handler.wfile.write(body)
+class PageHandler(JSONHandler):
+    """GET and HEAD of the page's files; 404 for anything else."""
+
+    model_name = None  # set per server, with:
+    config = None  # the export's export_config.json
+
+    def get(self):
+        page = page_response(self.request.path, self.model_name, self.config or {})
+        if page is None:
+            return self.reply_error(404, f"Nothing here: {self.request.path}")
+        content_type, body = page
+        self.set_header("Content-Type", content_type)
+        self.set_header("Cache-Control", "no-cache")
+        self.finish(body)
+
+    head = get  # tornado sends HEAD the headers of GET, without the body
 
 
-class _ProxyHandler(http.server.BaseHTTPRequestHandler):
-    backend = None  # (host, port) of the REST API, set per server
-    model_name = None
-    config = None
-    # One connection per request: the page sees a stopped server at its next
-    # request, instead of a kept-alive connection that outlives it.
-    protocol_version = "HTTP/1.0"
+class ForwardingHandler(JSONHandler):
+    """`/v1/...`: forwarded to the model server's REST API, its answer passed back."""
 
-    def log_message(self, format, *args):
-        pass
+    backend = None  # (host, port), set per server
 
-    def _reply(self, status, body, content_type="application/json"):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _error(self, status, message):
-        self._reply(status, json.dumps({"error": message}).encode())
-
-    def _forward(self, body=None):
+    async def _forward(self):
         host, port = self.backend
-        connection = http.client.HTTPConnection(host, port, timeout=300)
-        try:
-            headers = {"Content-Type": self.headers.get("Content-Type", "application/json")}
-            connection.request(self.command, self.path, body=body, headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
-            content_type = response.getheader("Content-Type", "application/json")
-        except OSError as error:
-            return self._error(502, f"The model server at {host}:{port} is not answering "
-                                    f"({error}).")
-        finally:
-            connection.close()
-        self._reply(response.status, payload, content_type)
+        request = tornado.httpclient.HTTPRequest(
+            f"http://{host}:{port}{self.request.uri}", method=self.request.method,
+            body=self.request.body if self.request.method == "POST" else None,
+            headers={"Content-Type": self.request.headers.get("Content-Type",
+                                                              "application/json")},
+            request_timeout=300, follow_redirects=False, decompress_response=False)
+        try:  # raise_error=False: an HTTP error status is passed back as it is
+            response = await tornado.httpclient.AsyncHTTPClient().fetch(request,
+                                                                        raise_error=False)
+        except (OSError, tornado.httpclient.HTTPClientError) as error:  # no HTTP answer
+            return self.reply_error(502, f"The model server at {host}:{port} is not answering "
+                                         f"({error}).")
+        self.set_status(response.code, response.reason)
+        self.set_header("Content-Type",
+                        response.headers.get("Content-Type", "application/json"))
+        self.finish(response.body)
 
-    def do_GET(self):
-        page = page_response(self.path, self.model_name, self.config)
-        if page is not None:
-            return send_page(self, *page)
-        if not self.path.startswith(FORWARDED_PREFIX):
-            return self._error(404, f"Nothing here: {self.path}")
-        self._forward()
-
-    def do_POST(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_FORWARDED_BYTES:
-            self.close_connection = True
-            return self._error(400, f"The body is over {MAX_FORWARDED_BYTES} bytes ({length})")
-        body = self.rfile.read(length)
-        if not self.path.startswith(FORWARDED_PREFIX):
-            return self._error(404, f"Nothing here: {self.path}")
-        self._forward(body)
+    get = post = _forward
 
 
-def start_web_proxy(port, backend, model_name, config=None, host="127.0.0.1"):
+def start_web_proxy(port, backend, model_name, config=None, host="127.0.0.1", limits=None):
     """Serves the page on `port` and forwards `/v1/...` to the REST API at `backend`.
 
     Args:
@@ -131,14 +111,14 @@ def start_web_proxy(port, backend, model_name, config=None, host="127.0.0.1"):
         model_name: the name the page asks the API for.
         config: the export's `export_config.json` as a dict.
         host: the interface to listen on.
+        limits: `http_service.HTTPLimits` (timeouts, connections, body size).
 
     Returns:
-        (server, port); `server.shutdown()` stops it.
+        (HTTPService, port); `stop()` stops it.
     """
-    handler = type("ProxyHandler", (_ProxyHandler,),
-                   {"backend": tuple(backend), "model_name": model_name,
-                    "config": config or {}})
-    server = http.server.ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, server.server_address[1]
+    forwarding = type("ForwardingHandler", (ForwardingHandler,), {"backend": tuple(backend)})
+    page = type("PageHandler", (PageHandler,), {"model_name": model_name,
+                                                 "config": config or {}})
+    service = HTTPService([(FORWARDED_PREFIX + ".*", forwarding), (r".*", page)], port, host,
+                          limits, name="web-proxy")
+    return service, service.port

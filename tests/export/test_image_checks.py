@@ -174,3 +174,36 @@ def test_a_request_decoding_to_too_many_pixels_in_all_is_refused():
     assert decode([GOOD] * 3, limits=limits).shape == (3, 24, 24, 3)
     message = error_of([GOOD] * 4, limits)
     assert f"Bad request: its images decode to {4 * 40 * 48} pixels in all" in message
+
+
+def test_gif_frames_are_limited_and_the_walk_stops_at_the_first_one_past_the_limit():
+    from helpers import gif_bomb
+
+    from sat_keras.export import gif_structure
+
+    def tiny_frames(count):
+        return gif_bomb(screen=(16, 16), frame_side=16, frames=count)
+
+    assert decode([tiny_frames(64)]).shape == (1, 24, 24, 3)  # the default limit, 64
+    assert "image_bytes[1]: over 64 GIF frames" in error_of([GOOD, tiny_frames(65)])
+    assert "image_bytes[0]: over 3 GIF frames" in error_of(
+        [tiny_frames(4)], ImageLimits(max_gif_frames=3))
+    walk = tf.function(lambda data: gif_structure.gif_frames(data, 10_000, max_frames=64))
+    frames, status = walk(tf.constant(tiny_frames(2000)))
+    assert (int(frames), int(status)) == (65, gif_structure.TOO_MANY_FRAMES)
+    with pytest.raises(ValueError, match="Inconsistent image limits"):
+        ImageLimits(max_gif_frames=0)
+
+
+def test_sub_block_chains_of_any_length_are_crossed():
+    """Chains shorter than, across and longer than the growing windows (512 B to 16 KB)."""
+    from sat_keras.export import gif_structure
+
+    gif = encode_image("gif")
+    walk = tf.function(lambda data: gif_structure.gif_frames(data, 10_000))
+    for length in (1, 300, 511, 512, 513, 3000, 40_000):
+        blocks, rest = divmod(length, 255)
+        chain = (b"\xff" + b"x" * 255) * blocks + (bytes([rest]) + b"x" * rest if rest else b"")
+        comment = gif[:-1] + b"\x21\xfe" + chain + b"\x00\x3b"
+        assert [int(value) for value in walk(tf.constant(comment))] == [
+            1, gif_structure.COMPLETE], length

@@ -1,5 +1,7 @@
 """Deadlines and the bound on running requests of the local servers' `ModelRunner`."""
 
+import os
+
 import numpy as np
 import pytest
 from helpers import encode_image
@@ -7,6 +9,7 @@ from helpers import encode_image
 from sat_keras.serving.model_runner import ModelRunner
 from sat_keras.serving.model_runner import ServingError
 
+SHAPES = os.path.join(os.path.dirname(__file__), "..", "..", "saved_models", "shapes")
 IMAGES = np.array([encode_image("jpeg", 300, 300, seed=seed) for seed in range(32)],
                   dtype=object)
 
@@ -41,3 +44,37 @@ def test_a_sooner_client_deadline_wins(exported_model):
 def test_bad_settings_are_refused(exported_model):
     with pytest.raises(ValueError, match="deadline and max_running must be positive"):
         ModelRunner(exported_model[1], deadline=0)
+
+
+def test_an_export_without_the_gif_frame_limit_gets_it_from_the_runner(tmp_path):
+    """Older exports (the shipped ones) check images in-graph without `max_gif_frames`:
+    the runner refuses a GIF of thousands of frames before the model walks it."""
+    import json
+    import shutil
+
+    from helpers import gif_bomb
+
+    base = tmp_path / "old"
+    shutil.copytree(SHAPES, base)
+    config_path = base / "1" / "assets.extra" / "export_config.json"
+    config = json.loads(config_path.read_text())
+    assert "max_gif_frames" not in config["image_limits"]
+    runner = ModelRunner(str(base))
+    frames = np.array([gif_bomb(screen=(16, 16), frame_side=16, frames=2000)], dtype=object)
+    with pytest.raises(ServingError) as error:
+        runner.predict({"image_bytes": frames})
+    assert error.value.code == "INVALID_ARGUMENT"
+    assert error.value.message == "Bad image: image_bytes[0]: over 64 GIF frames"
+    config["image_limits"]["max_gif_frames"] = 2000  # an export that allows them
+    config_path.write_text(json.dumps(config))
+    assert ModelRunner(str(base))._image_precheck is None
+
+
+def test_a_new_export_checks_gif_frames_in_its_graph(exported_model):
+    from helpers import gif_bomb
+
+    runner = ModelRunner(exported_model[1])
+    assert runner._image_precheck is None and runner.max_batch_size == 64
+    frames = np.array([gif_bomb(screen=(16, 16), frame_side=16, frames=2000)], dtype=object)
+    with pytest.raises(ServingError, match=r"image_bytes\[0\]: over 64 GIF frames"):
+        runner.predict({"image_bytes": frames})

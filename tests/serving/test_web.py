@@ -67,8 +67,7 @@ def test_the_forwarding_server_passes_the_api_through(local_server):
         status, _, body = _get(port, "/v1/models/nobody")
         assert status == 404
     finally:
-        proxy.shutdown()
-        proxy.server_close()
+        proxy.stop()
 
 
 def test_the_forwarding_server_says_when_the_model_server_is_down():
@@ -79,8 +78,7 @@ def test_the_forwarding_server_says_when_the_model_server_is_down():
         status, _, body = _get(port, "/")  # the page itself still loads
         assert status == 200
     finally:
-        proxy.shutdown()
-        proxy.server_close()
+        proxy.stop()
 
 
 @pytest.mark.parametrize("path", ["/etc/passwd", "/../setup.cfg", "/web/app.js"])

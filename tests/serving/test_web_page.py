@@ -307,12 +307,10 @@ def test_the_page_draws_any_square_grid_and_the_n_best_behind_the_forwarding_ser
         backend.stop()  # the model server goes down behind the page
         _upload(browser, image)
         assert "not answering" in _element(browser, "error").text
-        proxy.shutdown()  # and then the page's own server
-        proxy.server_close()
+        proxy.stop()  # and then the page's own server
         _upload(browser, image)
         assert "Cannot reach the captioning server" in _element(browser, "error").text
         browser.save_screenshot(str(tmp_path / f"grid-{side}-server-down.png"))
     finally:
         backend.stop()
-        proxy.shutdown()
-        proxy.server_close()
+        proxy.stop()
