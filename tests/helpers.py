@@ -124,12 +124,20 @@ def wait_until_serving(client, process, seconds=120):
 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[0][-3000:]
+        assert process.poll() is None, _output_of(process)
         try:
             return client.metadata()
         except CaptionServiceError:
             time.sleep(0.5)
     raise TimeoutError("the server did not come up")
+
+
+def _output_of(process):
+    """The end of an ended server's output, when it went to a pipe."""
+    output = process.communicate()[0]
+    if output is None:  # a file: the test that started it names it
+        return f"the server ended with code {process.returncode}; its output went to a file"
+    return output[-3000:]
 
 
 def flickr8k_subset(data_dir, train=4, dev=0):

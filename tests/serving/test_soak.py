@@ -1,6 +1,8 @@
 """`sat-keras serve` under a bounded soak on loopback: 8 clients mixing good images
 with every refused kind, bombs included, beside 2 hostile HTTP clients (malformed
-framing, stalled bodies, JSON bombs: `test_hostile_rest`'s probes). Good requests
+framing, stalled bodies, JSON bombs: `test_hostile_rest`'s probes) and a hostile
+gRPC client (`test_hostile_grpc`'s: declared shapes of gigabytes, miscounted values,
+GIF bombs). Good requests
 never fail, bad ones are refused by name, the good requests' p50 / p99 are
 reported, and the server's memory does not grow with the requests."""
 
@@ -10,12 +12,15 @@ import sys
 import threading
 import time
 
+import grpc
 import numpy as np
 import pytest
 from helpers import encode_image
 from helpers import free_port
 from helpers import hostile_images
 from helpers import wait_until_serving
+from tensorflow_serving.apis import prediction_service_pb2_grpc
+from test_hostile_grpc import PROBES as HOSTILE_GRPC
 from test_hostile_rest import PREDICT
 from test_hostile_rest import exchange
 
@@ -76,9 +81,26 @@ def hostile_http_loop(port, stop, answers, index):
         answers.append((label, expected, status))
 
 
+def hostile_grpc_loop(port, stop, answers, index):
+    """Sends `test_hostile_grpc`'s probes in turn until `stop`; appends (label, expected,
+    code): declared shapes of gigabytes, miscounted values, unknown dtypes, GIF bombs."""
+    position = index
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        while time.monotonic() < stop:
+            label, proto, expected, _ = HOSTILE_GRPC[position % len(HOSTILE_GRPC)]
+            position += 1
+            try:
+                stub.Predict(proto, timeout=60)
+                answers.append((label, expected, "OK"))
+            except grpc.RpcError as error:
+                answers.append((label, expected, error.code().name))
+
+
 def soak(ports, seconds, outcomes, hostile=None):
     """Runs the clients for `seconds`; appends (label, expected, error or None, seconds)
-    to outcomes, and with `hostile` (a list) runs 2 hostile HTTP clients too."""
+    to outcomes, and with `hostile` (a list) runs 2 hostile HTTP clients and a hostile
+    gRPC client too."""
     stop = time.monotonic() + seconds
     cases = requests()
 
@@ -102,6 +124,8 @@ def soak(ports, seconds, outcomes, hostile=None):
         threads += [threading.Thread(target=hostile_http_loop,
                                      args=(ports["rest"], stop, hostile, index))
                     for index in range(2)]
+        threads.append(threading.Thread(target=hostile_grpc_loop,
+                                        args=(ports["grpc"], stop, hostile, 0)))
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -134,7 +158,7 @@ def test_eight_clients_mixing_good_and_hostile_images(tmp_path):
                                if expected is None])
     bad = [(label, expected, error) for label, expected, error, _ in outcomes if expected]
     summary = (f"{len(good)} good and {len(bad)} bad requests, {len(hostile)} hostile HTTP "
-               f"probes; good p50 {np.percentile(good_ms, 50):.0f} ms, p99 "
+               f"and gRPC probes; good p50 {np.percentile(good_ms, 50):.0f} ms, p99 "
                f"{np.percentile(good_ms, 99):.0f} ms; RSS {started_mb:.0f} -> "
                f"{ended_mb:.0f} MB")
     print(summary)
