@@ -140,7 +140,7 @@ def evaluate_on_dev(model, data_dir, feature_dir, beam_size, max_length):
     dev = select_split(read_flickr8k(data_dir), "val")
     tokenization = "ptb" if coco_tools_available() else "normalize"
     features = CachedFeatures(feature_dir)
-    chosen = decoding_settings(model, beam_size, max_length)
+    chosen = decoding_settings(model, {"beam_size": beam_size, "max_length": max_length})
     greedy = SearchSettings(max_length=chosen.max_length)
     for search in [greedy] + ([chosen] if chosen != greedy else []):
         stage_started = time.perf_counter()

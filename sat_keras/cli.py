@@ -16,6 +16,7 @@ from sat_keras.encoders import weights_argument
 from sat_keras.evaluation import evaluate
 from sat_keras.export import export_captioner
 from sat_keras.export.image_checks import ImageLimits
+from sat_keras.export.reload import ONE_CAPTION_FIELDS
 from sat_keras.export.reload import decoding_settings
 from sat_keras.inference import caption_image_files
 from sat_keras.inference import plot_file_captions
@@ -143,8 +144,7 @@ def _self_critical_settings(args):
 
 def _caption(args):
     model = load_captioner(args.model)
-    search = decoding_settings(model, args.beam_size, args.max_length, args.length_penalty,
-                               args.suppress_unknown)
+    search = decoding_settings(model, _given_search(args))
     outcomes = caption_image_files(model, args.images, search)
     for outcome in outcomes:
         if outcome.error is None:
@@ -171,9 +171,7 @@ def _extract_features(args):
 def _evaluate(args):
     _download(args)
     evaluate(args.model, args.dataset, args.data_dir, split=args.split,
-             beam_size=args.beam_size, max_length=args.max_length,
-             length_penalty=args.length_penalty, suppress_unknown=args.suppress_unknown,
-             output_path=args.output,
+             search=_given_search(args), output_path=args.output,
              with_meteor=not args.no_meteor, tokenization=args.tokenization,
              captions_file=args.captions_file, missing=args.missing)
     return 0
@@ -183,12 +181,12 @@ def _export(args):
     limits = ImageLimits(max_bytes=args.max_image_bytes, max_pixels=args.max_image_pixels,
                          max_request_pixels=args.max_request_pixels)
     model = load_captioner(args.model)
-    search = decoding_settings(model, args.beam_size, args.max_length, args.length_penalty,
-                               args.suppress_unknown, default_beam_size=3)
+    search = decoding_settings(model, _given_search(args), default_beam_size=3)
     path = export_captioner(model, args.output, beam_size=search.beam_size,
                             max_length=search.max_length, length_penalty=search.length_penalty,
                             num_captions=args.num_captions,
                             suppress_unknown=search.suppress_unknown,
+                            no_repeat_ngram_size=search.no_repeat_ngram_size,
                             max_batch_size=args.max_batch_size, limits=limits,
                             jit_compile=args.jit_compile, overwrite=args.overwrite,
                             weights_dtype=args.weights_dtype)
@@ -225,10 +223,15 @@ def _add_encoder_arguments(parser, default_encoder=None):
                         help='"imagenet" (the default; downloads), "none", or a weights file')
 
 
+def _given_search(args):
+    """The decoding flags given (`_add_decoding_arguments`), for `decoding_settings`."""
+    return {name: getattr(args, name) for name in ONE_CAPTION_FIELDS}
+
+
 def _add_decoding_arguments(parser, default_beam_size):
-    """--beam-size, --max-length, --length-penalty, --[no-]suppress-unknown: each
-    None unless given, so that the model's own decoding fills it in
-    (`export.reload.decoding_settings`)."""
+    """--beam-size, --max-length, --length-penalty, --[no-]suppress-unknown,
+    --no-repeat-ngram-size: each None unless given, so that the model's own
+    decoding fills it in (`export.reload.decoding_settings`)."""
     parser.add_argument("--beam-size", type=int, default=None,
                         help="1: greedy search; default: the model's own, else "
                              f"{default_beam_size}")
@@ -240,6 +243,9 @@ def _add_decoding_arguments(parser, default_beam_size):
     parser.add_argument("--suppress-unknown", action=argparse.BooleanOptionalAction,
                         default=None,
                         help="never write <unk> (default: the model's own, else no)")
+    parser.add_argument("--no-repeat-ngram-size", type=int, default=None, metavar="N",
+                        help="never repeat an N-word phrase within a caption (0: allow; "
+                             "default: the model's own, else 0)")
 
 
 def build_parser():

@@ -138,6 +138,63 @@ def suppress_tokens(step, token_ids):
     return suppressed
 
 
+def block_repeated_ngrams(step, initial_state, memory, ngram_size, max_length):
+    """The step function with no n-gram repeated within a caption, and its initial state.
+
+    A word that would complete an n-gram (n = `ngram_size`) that the caption
+    already holds gets the logit -1e9, as fairseq's `no_repeat_ngram_size`
+    and ruotianluo's `block_trigrams` forbid: "a man sitting on a bench on a
+    bench" cannot be written with n = 2. The caption so far travels in the
+    state, `(state, history (rows, max_length) int32, length (rows,))`, so
+    beam search reorders it with the beams; `<start>` is its first word.
+    Stock ops only: an export applies it in-graph.
+
+    Returns:
+        `(step, initial_state)`: the wrapped step and its initial state.
+    """
+    if not isinstance(ngram_size, int) or isinstance(ngram_size, bool) or ngram_size < 1:
+        raise ValueError(f"ngram_size must be a positive integer. Received: {ngram_size!r}")
+    n, width = ngram_size, max_length
+    batch_size = _batch_size(memory)
+    state = (initial_state, ops.zeros((batch_size, width), "int32"),
+             ops.zeros((batch_size,), "int32"))
+
+    def blocked(previous, state, memory):
+        inner, history, length = state
+        history = ops.where(ops.expand_dims(ops.arange(width), 0) == ops.expand_dims(length, 1),
+                            ops.expand_dims(ops.cast(previous, "int32"), 1), history)
+        length = length + 1  # words in history, <start> included
+        logits, inner, alpha = step(previous, inner, memory)  # (rows, V), ., (rows, L)
+        banned = _completing_words(history, length, n, ops.shape(logits)[-1])  # (rows, V)
+        logits = ops.where(banned, ops.cast(NEGATIVE_INFINITY, logits.dtype), logits)
+        return logits, (inner, history, length), alpha
+
+    return blocked, state
+
+
+def _completing_words(history, length, n, vocabulary_size):
+    """(rows, V) bool: the words that would repeat an n-gram of each row's history.
+
+    Window i (history[i:i+n]) bans its last word when its first n - 1 words
+    equal the history's last n - 1 and the window lies within the history.
+    """
+    width = history.shape[1]
+    count = width - n + 1  # windows
+    if count < 1:
+        return ops.zeros((ops.shape(history)[0], vocabulary_size), "bool")
+    windows = ops.stack([history[:, j:j + count] for j in range(n)], axis=-1)  # (rows, W, n)
+    last = ops.expand_dims(length, 1) - (n - 1) + ops.arange(n - 1, dtype="int32")  # (rows, n-1)
+    suffix = ops.take_along_axis(history, ops.maximum(last, 0), axis=1)  # (rows, n - 1)
+    same = ops.all(ops.equal(windows[:, :, :n - 1], ops.expand_dims(suffix, 1)), axis=-1)
+    inside = ops.expand_dims(ops.arange(count), 0) <= ops.expand_dims(length - n, 1)
+    matches = ops.cast(ops.logical_and(same, inside), "float32")  # (rows, W)
+    rows = ops.shape(history)[0]
+    row_ids = ops.repeat(ops.expand_dims(ops.arange(rows, dtype="int32"), 1), count, axis=1)
+    indices = ops.reshape(ops.stack([row_ids, windows[:, :, n - 1]], axis=-1), (-1, 2))
+    counts = ops.scatter(indices, ops.reshape(matches, (-1,)), (rows, vocabulary_size))
+    return counts > 0
+
+
 def length_normalizer(length, length_penalty):
     """((5 + length) / 6) ** length_penalty (Wu et al. 2016); 1 when the penalty is 0."""
     return ops.power((5.0 + ops.cast(length, "float32")) / 6.0, length_penalty)
@@ -183,8 +240,10 @@ class SearchSettings:
     every word instead (`sample_search`). `num_captions` n (1 to beam_size)
     asks for the beam's n best. `suppress_unknown` never emits `<unk>`
     (`suppress_tokens`; default False: the model's own distribution, as the
-    authors decode). Frozen and hashable: the model keeps one compiled search
-    per distinct settings.
+    authors decode). `no_repeat_ngram_size` n > 0 never repeats an n-gram
+    within a caption (`block_repeated_ngrams`; 0, the default: no blocking,
+    as the authors decode). Frozen and hashable: the model keeps one
+    compiled search per distinct settings.
 
     Example:
     >>> SearchSettings(beam_size=3).as_kwargs()["beam_size"]
@@ -197,6 +256,7 @@ class SearchSettings:
     temperature: float = None
     num_captions: int = None
     suppress_unknown: bool = False
+    no_repeat_ngram_size: int = 0
 
     def __post_init__(self):
         if not isinstance(self.max_length, int) or self.max_length < 1:
@@ -211,6 +271,11 @@ class SearchSettings:
         if not isinstance(self.suppress_unknown, bool):
             raise ValueError(f"suppress_unknown must be True or False. "
                              f"Received: {self.suppress_unknown!r}")
+        if (isinstance(self.no_repeat_ngram_size, bool)
+                or not isinstance(self.no_repeat_ngram_size, int)
+                or self.no_repeat_ngram_size < 0):
+            raise ValueError(f"no_repeat_ngram_size must be a non-negative integer (0: off). "
+                             f"Received: {self.no_repeat_ngram_size!r}")
         if self.num_captions is not None and self.temperature is not None:
             raise ValueError("num_captions comes from beam search; it does not combine with "
                              "temperature sampling.")
@@ -386,16 +451,20 @@ def beam_search(step, initial_state, memory, num_locations, max_length, beam_siz
 
 def search(step, initial_state, memory, num_locations, max_length=20, beam_size=1,
            length_penalty=0.0, temperature=None, num_captions=None, suppress_unknown=False,
-           seed=None):
+           no_repeat_ngram_size=0, seed=None):
     """The search that `SearchSettings`' fields choose, over one step function.
 
     `temperature` set: `sample_search` (drawing with `seed`); otherwise
     `greedy_search` for beam size 1 and one caption each, `beam_search`
     for the rest. `suppress_unknown` wraps the step in `suppress_tokens`
-    so that `<unk>` is never written. Returns that search's dict.
+    so that `<unk>` is never written, `no_repeat_ngram_size` in
+    `block_repeated_ngrams`. Returns that search's dict.
     """
     if suppress_unknown:
         step = suppress_tokens(step, [UNK_ID])
+    if no_repeat_ngram_size:
+        step, initial_state = block_repeated_ngrams(step, initial_state, memory,
+                                                    no_repeat_ngram_size, max_length)
     if temperature is not None:
         return sample_search(step, initial_state, memory, num_locations=num_locations,
                              max_length=max_length, temperature=temperature, seed=seed)

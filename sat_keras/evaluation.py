@@ -108,19 +108,22 @@ def describe_decoding(search):
     """"beam 5, length penalty 1, <unk> suppressed": what a report names of a `SearchSettings`."""
     words = f"beam {search.beam_size}"
     words += f", length penalty {search.length_penalty:g}" if search.length_penalty else ""
-    return words + (", <unk> suppressed" if search.suppress_unknown else "")
+    words += ", <unk> suppressed" if search.suppress_unknown else ""
+    n = search.no_repeat_ngram_size
+    return words + (f", no repeated {n}-grams" if n else "")
 
 
-def evaluate(model_path, dataset, data_dir, split="test", beam_size=None, max_length=None,
-             output_path=None, batch_size=64, with_meteor=True, tokenization="auto",
-             captions_file=None, missing="error", print_fn=print, verbose=1,
-             length_penalty=None, suppress_unknown=None):
+def evaluate(model_path, dataset, data_dir, split="test", search=None, output_path=None,
+             batch_size=64, with_meteor=True, tokenization="auto", captions_file=None,
+             missing="error", print_fn=print, verbose=1):
     """Captions a split (with a progress bar when `verbose`), scores it, writes JSON.
 
-    `beam_size`, `max_length`, `length_penalty` and `suppress_unknown` (never
-    write `<unk>`) default to the model's own (an export's settings, or the
-    decoding a trained model was saved with: `export.reload.decoding_settings`),
-    else to 3, 20, 0 and False.
+    `search` gives decoding settings (a dict of `SearchSettings` fields:
+    beam_size, max_length, length_penalty, suppress_unknown,
+    no_repeat_ngram_size); those not given are the model's own (an export's
+    settings, or the decoding a trained model was saved with:
+    `export.reload.decoding_settings`), else beam 3, 20 words, no length
+    penalty, `<unk>` allowed, no n-gram blocking.
     `tokenization` "auto" uses coco-caption's PTB tokenizer where Java and
     pycocoevalcap are installed, else `text.normalize_caption`; the results
     record which. `dataset`, `data_dir`, `captions_file` and `missing` are those of
@@ -139,8 +142,7 @@ def evaluate(model_path, dataset, data_dir, split="test", beam_size=None, max_le
             print_fn("PTB tokenizer unavailable (needs Java and pycocoevalcap): "
                      "comparing normalised words instead.")
     model = load_captioner(model_path)
-    search = decoding_settings(model, beam_size, max_length, length_penalty, suppress_unknown,
-                               default_beam_size=3)
+    search = decoding_settings(model, search, default_beam_size=3)
     records = select_split(read_dataset(dataset, data_dir, captions_file=captions_file,
                                         missing=missing, report=print_fn), split)
     scores, outputs = evaluate_records(model, records, search, batch_size, with_meteor,
@@ -148,7 +150,8 @@ def evaluate(model_path, dataset, data_dir, split="test", beam_size=None, max_le
     results = {"model": model_path, "dataset": dataset, "split": split,
                "beam_size": search.beam_size, "max_length": search.max_length,
                "length_penalty": search.length_penalty,
-               "suppress_unknown": search.suppress_unknown, "tokenization": tokenization,
+               "suppress_unknown": search.suppress_unknown,
+               "no_repeat_ngram_size": search.no_repeat_ngram_size, "tokenization": tokenization,
                "num_images": len(records), "metrics": scores}
     print_fn(f"{dataset} {split} ({len(records)} images), "
              f"{describe_decoding(search)}: "
@@ -157,7 +160,8 @@ def evaluate(model_path, dataset, data_dir, split="test", beam_size=None, max_le
     results["diversity"] = diversity
     print_fn(f"captions: {diversity['distinct_captions']:.1%} distinct, "
              f"{diversity['vocabulary_used']} different words, "
-             f"{diversity['mean_length']:.1f} words on average")
+             f"{diversity['mean_length']:.1f} words on average, "
+             f"{diversity['repeated_bigrams']:.1%} repeating a bigram")
     focus = attention_statistics(outputs["attention_weights"])
     results["attention"] = focus
     print_fn(f"attention per token: entropy {focus['mean_entropy']:.3f} (uniform: "

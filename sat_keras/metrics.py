@@ -270,14 +270,22 @@ def caption_diversity(hypotheses):
         dict: "distinct_captions", the share of captions that differ (1.0
         when no two are equal, 1/N for one caption everywhere);
         "vocabulary_used", how many different words they use;
-        "mean_length", their mean number of words.
+        "mean_length", their mean number of words;
+        "repeated_bigrams", the share of captions that hold a bigram twice
+        ("a man on a bench on a bench"; `no_repeat_ngram_size=2` makes it 0).
     """
     if not hypotheses:
         raise ValueError("caption_diversity needs at least one caption.")
     words = [normalize_caption(hypothesis) for hypothesis in hypotheses]
     return {"distinct_captions": len({tuple(w) for w in words}) / len(words),
             "vocabulary_used": len({word for w in words for word in w}),
-            "mean_length": sum(len(w) for w in words) / len(words)}
+            "mean_length": sum(len(w) for w in words) / len(words),
+            "repeated_bigrams": sum(_repeats_a_bigram(w) for w in words) / len(words)}
+
+
+def _repeats_a_bigram(words):
+    bigrams = list(zip(words, words[1:]))
+    return len(set(bigrams)) < len(bigrams)
 
 
 def caption_metrics(references, hypotheses, with_meteor=True, tokenization="normalize"):

@@ -160,7 +160,11 @@ def test_unknown_tokenization_is_rejected():
 
 def test_caption_diversity_counts_distinct_captions_words_and_length():
     diversity = metrics.caption_diversity(["A dog runs.", "a dog runs", "A cat sits on a mat"])
-    assert diversity == {"distinct_captions": 2 / 3, "vocabulary_used": 7, "mean_length": 4.0}
+    assert diversity == {"distinct_captions": 2 / 3, "vocabulary_used": 7, "mean_length": 4.0,
+                         "repeated_bigrams": 0.0}
+    repeating = metrics.caption_diversity(["a man on a bench on a bench", "a dog a dog",
+                                           "a dog and a cat", "a dog"])
+    assert repeating["repeated_bigrams"] == 0.5  # "on a" / "a bench" twice, "a dog" twice
     one_caption = metrics.caption_diversity(["a dog"] * 4)
     assert one_caption["distinct_captions"] == 0.25 and one_caption["vocabulary_used"] == 2
     with pytest.raises(ValueError, match="at least one"):

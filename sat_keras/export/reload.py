@@ -44,22 +44,32 @@ def export_version_directory(path):
     return os.path.join(path, max(versions, key=int)) if versions else None
 
 
-def decoding_settings(model, beam_size=None, max_length=None, length_penalty=None,
-                      suppress_unknown=None, default_beam_size=1, default_max_length=20):
+# The fields of a model's chosen search that captioning one image at a time keeps.
+ONE_CAPTION_FIELDS = ("max_length", "beam_size", "length_penalty", "suppress_unknown",
+                      "no_repeat_ngram_size")
+
+
+def decoding_settings(model, given=None, default_beam_size=1, default_max_length=20):
     """The `decoding.SearchSettings` to caption with: the settings given, else the
     model's own (the search a model was given by `compile(search=...)` or
     `choose_search`, which a loaded export is given from its settings), else
-    the defaults (no length penalty, `<unk>` allowed). One caption per image:
-    `num_captions` and `temperature` stay None."""
+    the defaults (beam `default_beam_size`, no length penalty, `<unk>`
+    allowed, no n-gram blocking). One caption per image: `num_captions` and
+    `temperature` stay None.
+
+    Args:
+        given: `SearchSettings` fields from `ONE_CAPTION_FIELDS` (a dict;
+            a None value counts as not given, an explicit 0 or False wins).
+    """
     chosen = model.search_settings.as_kwargs() if getattr(model, "search_chosen", False) else {}
-    if length_penalty is None:
-        length_penalty = chosen.get("length_penalty", 0.0)
-    if suppress_unknown is None:
-        suppress_unknown = chosen.get("suppress_unknown", False)
-    return SearchSettings(
-        max_length=max_length or chosen.get("max_length", default_max_length),
-        beam_size=beam_size or chosen.get("beam_size", default_beam_size),
-        length_penalty=length_penalty, suppress_unknown=suppress_unknown)
+    given = {name: value for name, value in (given or {}).items() if value is not None}
+    unknown = sorted(set(given) - set(ONE_CAPTION_FIELDS))
+    if unknown:
+        raise ValueError(f"Unknown decoding settings {unknown}. Known: {ONE_CAPTION_FIELDS}")
+    return SearchSettings(**{"beam_size": default_beam_size, "max_length": default_max_length,
+                             **{name: chosen[name] for name in ONE_CAPTION_FIELDS
+                                if name in chosen},
+                             **given})
 
 
 def read_export_config(path):
@@ -81,7 +91,7 @@ def load_exported_captioner(path, cls=ShowAttendTell):
     Returns:
         The model, built, with the export's weights (float32), compiled with
         the defaults and the export's decoding as its chosen search
-        (`choose_search`: beam size, max length, length penalty, `<unk>`).
+        (`choose_search`: beam size, max length, length penalty, `<unk>`, n-gram blocking).
     """
     version_dir = _version_directory(path)
     extra = os.path.join(version_dir, "assets.extra")
@@ -117,7 +127,8 @@ def load_exported_captioner(path, cls=ShowAttendTell):
     model.choose_search(SearchSettings(
         max_length=exported["max_length"], beam_size=exported["beam_size"],
         length_penalty=exported.get("length_penalty", 0.0),
-        suppress_unknown=exported.get("suppress_unknown", False)))
+        suppress_unknown=exported.get("suppress_unknown", False),
+        no_repeat_ngram_size=exported.get("no_repeat_ngram_size", 0)))
     return model
 
 

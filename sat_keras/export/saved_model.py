@@ -241,7 +241,7 @@ def _model_config(model):
 def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0,
                      num_captions=None, max_batch_size=64, limits=ImageLimits(),
                      jit_compile=False, overwrite=False, weights_dtype="float32",
-                     suppress_unknown=False):
+                     suppress_unknown=False, no_repeat_ngram_size=0):
     """Writes `model` as a SavedModel at `path` (`.../<name>/<version>`).
 
     Args:
@@ -254,6 +254,8 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
         num_captions: None, or n (1 to beam_size) to add the beam's n best
             captions to the outputs (`nbest_*`, see the module docstring).
         suppress_unknown: never write `<unk>` (`decoding.suppress_tokens`).
+        no_repeat_ngram_size: n > 0 never repeats an n-gram within a caption
+            (`decoding.block_repeated_ngrams`, in the graph).
         max_batch_size: requests with more items are refused.
         limits: `image_checks.ImageLimits` for the accepted images.
         jit_compile: XLA-compile the search (the server compiles it once
@@ -288,11 +290,14 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
                          f"Received: {weights_dtype!r}")
     SearchSettings(max_length=max_length, beam_size=beam_size,
                    length_penalty=length_penalty, num_captions=num_captions,
-                   suppress_unknown=suppress_unknown)  # checks them
+                   suppress_unknown=suppress_unknown,
+                   no_repeat_ngram_size=no_repeat_ngram_size)  # checks them
     settings = {"max_length": max_length, "beam_size": beam_size,
                 "length_penalty": float(length_penalty)}
     if suppress_unknown:  # absent: the graph and config of an export without it
         settings["suppress_unknown"] = True
+    if no_repeat_ngram_size:  # likewise
+        settings["no_repeat_ngram_size"] = no_repeat_ngram_size
     if num_captions is not None:
         settings["num_captions"] = num_captions
     with tempfile.TemporaryDirectory() as folder:  # the asset is copied into the export

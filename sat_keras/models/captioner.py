@@ -47,7 +47,8 @@ class Captioner:
     """Search and caption over the contract above (a mixin; see the module docstring)."""
 
     def search(self, annotations, max_length=20, beam_size=1, length_penalty=0.0,
-               temperature=None, num_captions=None, suppress_unknown=False):
+               temperature=None, num_captions=None, suppress_unknown=False,
+               no_repeat_ngram_size=0):
         """Captions `encode`'s annotations in-graph; the settings as in `caption`.
 
         Returns the dict of `decoding.greedy_search` (token_ids, scores,
@@ -60,6 +61,7 @@ class Captioner:
                                max_length=max_length, beam_size=beam_size,
                                length_penalty=length_penalty, temperature=temperature,
                                num_captions=num_captions, suppress_unknown=suppress_unknown,
+                               no_repeat_ngram_size=no_repeat_ngram_size,
                                seed=self.seed_generator)
 
     def search_function(self, settings):
@@ -80,7 +82,7 @@ class Captioner:
 
     def caption(self, images=None, features=None, max_length=20, beam_size=1,
                 length_penalty=0.0, temperature=None, num_captions=None, batch_size=64,
-                suppress_unknown=False):
+                suppress_unknown=False, no_repeat_ngram_size=0):
         """Captions images (uint8, batch first) or features.
 
         `beam_size=1` is greedy search; larger sizes run the batched beam
@@ -88,7 +90,8 @@ class Captioner:
         `temperature` draws every word instead (`decoding.sample_search`).
         `num_captions=n` (1 to beam_size) returns the beam's n best distinct
         captions per image, best first. `suppress_unknown=True` never
-        writes `<unk>` (`decoding.suppress_tokens`).
+        writes `<unk>` (`decoding.suppress_tokens`); `no_repeat_ngram_size=n`
+        never repeats an n-gram within a caption (`decoding.block_repeated_ngrams`).
 
         Returns:
             dict: "captions" list of str; "token_ids" (N, max_length) int32
@@ -102,7 +105,7 @@ class Captioner:
         search = self.search_function(decoding.SearchSettings(
             max_length=max_length, beam_size=beam_size, length_penalty=length_penalty,
             temperature=temperature, num_captions=num_captions,
-            suppress_unknown=suppress_unknown))
+            suppress_unknown=suppress_unknown, no_repeat_ngram_size=no_repeat_ngram_size))
         self.build_for(encoder_input_shapes({name: values}))
         return caption_in_batches(search, name, values, batch_size, self.vocabulary,
                                   num_captions)

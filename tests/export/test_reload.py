@@ -11,6 +11,7 @@ from helpers import tiny_image_model
 
 from sat_keras import ShowAttendTell
 from sat_keras import cli
+from sat_keras import metrics
 from sat_keras.decoding import SearchSettings
 from sat_keras.export import export_captioner
 from sat_keras.export.reload import decoding_settings
@@ -151,6 +152,31 @@ def test_export_and_caption_default_to_a_trained_models_chosen_decoding(tmp_path
     assert greedy["captions"][0] != caption  # so the chosen settings were used
 
 
+def test_an_export_blocks_repeated_ngrams_in_its_graph_and_reloads_the_setting(tmp_path,
+                                                                                capsys):
+    model = tiny_image_model()
+    plain = python_captions(model, IMAGES, tmp_path, beam_size=1, max_length=12)
+    assert metrics.caption_diversity(plain["captions"])["repeated_bigrams"] > 0  # untrained
+    base = str(tmp_path / "blocked")
+    model.save(tmp_path / "model.keras")
+    assert cli.main(["export", "--model", str(tmp_path / "model.keras"), "--output",
+                     os.path.join(base, "1"), "--beam-size", "1", "--max-length", "12",
+                     "--no-repeat-ngram-size", "2"]) == 0
+    assert read_export_config(base)["no_repeat_ngram_size"] == 2
+    served = [caption.decode() for caption in
+              serve(base, IMAGES)["captions"].numpy().tolist()]
+    blocked = python_captions(model, IMAGES, tmp_path, beam_size=1, max_length=12,
+                              no_repeat_ngram_size=2)["captions"]
+    assert served == blocked and blocked != plain["captions"]
+    assert metrics.caption_diversity(served)["repeated_bigrams"] == 0.0
+    assert load_captioner(base).search_settings.no_repeat_ngram_size == 2
+    capsys.readouterr()
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(IMAGES[0])
+    assert cli.main(["caption", str(path), "--model", base]) == 0  # the export's own setting
+    assert capsys.readouterr().out == f"{path}: {blocked[0]}\n"
+
+
 def test_an_export_without_its_model_config_says_what_to_do(exports, tmp_path):
     model, _ = exports
     base = str(tmp_path / "old")
@@ -191,8 +217,12 @@ def test_decoding_settings_come_from_the_models_chosen_search_unless_given():
     assert decoding_settings(Loaded()) == SearchSettings(
         max_length=6, beam_size=2, length_penalty=1.0, suppress_unknown=True)
     # An explicit 0 or False wins.
-    given = decoding_settings(Loaded(), 4, 9, 0.0, False)
+    given = decoding_settings(Loaded(), {"beam_size": 4, "max_length": 9,
+                                         "length_penalty": 0.0, "suppress_unknown": False})
     assert given == SearchSettings(max_length=9, beam_size=4)
+    assert decoding_settings(Loaded(), {"beam_size": None}).beam_size == 2  # None: not given
+    with pytest.raises(ValueError, match=r"Unknown decoding settings \['beam'\]"):
+        decoding_settings(Loaded(), {"beam": 4})
     assert decoding_settings(object(), default_beam_size=3) == SearchSettings(beam_size=3)
 
 

@@ -76,7 +76,8 @@ def test_the_chosen_search_is_the_saved_models_default_decoding(make_model, tmp_
     assert chosen.search_chosen
     choice = SearchSettings(max_length=7, beam_size=4, length_penalty=1.0, suppress_unknown=True)
     assert decoding_settings(chosen, default_beam_size=3) == choice
-    given = decoding_settings(chosen, 1, 5, 0.0, False)  # given wins
+    given = decoding_settings(chosen, {"beam_size": 1, "max_length": 5, "length_penalty": 0.0,
+                                       "suppress_unknown": False})  # given wins
     assert given == SearchSettings(max_length=5, beam_size=1)
     model.save_to_preset(str(tmp_path / "preset"))  # a preset directory carries it too
     from_preset = ShowAttendTell.from_preset(str(tmp_path / "preset"))
