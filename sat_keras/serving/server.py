@@ -97,11 +97,24 @@ def _run_model_server(model_dir, model_name, port, rest_port, web, host, http_li
     print_fn(f"  {MODEL_SERVER} listens on every interface (it has no flag to choose one)")
     if proxy is not None:
         print_fn(f"  the caption page and TF Serving's REST API on {_url(host, rest_port)}/")
+    process = subprocess.Popen(command)
+    forwarded = threading.Event()
+
+    def forward_sigterm():  # TF Serving drains and exits on SIGTERM itself
+        forwarded.set()
+        process.terminate()
+
+    previous = _on_sigterm(forward_sigterm)
     try:
-        return subprocess.call(command)
+        status = process.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached the server too: let it finish stopping
+        status = process.wait()
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if proxy is not None:
             proxy.stop()
+    return 0 if forwarded.is_set() and status < 0 else status
 
 
 def _url(host, port):
@@ -109,12 +122,12 @@ def _url(host, port):
     return f"http://{shown}:{port}"
 
 
-def _stop_on_sigterm(stopped):
-    """SIGTERM (`docker stop`, Kubernetes, systemd) sets `stopped`, as Ctrl-C does; returns
-    the previous handler, or None where signals cannot be set (not the main thread)."""
+def _on_sigterm(action):
+    """SIGTERM (`docker stop`, Kubernetes, systemd) calls `action()`; returns the previous
+    handler, or None where signals cannot be set (not the main thread)."""
     if threading.current_thread() is not threading.main_thread():
         return None
-    return signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
+    return signal.signal(signal.SIGTERM, lambda signum, frame: action())
 
 
 def serve(model_dir, port=8500, rest_port=None, model_name=None, in_process=False,
@@ -137,7 +150,8 @@ def serve(model_dir, port=8500, rest_port=None, model_name=None, in_process=Fals
     server's or the page's time, connections and body size.
 
     On Ctrl-C or SIGTERM the in-process servers stop accepting, give the
-    requests in flight `grace` seconds to finish, and the call returns 0.
+    requests in flight `grace` seconds to finish, and the call returns 0;
+    `tensorflow_model_server` is sent the SIGTERM and waited for.
     Returns the exit status.
     """
     model_dir = resolve_handle(model_dir)
@@ -157,7 +171,7 @@ def serve(model_dir, port=8500, rest_port=None, model_name=None, in_process=Fals
         print_fn(f"  REST on {_url(host, server.rest_port)}/v1/models/{model_name}:predict")
         print_fn(f"  the caption page on {_url(host, server.rest_port)}/")
     stopped = threading.Event()
-    previous = _stop_on_sigterm(stopped)
+    previous = _on_sigterm(stopped.set)
     try:
         stopped.wait()
     except KeyboardInterrupt:

@@ -1,9 +1,11 @@
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 from helpers import encode_image
@@ -90,6 +92,32 @@ def test_serve_runs_tensorflow_model_server_when_it_is_installed(exported_model,
     out = capsys.readouterr().out
     assert f"the caption page and TF Serving's REST API on http://127.0.0.1:{rest_port}/" in out
     assert "tensorflow_model_server listens on every interface" in out
+
+
+def test_sigterm_reaches_tensorflow_model_server_and_serve_exits_0(exported_model, tmp_path):
+    """`docker stop` sends SIGTERM to `sat-keras serve`: TF Serving gets it and drains."""
+    bin_dir, record = tmp_path / "bin", tmp_path / "record"
+    bin_dir.mkdir()
+    fake = bin_dir / "tensorflow_model_server"
+    fake.write_text(f"#!/bin/sh\ntrap 'echo terminated >> {record}; exit 0' TERM\n"
+                    f"echo started > {record}\nwhile true; do sleep 0.1; done\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    environment = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    process = subprocess.Popen([SAT_KERAS, "serve", "--model-dir", exported_model[1],
+                                "--rest-port", "0"], env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not record.exists() and time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()[0][-3000:]
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+    assert record.read_text().split() == ["started", "terminated"]
 
 
 def test_serve_without_a_version_directory_says_so(tmp_path, capsys):
