@@ -1,5 +1,6 @@
 """`ShowAttendTell`: encoder + attentive LSTM decoder as a `keras.Model`."""
 
+import functools
 import inspect
 import warnings
 
@@ -21,6 +22,7 @@ from sat_keras.text import Vocabulary
 BASELINES = ("caption", "per_token")
 
 
+@functools.cache
 def decoder_arguments():
     """The decoder's settings: `AttentiveLSTMCell`'s own arguments, read from its
     signature so that a new decoder setting needs no list here."""
@@ -496,7 +498,7 @@ class ShowAttendTell(keras.Model, Captioner):
         # Only reached when normal lookup fails: 0.2 read decoder settings
         # through the model (model.units).
         decoder = self.__dict__.get("decoder")
-        if decoder is not None and name in decoder_arguments():
+        if decoder is not None and not name.startswith("_") and name in decoder_arguments():
             warnings.warn(f"model.{name} is deprecated: read model.decoder.{name}.",
                           DeprecationWarning, stacklevel=2)
             return getattr(decoder, name)
