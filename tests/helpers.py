@@ -111,6 +111,13 @@ def python_captions(model, images, tmp_path, beam_size=2, max_length=6, **search
                          **search)
 
 
+def process_memory_mb(pid, field):
+    """A memory figure of a process from /proc/PID/status, in MB: "VmRSS" (now) or
+    "VmHWM" (its peak)."""
+    with open(f"/proc/{pid}/status") as file:
+        return next(int(line.split()[1]) for line in file if line.startswith(field)) / 1024
+
+
 def free_port():
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as probe:

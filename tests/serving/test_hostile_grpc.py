@@ -14,6 +14,7 @@ import pytest
 from helpers import encode_image
 from helpers import free_port
 from helpers import gif_bomb
+from helpers import process_memory_mb
 from helpers import wait_until_serving
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import predict_pb2
@@ -88,11 +89,6 @@ PROBES = [
 ]
 
 
-def status_mb(pid, field):
-    with open(f"/proc/{pid}/status") as file:
-        return next(int(line.split()[1]) for line in file if line.startswith(field)) / 1024
-
-
 @pytest.fixture(scope="module")
 def served_shapes():
     """(stub, pid, log) of `sat-keras serve` on the shapes model, gRPC only, in a process
@@ -126,13 +122,13 @@ def call(stub, proto, timeout=30):
 
 def test_every_probe_is_answered_fast_and_small_and_serving_goes_on(served_shapes):
     stub, process = served_shapes
-    warm_mb = status_mb(process.pid, "VmHWM")
+    warm_mb = process_memory_mb(process.pid, "VmHWM")
     for label, proto, code, text in PROBES:
         answer = call(stub, proto)
         assert answer[:1] == (code,) and text in answer[1], (label, answer)
         assert answer[2] < ANSWER_SECONDS, (label, answer)
         assert call(stub, GOOD)[0] == "OK", label
-    peak_mb = status_mb(process.pid, "VmHWM")
+    peak_mb = process_memory_mb(process.pid, "VmHWM")
     assert peak_mb - warm_mb < RSS_MARGIN_MB, (warm_mb, peak_mb)
 
 

@@ -19,6 +19,7 @@ import time
 import pytest
 from helpers import encode_image
 from helpers import free_port
+from helpers import process_memory_mb
 from helpers import wait_until_serving
 
 from sat_keras.serving import CaptionClient
@@ -106,11 +107,6 @@ def error_of(body):
 def post(port, body, extra=b""):
     return exchange(port, PREDICT + extra + b"Content-Length: %d\r\n\r\n" % len(body) + body,
                     then_wait=False)
-
-
-def rss_peak_mb(pid):
-    with open(f"/proc/{pid}/status") as file:
-        return next(int(line.split()[1]) for line in file if line.startswith("VmHWM")) / 1024
 
 
 def reset_rss_peak(pid):
@@ -205,9 +201,9 @@ def test_a_63_mb_json_array_is_refused_before_parsing(server):
     process, port = server
     body = b'{"inputs": {"features": [' + b"0," * (31 * 1024 * 1024) + b"0]}}"
     reset_rss_peak(process.pid)
-    warm_mb = rss_peak_mb(process.pid)
+    warm_mb = process_memory_mb(process.pid, "VmHWM")
     status, headers, answer, seconds = post(port, body)
-    added_mb = rss_peak_mb(process.pid) - warm_mb
+    added_mb = process_memory_mb(process.pid, "VmHWM") - warm_mb
     assert status == 400 and seconds < 2, (status, seconds)
     assert "values (counted by their commas); this model's inputs take at most 262144" in (
         error_of(answer))

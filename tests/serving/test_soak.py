@@ -18,6 +18,7 @@ import pytest
 from helpers import encode_image
 from helpers import free_port
 from helpers import hostile_images
+from helpers import process_memory_mb
 from helpers import wait_until_serving
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 from test_hostile_grpc import PROBES as HOSTILE_GRPC
@@ -38,11 +39,6 @@ SHAPES = os.path.join(os.path.dirname(__file__), "..", "..", "saved_models", "sh
 # would not stand out from this noise.
 CLIENTS, WARM_UP_SECONDS, SOAK_SECONDS = 8, 80, 60
 RSS_MARGIN_MB = 96
-
-
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as file:
-        return next(int(line.split()[1]) for line in file if line.startswith("VmRSS")) / 1024
 
 
 def requests():
@@ -144,10 +140,10 @@ def test_eight_clients_mixing_good_and_hostile_images(tmp_path):
     try:
         wait_until_serving(CaptionClient(f"127.0.0.1:{ports['grpc']}", "shapes"), process)
         soak(ports, WARM_UP_SECONDS, [])  # every kind of request once or more
-        started_mb = rss_mb(process.pid)
+        started_mb = process_memory_mb(process.pid, "VmRSS")
         outcomes, hostile = [], []
         soak(ports, SOAK_SECONDS, outcomes, hostile)
-        ended_mb = rss_mb(process.pid)
+        ended_mb = process_memory_mb(process.pid, "VmRSS")
         with CaptionClient(f"127.0.0.1:{ports['grpc']}", "shapes") as client:
             assert len(client.caption([encode_image("png", 64, 64)])["captions"]) == 1
     finally:
