@@ -339,7 +339,7 @@ def _write(model, functions, path, version, settings, limits, max_batch_size, ji
         os.makedirs(extra, exist_ok=True)
         with open(os.path.join(extra, EXPORT_CONFIG_FILE), "w") as file:
             json.dump({**settings, "image_size": model.image_size,
-                       "max_batch_size": max_batch_size, "attention": model.attention,
+                       "max_batch_size": max_batch_size, "attention": model.decoder.attention,
                        "jit_compile": jit_compile, "weights_dtype": weights_dtype,
                        "image_limits": dataclasses.asdict(limits)}, file, indent=2)
         with open(os.path.join(extra, MODEL_CONFIG_FILE), "w") as file:

@@ -450,7 +450,7 @@ class ShowAttendTell(keras.Model, Captioner):
         Example:
         >>> model = ShowAttendTell.from_preset(
         ...     "synthetic", vocabulary=Vocabulary.build(["a red circle"]))
-        >>> model.units
+        >>> model.decoder.units
         128
         """
         return preset_loaders.get_preset_loader(preset).load(
@@ -492,6 +492,9 @@ class ShowAttendTell(keras.Model, Captioner):
         for name in ("encoder", "decoder"):
             if config.get(name) is not None:
                 config[name] = keras.saving.deserialize_keras_object(config[name])
+        if config.get("decoder") is None:  # 0.2 kept the decoder's settings beside the model's
+            settings = {name: config.pop(name) for name in decoder_arguments() & set(config)}
+            config["decoder"] = settings or None
         return cls(**config)
 
     def __getattr__(self, name):

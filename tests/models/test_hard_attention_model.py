@@ -105,7 +105,7 @@ def test_save_and_reload_keep_the_baseline(hard_model, batch, tmp_path):
     assert float(_numpy(restored.baseline)) != 0.0
     np.testing.assert_allclose(_numpy(restored(inputs)["logits"]),
                                _numpy(hard_model(inputs)["logits"]), rtol=1e-6)
-    assert restored.attention == "hard"
+    assert restored.decoder.attention == "hard"
     assert restored.get_config()["decoder"]["config"]["attention"] == "hard"
     assert isinstance(ShowAttendTell.from_config(restored.get_config()), ShowAttendTell)
 

@@ -40,7 +40,7 @@ def test_a_model_file_of_version_0_1_loads_with_its_weights(make_model, batch, t
     before = old.read_bytes()
     loaded = load_captioner(str(old.parent))
     assert old.read_bytes() == before  # upgraded in a temporary copy
-    assert loaded.attention == "hard" and loaded.gating == "vector"
+    assert loaded.decoder.attention == "hard" and loaded.decoder.gating == "vector"
     for found, expected in zip(loaded.weights, model.weights):
         np.testing.assert_array_equal(np.asarray(found), np.asarray(expected))
     images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)

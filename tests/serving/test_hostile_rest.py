@@ -225,20 +225,33 @@ def test_head_and_the_server_header(server):
     assert "Python" not in headers["Server"]
 
 
-def test_connections_over_the_cap_are_answered_503(server):
-    process, port = server
+def hold_connections_and_knock(port):
+    """(status, body, seconds of the knock, seconds since the first held connection
+    opened) of one request while MAX_CONNECTIONS idle connections are held open."""
+    opened = time.monotonic()
     held = [socket.create_connection(("127.0.0.1", port)) for _ in range(MAX_CONNECTIONS)]
     time.sleep(0.2)
     try:
-        status, headers, body, seconds = exchange(
-            port, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        assert status == 503 and seconds < 1
-        assert error_of(body) == (f"The server is busy: {MAX_CONNECTIONS} connections are "
-                                  "open; try again later")
-        print(f"connection {MAX_CONNECTIONS + 1}: {status} in {seconds:.2f} s")
+        status, _, body, seconds = exchange(port, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        return status, body, seconds, time.monotonic() - opened
     finally:
         for connection in held:
             connection.close()
+
+
+def test_connections_over_the_cap_are_answered_503(server):
+    process, port = server
+    for _ in range(3):
+        status, body, seconds, held_for = hold_connections_and_knock(port)
+        # Idle connections are closed after --rest-timeout: on a loaded machine the
+        # held ones may expire before the knock, which then rightly gets in. Only
+        # then is it tried again.
+        if status == 503 or held_for < TIMEOUT / 2:
+            break
+    assert status == 503 and seconds < 1, (status, seconds, held_for)
+    assert error_of(body) == (f"The server is busy: {MAX_CONNECTIONS} connections are "
+                              "open; try again later")
+    print(f"connection {MAX_CONNECTIONS + 1}: {status} in {seconds:.2f} s")
     time.sleep(0.2)
     good(port)
 

@@ -25,7 +25,7 @@ SAT_KERAS = os.path.join(os.path.dirname(sys.executable), "sat-keras")
 
 def train_command(tmp_path, *extra):
     return [SAT_KERAS, "train", "--dataset", "synthetic", "--data-dir", str(tmp_path / "data"),
-            "--output-dir", str(tmp_path / "run"), "--num-images", "200", "--epochs", "3",
+            "--output-dir", str(tmp_path / "run"), "--num-images", "60", "--epochs", "3",
             "--batch-size", "8", "--backup-every", "5", *extra]
 
 
@@ -59,7 +59,7 @@ def test_a_killed_run_resumes_and_ends_with_the_planned_steps(tmp_path):
     entries = read_metrics(run_dir)
     assert entries[-1]["step"] == planned and entries[-1]["epoch"] == 3
     assert not os.path.exists(os.path.join(run_dir, "backup"))
-    assert load_captioner(run_dir).attention == "soft"
+    assert load_captioner(run_dir).decoder.attention == "soft"
 
 
 def test_the_run_directory_holds_config_metrics_and_tensorboard_logs(tmp_path):
