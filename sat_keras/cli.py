@@ -20,6 +20,7 @@ from sat_keras.export.reload import ONE_CAPTION_FIELDS
 from sat_keras.export.reload import decoding_settings
 from sat_keras.inference import caption_image_files
 from sat_keras.inference import plot_file_captions
+from sat_keras.models.caption_ensemble import CaptionEnsemble
 from sat_keras.models.presets import preset_names
 from sat_keras.models.saving import load_captioner
 from sat_keras.recipes import default_preset
@@ -180,7 +181,8 @@ def _evaluate(args):
 def _export(args):
     limits = ImageLimits(max_bytes=args.max_image_bytes, max_pixels=args.max_image_pixels,
                          max_request_pixels=args.max_request_pixels)
-    model = load_captioner(args.model)
+    models = [load_captioner(handle) for handle in args.model]
+    model = models[0] if len(models) == 1 else CaptionEnsemble(models)
     search = decoding_settings(model, _given_search(args), default_beam_size=3)
     path = export_captioner(model, args.output, beam_size=search.beam_size,
                             max_length=search.max_length, length_penalty=search.length_penalty,
@@ -393,8 +395,11 @@ def build_parser():
 
     export = commands.add_parser(
         "export", help="write a SavedModel for TF Serving (image bytes in, captions out)")
-    export.add_argument("--model", required=True,
-                        help="directory written by train/demo, a .keras file, or an export")
+    export.add_argument("--model", required=True, action="append",
+                        help="directory written by train/demo, a .keras file, or an export; "
+                             "given several times, their ensemble (word probabilities "
+                             "averaged at every step; decoding: the first model's unless "
+                             "given)")
     export.add_argument("--output", required=True, metavar="DIR",
                         help="the version directory, e.g. saved_models/NAME/1")
     _add_decoding_arguments(export, default_beam_size=3)

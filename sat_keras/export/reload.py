@@ -1,4 +1,5 @@
-"""A Keras `ShowAttendTell` rebuilt from a SavedModel that `export_captioner` wrote.
+"""A Keras `ShowAttendTell` (or `CaptionEnsemble`) rebuilt from a SavedModel that
+`export_captioner` wrote.
 
 The export holds everything the Python model needs once: the model config
 (`assets.extra/model_config.json`, without the vocabulary), the vocabulary
@@ -23,9 +24,10 @@ from sat_keras.export.saved_model import SCALES_COLLECTION
 from sat_keras.export.saved_model import VOCABULARY_ASSET
 from sat_keras.export.saved_model import WEIGHTS_COLLECTION
 from sat_keras.export.saved_model import restored
+from sat_keras.models.caption_ensemble import CaptionEnsemble
+from sat_keras.models.captioner import Captioner
 from sat_keras.models.preset_loaders import PresetLoader
 from sat_keras.models.preset_loaders import register_preset_loader
-from sat_keras.models.show_attend_tell import ShowAttendTell
 
 SAVED_MODEL_FILE = "saved_model.pb"
 
@@ -85,8 +87,12 @@ def _version_directory(path):
     return version_dir
 
 
-def load_exported_captioner(path, cls=ShowAttendTell):
-    """The `ShowAttendTell` of an export (a version directory or its base).
+def load_exported_captioner(path, cls=Captioner):
+    """The captioner of an export (a version directory or its base): a
+    `ShowAttendTell`, or the `CaptionEnsemble` an ensemble's export holds.
+
+    Args:
+        cls: the class the caller needs; another raises `ValueError`.
 
     Returns:
         The model, built, with the export's weights (float32), compiled with
@@ -104,13 +110,34 @@ def load_exported_captioner(path, cls=ShowAttendTell):
         serialized = json.load(file)
     with open(os.path.join(version_dir, "assets", VOCABULARY_ASSET), encoding="utf-8") as file:
         tokens = file.read().split("\n")[:-1]
-    serialized["config"]["vocabulary"] = tokens
-    model = keras.saving.deserialize_keras_object(serialized)
+    model = _rebuilt(serialized, tokens)
     if not isinstance(model, cls):
         raise ValueError(f"{version_dir} holds a {type(model).__name__}, not a {cls.__name__}.")
+    _assign_stored_weights(model, tf.saved_model.load(version_dir), version_dir)
+    exported = saved_model.read_export_config(version_dir)
+    model.choose_search(SearchSettings(
+        max_length=exported["max_length"], beam_size=exported["beam_size"],
+        length_penalty=exported.get("length_penalty", 0.0),
+        suppress_unknown=exported.get("suppress_unknown", False),
+        no_repeat_ngram_size=exported.get("no_repeat_ngram_size", 0)))
+    return model
+
+
+def _rebuilt(serialized, tokens):
+    """The built model of `model_config.json`, with fresh weights."""
+    if serialized.get("class_name") == "CaptionEnsemble":
+        return CaptionEnsemble([_rebuilt(member, tokens) for member in serialized["models"]],
+                               encoder_owners=serialized["encoder_owners"])
+    serialized["config"]["vocabulary"] = tokens
+    model = keras.saving.deserialize_keras_object(serialized)
     size = model.image_size
     model.build({"images": (None, size, size, 3)})
-    saved = tf.saved_model.load(version_dir)
+    return model
+
+
+def _assign_stored_weights(model, saved, version_dir):
+    """The stored weights into `model.variables`; an ensemble's shared encoders copied
+    from the one stored."""
     stored = getattr(saved, WEIGHTS_COLLECTION)
     scales = getattr(saved, SCALES_COLLECTION, None) or [None] * len(stored)
     variables = model.variables
@@ -123,13 +150,12 @@ def load_exported_captioner(path, cls=ShowAttendTell):
             raise ValueError(f"{version_dir}: the stored {variable.path} has shape "
                              f"{value.shape}, the model's {tuple(variable.shape)}.")
         variable.assign(value)
-    exported = saved_model.read_export_config(version_dir)
-    model.choose_search(SearchSettings(
-        max_length=exported["max_length"], beam_size=exported["beam_size"],
-        length_penalty=exported.get("length_penalty", 0.0),
-        suppress_unknown=exported.get("suppress_unknown", False),
-        no_repeat_ngram_size=exported.get("no_repeat_ngram_size", 0)))
-    return model
+    if isinstance(model, CaptionEnsemble):
+        for member, owner in zip(model.models, model.encoder_owners()):
+            source = model.models[owner].encoder
+            if source is not member.encoder:
+                for target, value in zip(member.encoder.variables, source.variables):
+                    target.assign(value)
 
 
 @register_preset_loader

@@ -18,6 +18,13 @@ first: `nbest_captions` string (N, n), `nbest_scores` float32 (N, n),
 `nbest_token_ids` int32 (N, n, T), `nbest_attention_weights` float32
 (N, n, T, L); the outputs above are then the first of them.
 
+A `CaptionEnsemble` exports the same way, with the same signatures and
+outputs: its search averages its models' word probabilities at every step
+(the attention is their mean), each distinct encoder runs and is stored
+once, and `caption_features` is left out if its models' annotations differ
+in shape. `model_config.json` then holds each model's config and
+`encoder_owners`.
+
 Decoding, resizing, the encoder's preprocessing, the search and the
 id-to-word lookup are all in the graph, built from stock TensorFlow ops
 (no tensorflow-text, no Python), so TF Serving runs it as it is.
@@ -38,6 +45,7 @@ import tensorflow as tf
 from sat_keras.decoding import SearchSettings
 from sat_keras.export.image_checks import ImageLimits
 from sat_keras.export.image_checks import decode_image_batch
+from sat_keras.models.caption_ensemble import CaptionEnsemble
 from sat_keras.text import END_ID
 from sat_keras.text import PAD_ID
 from sat_keras.text import START_ID
@@ -92,7 +100,8 @@ WEIGHT_DTYPES = ("float32", "float16", "int8")
 
 
 class StoredWeights(tf.Module):
-    """The model's variables as the export stores them, in `model.variables` order.
+    """The model's variables as the export stores them, in `model.variables` order
+    (an ensemble's: those its searches read, `CaptionEnsemble.variables`).
 
     With "float16" or "int8", the float32 matrices and convolution kernels
     (nearly all the bytes) are stored in fewer bits and read back through
@@ -218,8 +227,19 @@ class _CaptionFunctions:
         return self._caption({"features": features})
 
 
+def _members(model):
+    """The `ShowAttendTell` models an export holds: an ensemble's, or the model itself."""
+    return list(model.models) if isinstance(model, CaptionEnsemble) else [model]
+
+
 def _annotation_shape(model):
-    """(L, D) of the model's annotations, from its encoder or its built features."""
+    """(L, D) of the model's annotations, from its encoder or its built features;
+    None for an ensemble whose models' differ."""
+    shapes = {_model_annotation_shape(member) for member in _members(model)}
+    return shapes.pop() if len(shapes) == 1 else None
+
+
+def _model_annotation_shape(model):
     if model.encoder is not None and model.image_size is not None:
         size = model.image_size
         shape = model.encoder.compute_output_shape((None, size, size, 3))
@@ -232,10 +252,34 @@ def _annotation_shape(model):
 
 
 def _model_config(model):
-    """The serialized model without its vocabulary, which `assets/vocabulary.txt` holds."""
+    """The serialized model without its vocabulary, which `assets/vocabulary.txt` holds;
+    for an ensemble, its models' and `encoder_owners`."""
+    if isinstance(model, CaptionEnsemble):
+        return {"class_name": "CaptionEnsemble",
+                "models": [_model_config(member) for member in model.models],
+                "encoder_owners": list(model.encoder_owners())}
     serialized = keras.saving.serialize_keras_object(model)
     serialized["config"] = {k: v for k, v in serialized["config"].items() if k != "vocabulary"}
     return serialized
+
+
+def _attention(model):
+    """The attention kind for `export_config.json`: one, or the ensemble's models' list."""
+    kinds = [member.decoder.attention for member in _members(model)]
+    return kinds[0] if len(set(kinds)) == 1 else kinds
+
+
+def _check_exportable(model):
+    members = _members(model)
+    if any(member.encoder is None or member.image_size is None for member in members):
+        raise ValueError("Only models with an encoder and an image_size can be exported: the "
+                         "SavedModel takes encoded images.")
+    sizes = sorted({member.image_size for member in members})
+    if len(sizes) > 1:
+        raise ValueError(f"The models of an exported ensemble must take images of one size "
+                         f"(the export decodes each image once). Received: {sizes}")
+    if not all(member.built for member in members):
+        raise ValueError("The model has no weights yet: train or load it before exporting.")
 
 
 def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0,
@@ -245,7 +289,8 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
     """Writes `model` as a SavedModel at `path` (`.../<name>/<version>`).
 
     Args:
-        model: a built `ShowAttendTell` with an encoder and `image_size`.
+        model: a built `ShowAttendTell` with an encoder and `image_size`, or
+            a `CaptionEnsemble` of such models taking images of one size.
         path: the version directory; its name must be a positive integer,
             as TF Serving loads only numbered versions.
         beam_size: 1 exports greedy search, more the batched beam search.
@@ -274,11 +319,7 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
     Returns:
         `path`.
     """
-    if model.encoder is None or model.image_size is None:
-        raise ValueError("Only models with an encoder and an image_size can be exported: the "
-                         "SavedModel takes encoded images.")
-    if not model.built:
-        raise ValueError("The model has no weights yet: train or load it before exporting.")
+    _check_exportable(model)
     version = os.path.basename(os.path.normpath(path))
     if not version.isdigit() or int(version) < 1:
         raise ValueError(f"The export path must end in a positive version number, as TF "
@@ -304,7 +345,10 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
         vocabulary_file = os.path.join(folder, VOCABULARY_ASSET)
         with open(vocabulary_file, "w", encoding="utf-8") as file:
             file.write("".join(token + "\n" for token in model.vocabulary.tokens))
-        stored = None if weights_dtype == "float32" else StoredWeights(model, weights_dtype)
+        # An ensemble is always read through stored weights: they hold a shared
+        # encoder once, where tracking its models would store every copy.
+        stored = (None if weights_dtype == "float32" and not isinstance(model, CaptionEnsemble)
+                  else StoredWeights(model, weights_dtype))
         functions = _CaptionFunctions(model, settings, limits, max_batch_size,
                                       vocabulary_file, jit_compile, stored)
         _write(model, functions, path, version, settings, limits, max_batch_size,
@@ -326,10 +370,12 @@ def _write(model, functions, path, version, settings, limits, max_batch_size, ji
     archive.add_endpoint(
         "serving_default", functions.caption_image_bytes,
         input_signature=[tf.TensorSpec((None,), tf.string, name="image_bytes")])
-    archive.add_endpoint(
-        "caption_features", functions.caption_features,
-        input_signature=[tf.TensorSpec((None,) + _annotation_shape(model), tf.float32,
-                                       name="features")])
+    annotation_shape = _annotation_shape(model)
+    if annotation_shape is not None:
+        archive.add_endpoint(
+            "caption_features", functions.caption_features,
+            input_signature=[tf.TensorSpec((None,) + annotation_shape, tf.float32,
+                                           name="features")])
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{version}-", dir=parent)
@@ -339,7 +385,8 @@ def _write(model, functions, path, version, settings, limits, max_batch_size, ji
         os.makedirs(extra, exist_ok=True)
         with open(os.path.join(extra, EXPORT_CONFIG_FILE), "w") as file:
             json.dump({**settings, "image_size": model.image_size,
-                       "max_batch_size": max_batch_size, "attention": model.decoder.attention,
+                       "max_batch_size": max_batch_size, "attention": _attention(model),
+                       "models": len(_members(model)),
                        "jit_compile": jit_compile, "weights_dtype": weights_dtype,
                        "image_limits": dataclasses.asdict(limits)}, file, indent=2)
         with open(os.path.join(extra, MODEL_CONFIG_FILE), "w") as file:

@@ -2,8 +2,11 @@
 
 import math
 
+import numpy as np
+import tensorflow as tf
 from keras import ops
 
+from sat_keras import decoding
 from sat_keras.models.captioner import Captioner
 from sat_keras.models.captioner import TracedSearches
 
@@ -25,12 +28,23 @@ class CaptionEnsemble(Captioner):
     and `caption` are `ShowAttendTell`'s, and every search of `decoding`
     runs over it unchanged.
 
+    Models whose encoders are the same (one layer, or layers of one class
+    and settings with equal weights, as the frozen ResNet50 of members
+    trained apart) encode images once: `encoder_owners`. An ensemble is
+    exported as one SavedModel like a single model (`export_captioner`),
+    each shared encoder stored and run once.
+
     Args:
         models: `ShowAttendTell` models with the same vocabulary (same
-            tokens in the same order). Each encodes the inputs itself, so
-            with images the encoders may differ; with features they must
-            all read the same features. Their grids must have the same
-            number of locations L.
+            tokens in the same order). With images the encoders may
+            differ; with features they must all read the same features.
+            Their grids must have the same number of locations L.
+        encoder_owners: for loading (`export.reload`): per model, the
+            index of the model whose encoder it uses, as `encoder_owners()`
+            returns it. None: found by comparing the encoders.
+
+    Its decoding (`search_settings`, read by `export.reload.decoding_settings`)
+    is the first model's chosen one, if it has one (`choose_search`).
 
     Example:
     >>> vocabulary = Vocabulary.build(["a red circle", "a blue square"])
@@ -43,7 +57,7 @@ class CaptionEnsemble(Captioner):
     (3, (3, 5, 4))
     """
 
-    def __init__(self, models):
+    def __init__(self, models, encoder_owners=None):
         models = list(models)
         if not models:
             raise ValueError("An ensemble needs at least one model. Received none.")
@@ -56,6 +70,53 @@ class CaptionEnsemble(Captioner):
         self.models = models
         self.vocabulary = models[0].vocabulary
         self._traced_searches = TracedSearches()
+        self.search_chosen = bool(getattr(models[0], "search_chosen", False))
+        self.search_settings = (models[0].search_settings if self.search_chosen
+                                else decoding.SearchSettings())
+        if encoder_owners is not None:
+            encoder_owners = tuple(int(owner) for owner in encoder_owners)
+            if len(encoder_owners) != len(models) or any(
+                    not 0 <= owner <= index for index, owner in enumerate(encoder_owners)):
+                raise ValueError(f"encoder_owners must give each of the {len(models)} models "
+                                 "the index of itself or of an earlier model. Received: "
+                                 f"{list(encoder_owners)}")
+        self._encoder_owners = encoder_owners
+
+    def choose_search(self, search):
+        """Sets the ensemble's decoding (`decoding.SearchSettings` or a dict of its fields)."""
+        self.search_settings = decoding.SearchSettings.from_value(search)
+        self.search_chosen = True
+
+    @property
+    def built(self):
+        return all(model.built for model in self.models)
+
+    @property
+    def variables(self):
+        """The variables its searches read, each once: every model's, less the
+        encoder's of a model that uses an earlier model's (`encoder_owners`)."""
+        variables = []
+        for index, (model, owner) in enumerate(zip(self.models, self.encoder_owners())):
+            skipped = set() if owner == index else {id(v) for v in model.encoder.variables}
+            variables.extend(v for v in model.variables if id(v) not in skipped)
+        return variables
+
+    def encoder_owners(self):
+        """Per model, the index of the first model whose encoder is the same as its own.
+
+        The same: one layer, or two built layers of one class whose settings
+        (their configs, less name, weights source and trainability) and
+        weights are equal. Found once and kept, from the weights at that
+        time: an ensemble captions; fine-tune its models before making it.
+        """
+        if self._encoder_owners is not None:
+            return self._encoder_owners
+        encoders = [model.encoder for model in self.models]
+        owners = tuple(next(j for j in range(index + 1) if _same_encoder(encoders[j], encoder))
+                       for index, encoder in enumerate(encoders))
+        if all(encoder is None or encoder.built for encoder in encoders):
+            self._encoder_owners = owners  # unbuilt encoders have no weights to compare yet
+        return owners
 
     @property
     def image_size(self):
@@ -72,8 +133,15 @@ class CaptionEnsemble(Captioner):
             model.build_for(input_shapes)
 
     def encode(self, inputs, training=None):
-        """The models' annotations, a tuple: each model encodes the inputs itself."""
-        annotations = tuple(model.encode(inputs, training=training) for model in self.models)
+        """The models' annotations, a tuple; images pass once through each distinct
+        encoder (`encoder_owners`)."""
+        owners = (self.encoder_owners() if "images" in inputs
+                  else tuple(range(len(self.models))))
+        annotations = []
+        for index, (model, owner) in enumerate(zip(self.models, owners)):
+            annotations.append(model.encode(inputs, training=training) if owner == index
+                               else annotations[owner])
+        annotations = tuple(annotations)
         locations = {annotation.shape[1] for annotation in annotations}
         if len(locations) > 1:
             raise ValueError("The models of an ensemble must attend over grids of the same "
@@ -100,3 +168,25 @@ class CaptionEnsemble(Captioner):
         attention_weights = ops.mean(ops.stack(
             [ops.cast(alpha, "float32") for _, _, alpha in outputs]), axis=0)  # (rows, L)
         return mean_log_probs, tuple(new_state for _, new_state, _ in outputs), attention_weights
+
+
+# Config entries that leave an encoder's function unchanged.
+_UNCOMPUTED_SETTINGS = ("name", "weights", "trainable", "trainable_layers")
+
+
+def _same_encoder(first, second):
+    """Whether two encoders compute the same function: one layer, or built layers
+    of one class and settings with equal weights."""
+    if first is second:
+        return True
+    if (first is None or second is None or type(first) is not type(second)
+            or not (first.built and second.built)):
+        return False
+    settings = [{k: v for k, v in layer.get_config().items() if k not in _UNCOMPUTED_SETTINGS}
+                for layer in (first, second)]
+    if settings[0] != settings[1] or len(first.weights) != len(second.weights):
+        return False
+    with tf.init_scope():  # the values, also while a search is being traced
+        return all(a.shape == b.shape
+                   and np.array_equal(a.numpy(), b.numpy())
+                   for a, b in zip(first.weights, second.weights))

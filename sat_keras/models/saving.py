@@ -17,10 +17,10 @@ import zipfile
 import h5py  # a Keras dependency: the weights inside a .keras file
 import keras
 
+from sat_keras.models.captioner import Captioner
 from sat_keras.models.preset_loaders import PresetLoader
 from sat_keras.models.preset_loaders import get_preset_loader
 from sat_keras.models.preset_loaders import register_preset_loader
-from sat_keras.models.show_attend_tell import ShowAttendTell
 
 MODEL_FILE = "model.keras"
 _WEIGHTS = "model.weights.h5"
@@ -40,8 +40,9 @@ def save_captioner(model, directory, filename=MODEL_FILE):
 def load_captioner(handle):
     """The model a preset handle names: a directory written by `save_captioner`
     (or `sat-keras train`), a .keras file, an export, a preset directory, a
-    registered name ("flickr8k") or an archive URL (`models.preset_loaders`)."""
-    return get_preset_loader(handle).load(ShowAttendTell)
+    registered name ("flickr8k") or an archive URL (`models.preset_loaders`).
+    A `ShowAttendTell`, or the `CaptionEnsemble` of an ensemble's export."""
+    return get_preset_loader(handle).load(Captioner)
 
 
 @register_preset_loader

@@ -163,3 +163,60 @@ def test_the_model_and_the_ensemble_share_one_captioner_contract(two_models):
         assert getattr(type(model), name) is getattr(Captioner, name)
         assert getattr(type(ensemble), name) is getattr(Captioner, name)
     assert ensemble.seed_generator is model.seed_generator is model.decoder.seed_generator
+
+
+def test_encoders_of_one_class_settings_and_weights_are_shared(make_model):
+    first, second = make_model(with_encoder=True), make_model(with_encoder=True)
+    for model in (first, second):
+        model.build({"images": (None, 32, 32, 3)})
+    assert CaptionEnsemble([first, second]).encoder_owners() == (0, 1)  # own initial weights
+    assert CaptionEnsemble([first, first, second]).encoder_owners() == (0, 0, 2)
+    second.encoder.set_weights(first.encoder.get_weights())
+    assert CaptionEnsemble([first, second]).encoder_owners() == (0, 0)
+    features_only = make_model()
+    assert CaptionEnsemble([features_only, first]).encoder_owners() == (0, 1)
+
+
+def test_unbuilt_encoders_are_compared_once_built(make_model):
+    first, second = make_model(with_encoder=True), make_model(with_encoder=True)
+    ensemble = CaptionEnsemble([first, second])
+    assert ensemble.encoder_owners() == (0, 1)  # no weights yet
+    ensemble.build_for({"images": (None, 32, 32, 3)})
+    second.encoder.set_weights(first.encoder.get_weights())
+    assert ensemble.encoder_owners() == (0, 0)
+
+
+def test_a_shared_encoder_encodes_the_images_once(make_model, monkeypatch):
+    images = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)).astype("uint8")
+    first, second = make_model(with_encoder=True), make_model(with_encoder=True)
+    for model in (first, second):
+        model.build({"images": (None, 32, 32, 3)})
+    second.encoder.set_weights(first.encoder.get_weights())
+    apart = CaptionEnsemble([first, second], encoder_owners=(0, 1)).caption(
+        images=images, beam_size=2, max_length=6)
+    calls = []
+    call = second.encoder.call
+    monkeypatch.setattr(second.encoder, "call", lambda *a, **k: calls.append(1) or call(*a, **k))
+    shared = CaptionEnsemble([first, second])
+    outputs = shared.caption(images=images, beam_size=2, max_length=6)
+    assert shared.encoder_owners() == (0, 0) and calls == []
+    assert outputs["captions"] == apart["captions"]
+    np.testing.assert_allclose(outputs["scores"], apart["scores"], rtol=1e-6)
+    assert len(shared.variables) == len(first.variables) + len(second.variables) - len(
+        second.encoder.variables)
+
+
+def test_encoder_owners_given_must_point_to_earlier_models(two_models):
+    for owners in ((0,), (1, 1), (0, 2), (-1, 0)):
+        with pytest.raises(ValueError, match="encoder_owners must give each"):
+            CaptionEnsemble(two_models, encoder_owners=owners)
+
+
+def test_the_ensemble_decodes_as_its_first_model_was_chosen_to(two_models):
+    first, second = two_models
+    assert not CaptionEnsemble([first, second]).search_chosen
+    first.choose_search({"beam_size": 3, "length_penalty": 1.0})
+    ensemble = CaptionEnsemble([first, second])
+    assert ensemble.search_chosen and ensemble.search_settings.beam_size == 3
+    ensemble.choose_search({"beam_size": 2})
+    assert ensemble.search_settings.beam_size == 2 and first.search_settings.beam_size == 3
