@@ -24,6 +24,7 @@ import time
 import numpy as np
 import tensorflow as tf
 from machine import matmul_gflops
+from serve_latency import call_times
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.realpath(os.path.join(HERE, "..", "..", "shared"))
@@ -48,17 +49,6 @@ def export_ensembles(model_dir, sizes, folder):
                                          **settings)
         print(f"exported the ensemble of {size} in {time.perf_counter() - started:.0f} s")
     return settings, exports
-
-
-def timed(signature, batch, requests):
-    for _ in range(3):
-        signature(image_bytes=batch)
-    times = []
-    for _ in range(requests):
-        started = time.perf_counter()
-        signature(image_bytes=batch)["captions"].numpy()
-        times.append(1000 * (time.perf_counter() - started))
-    return times
 
 
 def size_mb(version_dir):
@@ -90,8 +80,8 @@ def main():
         matmul = [matmul_gflops()]
         for round_index in range(args.rounds):
             for n, signature in signatures.items():
-                one[n] += timed(signature, tf.constant(images[:1]), args.requests)
-                batch[n] += timed(signature, tf.constant(images), max(3, args.requests // 6))
+                one[n] += call_times(signature, images[:1], args.requests)
+                batch[n] += call_times(signature, images, max(3, args.requests // 6))
             matmul.append(matmul_gflops())
             print(f"round {round_index + 1}: " + ", ".join(
                 f"{n} model(s) p50 {np.percentile(one[n], 50):.1f} ms" for n in dirs))

@@ -46,7 +46,8 @@ def export_recipe_size_model(folder, weights, jit_compile):
                             max_length=20, jit_compile=jit_compile)
 
 
-def latencies(signature, images, requests):
+def call_times(signature, images, requests):
+    """Milliseconds of each of `requests` calls with `images`, after 3 warm-up calls."""
     batch = tf.constant(images)
     for _ in range(3):
         signature(image_bytes=batch)
@@ -55,6 +56,11 @@ def latencies(signature, images, requests):
         started = time.perf_counter()
         signature(image_bytes=batch)["captions"].numpy()
         times.append(1000 * (time.perf_counter() - started))
+    return times
+
+
+def latencies(signature, images, requests):
+    times = call_times(signature, images, requests)
     return np.percentile(times, 50), np.percentile(times, 99)
 
 
