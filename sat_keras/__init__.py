@@ -13,6 +13,7 @@ from sat_keras.layers.hard_attention import HardAttentionSampler
 from sat_keras.layers.soft_attention import BahdanauStyleSoftAttention
 from sat_keras.models import saving  # noqa: F401
 from sat_keras.models.caption_ensemble import CaptionEnsemble
+from sat_keras.models.captioner import Captioner
 from sat_keras.models.show_attend_tell import ShowAttendTell
 from sat_keras.text import Vocabulary
 from sat_keras.version import __version__
@@ -22,6 +23,7 @@ __all__ = [
     "AttentiveLSTMCell",
     "BahdanauStyleSoftAttention",
     "CaptionEnsemble",
+    "Captioner",
     "HardAttentionSampler",
     "PretrainedEncoder",
     "ShowAttendTell",

@@ -15,7 +15,7 @@ from sat_keras.training.rewards import CiderDReward
 from sat_keras.training.self_critical import SelfCritical
 
 DOCUMENTED = [getattr(sat_keras, name) for name in sat_keras.__all__ if name != "__version__"]
-DOCUMENTED += [sat_keras.ShowAttendTell.from_preset, SearchSettings, FineTuningAdam,
+DOCUMENTED += [sat_keras.Captioner.from_preset, SearchSettings, FineTuningAdam,
                CiderDReward, SelfCritical, quantize_int8]
 
 

@@ -112,7 +112,9 @@ def load_exported_captioner(path, cls=Captioner):
         tokens = file.read().split("\n")[:-1]
     model = _rebuilt(serialized, tokens)
     if not isinstance(model, cls):
-        raise ValueError(f"{version_dir} holds a {type(model).__name__}, not a {cls.__name__}.")
+        raise ValueError(f"{version_dir} holds a {type(model).__name__}, not a {cls.__name__}: "
+                         f"{type(model).__name__}.from_preset or Captioner.from_preset "
+                         "loads it.")
     _assign_stored_weights(model, tf.saved_model.load(version_dir), version_dir)
     exported = saved_model.read_export_config(version_dir)
     model.choose_search(SearchSettings(

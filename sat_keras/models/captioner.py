@@ -26,6 +26,7 @@ once for every `CausalLM`: `search` (the in-graph dispatch of
 import tensorflow as tf
 
 from sat_keras import decoding
+from sat_keras.models import preset_loaders
 from sat_keras.models.caption_batches import caption_in_batches
 from sat_keras.models.caption_batches import encoder_input_shapes
 from sat_keras.models.caption_batches import one_input
@@ -44,7 +45,57 @@ class TracedSearches:
 
 
 class Captioner:
-    """Search and caption over the contract above (a mixin; see the module docstring)."""
+    """Search and caption over the contract above (a mixin; see the module docstring).
+
+    `Captioner.from_preset(handle)` loads whichever captioner a trained
+    handle holds, as keras-hub's `Task.from_preset` does: a `ShowAttendTell`,
+    or the `CaptionEnsemble` of an ensemble's export. A subclass's
+    `from_preset` (`ShowAttendTell.from_preset`) loads only that class.
+
+    Example:
+    >>> model = Captioner.from_preset("shapes")  # a trained model that ships
+    >>> type(model).__name__, model.image_size
+    ('ShowAttendTell', 64)
+    """
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """A captioner from a preset handle, through the loader registry.
+
+        Args:
+            preset: a handle (`models.preset_loaders`): "flickr8k" (the
+                trained Flickr8k captioner that ships with the package) or
+                another registered name; an architecture name from
+                `presets.preset_names()` (e.g. "flickr8k_resnet50",
+                "synthetic"), which builds a `ShowAttendTell`; a directory
+                written by `save_to_preset`; a `.keras` file or a run
+                directory holding `model.keras`; a SavedModel written by
+                `export_captioner` (of a model or of a `CaptionEnsemble`);
+                or an `https://` or `file://` archive of one of these,
+                ending in `#sha256=HEX`.
+            load_weights: a preset directory's trained weights (default);
+                False gives its architecture freshly initialised.
+            **kwargs: for a preset directory, config values that merge into
+                its config (`decoder={"units": 768}` changes one decoder
+                argument). For an architecture name: `vocabulary` (required),
+                `encoder` (default: the preset's, a `SmallCNNEncoder` or a
+                `PretrainedEncoder`), `encoder_weights` ("imagenet", which
+                downloads; None; or a weights file) and model arguments that
+                replace the preset's. Trained models (`.keras` files,
+                exports) load as they are.
+
+        Raises:
+            ValueError: the handle holds another class than the one called
+                (`ShowAttendTell.from_preset` of an ensemble's export).
+
+        Example:
+        >>> model = ShowAttendTell.from_preset(
+        ...     "synthetic", vocabulary=Vocabulary.build(["a red circle"]))
+        >>> model.decoder.units
+        128
+        """
+        return preset_loaders.get_preset_loader(preset).load(
+            cls, load_weights=load_weights, **kwargs)
 
     def search(self, annotations, max_length=20, beam_size=1, length_penalty=0.0,
                temperature=None, num_captions=None, suppress_unknown=False,

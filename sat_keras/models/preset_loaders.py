@@ -171,6 +171,12 @@ class ArchitectureLoader(PresetLoader):
             raise ValueError(f"The preset {self.handle!r} ships no trained weights, so it "
                              "has no vocabulary: pass vocabulary=... to build its "
                              "architecture.")
+        if not issubclass(cls, keras.Model):  # Captioner.from_preset: a ShowAttendTell
+            model_class = keras.saving.get_registered_object("sat_keras>ShowAttendTell")
+            if not issubclass(model_class, cls):
+                raise ValueError(f"The preset {self.handle!r} builds a ShowAttendTell, "
+                                 f"not a {cls.__name__}.")
+            cls = model_class
         settings = presets.preset_settings(self.handle)
         if encoder is None:
             encoder = build_encoder(weights=encoder_weights, **settings["encoder"])

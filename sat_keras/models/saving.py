@@ -19,7 +19,6 @@ import keras
 
 from sat_keras.models.captioner import Captioner
 from sat_keras.models.preset_loaders import PresetLoader
-from sat_keras.models.preset_loaders import get_preset_loader
 from sat_keras.models.preset_loaders import register_preset_loader
 
 MODEL_FILE = "model.keras"
@@ -42,7 +41,7 @@ def load_captioner(handle):
     (or `sat-keras train`), a .keras file, an export, a preset directory, a
     registered name ("flickr8k") or an archive URL (`models.preset_loaders`).
     A `ShowAttendTell`, or the `CaptionEnsemble` of an ensemble's export."""
-    return get_preset_loader(handle).load(Captioner)
+    return Captioner.from_preset(handle)
 
 
 @register_preset_loader
@@ -68,7 +67,7 @@ class KerasFileLoader(PresetLoader):
             shutil.rmtree(folder, ignore_errors=True)
         if not isinstance(model, cls):
             raise ValueError(f"{model_path} holds a {type(model).__name__}, not a "
-                             f"{cls.__name__}.")
+                             f"{cls.__name__}: Captioner.from_preset loads it.")
         return model
 
 

@@ -12,7 +12,6 @@ from sat_keras.distribute import logs_for_multi_worker
 from sat_keras.distribute import scale_for_replicas
 from sat_keras.layers.attentive_lstm_cell import AttentiveLSTMCell
 from sat_keras.models import losses
-from sat_keras.models import preset_loaders
 from sat_keras.models import presets
 from sat_keras.models.caption_batches import encoder_input_shapes
 from sat_keras.models.captioner import Captioner
@@ -420,41 +419,7 @@ class ShowAttendTell(keras.Model, Captioner):
         return self.search(self.encode(inputs, training=False),
                            **self.search_settings.as_kwargs())
 
-    # -- presets -------------------------------------------------------------
-
-    @classmethod
-    def from_preset(cls, preset, load_weights=True, **kwargs):
-        """A model from a preset handle, through the loader registry.
-
-        Args:
-            preset: a handle (`models.preset_loaders`): "flickr8k" (the
-                trained Flickr8k captioner that ships with the package) or
-                another registered name; an architecture name from
-                `presets.preset_names()` (e.g. "flickr8k_resnet50",
-                "synthetic"); a directory written by `save_to_preset`; a
-                `.keras` file or a run directory holding `model.keras`; a
-                SavedModel written by `export_captioner`; or an `https://`
-                or `file://` archive of one of these, ending in
-                `#sha256=HEX`.
-            load_weights: a preset directory's trained weights (default);
-                False gives its architecture freshly initialised.
-            **kwargs: for a preset directory, config values that merge into
-                its config (`decoder={"units": 768}` changes one decoder
-                argument). For an architecture name: `vocabulary` (required),
-                `encoder` (default: the preset's, a `SmallCNNEncoder` or a
-                `PretrainedEncoder`), `encoder_weights` ("imagenet", which
-                downloads; None; or a weights file) and model arguments that
-                replace the preset's. Trained models (`.keras` files,
-                exports) load as they are.
-
-        Example:
-        >>> model = ShowAttendTell.from_preset(
-        ...     "synthetic", vocabulary=Vocabulary.build(["a red circle"]))
-        >>> model.decoder.units
-        128
-        """
-        return preset_loaders.get_preset_loader(preset).load(
-            cls, load_weights=load_weights, **kwargs)
+    # -- presets (`from_preset` is `Captioner`'s) --------------------------------
 
     def save_to_preset(self, directory):
         """Writes this model as a preset directory that `from_preset` reads."""

@@ -11,6 +11,7 @@ from helpers import python_captions
 from helpers import tiny_image_model
 
 from sat_keras import CaptionEnsemble
+from sat_keras import Captioner
 from sat_keras import ShowAttendTell
 from sat_keras import SmallCNNEncoder
 from sat_keras import cli
@@ -132,8 +133,11 @@ def test_an_ensemble_export_reloads_as_the_ensemble_with_its_decoding(members, t
         {name: tf.constant(value) for name, value in
          python_captions(loaded, IMAGES, tmp_path, **search).items()},
         python_captions(ensemble, IMAGES, tmp_path, **search))
-    with pytest.raises(ValueError, match="holds a CaptionEnsemble, not a ShowAttendTell"):
+    with pytest.raises(ValueError, match="holds a CaptionEnsemble, not a ShowAttendTell: "
+                                         "CaptionEnsemble.from_preset or Captioner"):
         ShowAttendTell.from_preset(str(base))
+    for cls in (Captioner, CaptionEnsemble):
+        assert type(cls.from_preset(str(base))) is CaptionEnsemble
     with open(base / "1" / "assets.extra" / MODEL_CONFIG_FILE) as file:
         config = json.load(file)
     assert config["class_name"] == "CaptionEnsemble" and config["encoder_owners"] == [0, 0, 0]

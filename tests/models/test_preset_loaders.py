@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from helpers import tiny_image_model
 
+from sat_keras import CaptionEnsemble
+from sat_keras import Captioner
 from sat_keras import ShowAttendTell
 from sat_keras import cli
 from sat_keras.export import export_captioner
@@ -48,7 +50,8 @@ def _token_ids(model):
 def test_each_format_has_its_loader_and_loads_the_same_model(handles, kind, loader):
     model, paths = handles
     assert type(get_preset_loader(paths[kind])) is loader
-    for loaded in (ShowAttendTell.from_preset(paths[kind]), load_captioner(paths[kind])):
+    for loaded in (ShowAttendTell.from_preset(paths[kind]), Captioner.from_preset(paths[kind]),
+                   load_captioner(paths[kind])):
         assert isinstance(loaded, ShowAttendTell)
         np.testing.assert_array_equal(_token_ids(loaded), _token_ids(model))
 
@@ -56,11 +59,16 @@ def test_each_format_has_its_loader_and_loads_the_same_model(handles, kind, load
 def test_an_architecture_name_needs_a_vocabulary(handles):
     model, _ = handles
     assert type(get_preset_loader("synthetic")) is ArchitectureLoader
-    fresh = ShowAttendTell.from_preset("synthetic", vocabulary=model.vocabulary,
-                                       decoder={"units": 16})
-    assert fresh.decoder.units == 16 and fresh.vocabulary == model.vocabulary
+    for cls in (ShowAttendTell, Captioner):  # Captioner.from_preset builds a ShowAttendTell
+        fresh = cls.from_preset("synthetic", vocabulary=model.vocabulary, decoder={"units": 16})
+        assert type(fresh) is ShowAttendTell and fresh.decoder.units == 16
+        assert fresh.vocabulary == model.vocabulary
     with pytest.raises(ValueError, match="pass vocabulary="):
         load_captioner("synthetic")
+    with pytest.raises(ValueError, match="builds a ShowAttendTell, not a CaptionEnsemble"):
+        CaptionEnsemble.from_preset("synthetic", vocabulary=model.vocabulary)
+    with pytest.raises(ValueError, match="holds a ShowAttendTell, not a CaptionEnsemble"):
+        CaptionEnsemble.from_preset(handles[1]["run"])
 
 
 def test_a_preset_directorys_overrides_merge_into_its_nested_config(handles):
