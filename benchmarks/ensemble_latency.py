@@ -1,7 +1,7 @@
 """Latency of an exported ensemble against the single model it is made of, in one run.
 
     python benchmarks/ensemble_latency.py [--model ../saved_models/flickr8k/3]
-        [--members 2 3] [--requests 30] [--rounds 2]
+        [--members 2 3 | --against EXPORT ...] [--requests 30] [--rounds 2]
 
 Rebuilds the model of an export (`export.reload`), makes ensembles of 2 and
 3 copies of it (`CaptionEnsemble`: the copies' encoders are equal, so the
@@ -12,7 +12,9 @@ dtype). Then calls the `serving_default` signature of the single export
 and of each ensemble in turn, round after round, with real Flickr8k JPEGs:
 p50 / p99 for one JPEG and for a batch of 32, after 3 warm-up calls. Copies
 average equal distributions, so the ensembles' captions must equal the
-single model's: the script checks it.
+single model's: the script checks it. `--against` times the given exports
+(version directories, e.g. a trained ensemble's) beside the model instead of
+copies of it.
 """
 
 import argparse
@@ -63,6 +65,8 @@ def main():
     parser.add_argument("--model", default=os.path.join(HERE, "..", "saved_models", "flickr8k",
                                                         "3"), help="an export's version directory")
     parser.add_argument("--members", type=int, nargs="+", default=[2, 3])
+    parser.add_argument("--against", nargs="+", default=None, metavar="EXPORT",
+                        help="version directories to time instead of copies of --model")
     parser.add_argument("--requests", type=int, default=30, help="one-JPEG calls per round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "flickr8k"))
@@ -70,8 +74,14 @@ def main():
     photos = sorted(glob.glob(os.path.join(args.data_dir, "**", "*.jpg"), recursive=True))[:32]
     images = [open(path, "rb").read() for path in photos]
     with tempfile.TemporaryDirectory() as folder:
-        settings, exports = export_ensembles(args.model, args.members, folder)
-        dirs = {1: args.model, **exports}
+        if args.against:
+            settings = "see each export's export_config.json"
+            exports = {os.path.basename(os.path.dirname(os.path.abspath(d))) + "/"
+                       + os.path.basename(d): d for d in args.against}
+        else:
+            settings, exports = export_ensembles(args.model, args.members, folder)
+            exports = {f"{n} models": d for n, d in exports.items()}
+        dirs = {"1 model": args.model, **exports}
         signatures = {n: tf.saved_model.load(d).signatures["serving_default"]
                       for n, d in dirs.items()}
         captions = {n: signature(image_bytes=tf.constant(images))["captions"].numpy().tolist()
@@ -84,18 +94,19 @@ def main():
                 batch[n] += call_times(signature, images, max(3, args.requests // 6))
             matmul.append(matmul_gflops())
             print(f"round {round_index + 1}: " + ", ".join(
-                f"{n} model(s) p50 {np.percentile(one[n], 50):.1f} ms" for n in dirs))
+                f"{n} p50 {np.percentile(one[n], 50):.1f} ms" for n in dirs))
         sizes = {n: size_mb(d) for n, d in dirs.items()}
     print(f"fp32 matmul 2048x2048: {min(matmul):.1f}-{max(matmul):.1f} GFLOP/s")
     print(f"single model: {args.model}; decoding and weights: {settings}")
-    base_one, base_batch = np.percentile(one[1], 50), np.percentile(batch[1], 50)
+    base_one, base_batch = (np.percentile(one["1 model"], 50),
+                            np.percentile(batch["1 model"], 50))
     for n in dirs:
         p50, p99 = np.percentile(one[n], 50), np.percentile(one[n], 99)
         b50, b99 = np.percentile(batch[n], 50), np.percentile(batch[n], 99)
-        print(f"{n} model(s), {sizes[n]:.1f} MB: 1 JPEG p50 {p50:.1f} ms, p99 {p99:.1f} ms "
+        print(f"{n}, {sizes[n]:.1f} MB: 1 JPEG p50 {p50:.1f} ms, p99 {p99:.1f} ms "
               f"({p50 / base_one:.2f}x); 32 JPEGs p50 {b50:.0f} ms, p99 {b99:.0f} ms "
               f"({b50 / base_batch:.2f}x, {32000 / b50:.0f} images/s); captions equal to the "
-              f"single model's: {captions[n] == captions[1]}")
+              f"single model's: {captions[n] == captions['1 model']}")
 
 
 if __name__ == "__main__":

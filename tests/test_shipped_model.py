@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from helpers import FLICKR8K_DIR
 
-from sat_keras import ShowAttendTell
+from sat_keras import Captioner
 from sat_keras import cli
 from sat_keras.data.flickr8k import read_flickr8k
 from sat_keras.data.records import select_split
@@ -33,7 +33,7 @@ def dev_photos():
 
 @needs_photos
 def test_the_shipped_model_describes_dev_photos_better_than_other_photos(dev_photos):
-    model = ShowAttendTell.from_preset("flickr8k")
+    model = Captioner.from_preset("flickr8k")
     assert read_export_config(str(SHIPPED))["weights_dtype"] == "int8"
     images = np.stack([np.asarray(keras_image(r.image_path)) for r in dev_photos])
     search = model.search_settings  # the export's: beam 5, length penalty 1, no <unk>

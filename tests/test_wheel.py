@@ -4,7 +4,7 @@ Builds the wheel from a copy of the checkout, installs it with `pip
 install --no-deps --no-index` into a fresh virtual environment whose
 dependencies come from this one's site-packages (a .pth line: the path
 only, so this environment's editable sat_keras is not seen there), and
-from an empty folder captions a photo with `from_preset("flickr8k")` in
+from an empty folder captions a photo with `Captioner.from_preset("flickr8k")` in
 Python and with `sat-keras caption PHOTO`, which must agree.
 """
 
@@ -26,11 +26,11 @@ PHOTO = "2090545563_a4e66ec76b.jpg"  # the first photo of the Flickr8k dev list
 PYTHON_CAPTION = """
 import sys
 import sat_keras
-from sat_keras import ShowAttendTell
+from sat_keras import Captioner
 from sat_keras.export.reload import decoding_settings
 from sat_keras.inference import caption_image_files
 
-model = ShowAttendTell.from_preset("flickr8k")
+model = Captioner.from_preset("flickr8k")
 [outcome] = caption_image_files(model, [sys.argv[1]], decoding_settings(model))
 print(sat_keras.__file__)
 print(f"{outcome.path}: {outcome.caption}")
