@@ -1,7 +1,11 @@
 """Latency of an exported ensemble against the single model it is made of, in one run.
 
-    python benchmarks/ensemble_latency.py [--model ../saved_models/flickr8k/3]
+    python benchmarks/ensemble_latency.py --model VERSION_DIR
         [--members 2 3 | --against EXPORT ...] [--requests 30] [--rounds 2]
+
+VERSION_DIR is a single model's export, e.g. version 3 of the Flickr8k
+captioner, which the repository's history holds:
+`git archive 4d7def5 saved_models/flickr8k/3 | tar -x -C /tmp`.
 
 Rebuilds the model of an export (`export.reload`), makes ensembles of 2 and
 3 copies of it (`CaptionEnsemble`: the copies' encoders are equal, so the
@@ -62,8 +66,8 @@ def size_mb(version_dir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=os.path.join(HERE, "..", "saved_models", "flickr8k",
-                                                        "3"), help="an export's version directory")
+    parser.add_argument("--model", required=True,
+                        help="a single model's export: its version directory")
     parser.add_argument("--members", type=int, nargs="+", default=[2, 3])
     parser.add_argument("--against", nargs="+", default=None, metavar="EXPORT",
                         help="version directories to time instead of copies of --model")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from helpers import FLICKR8K_DIR
 
+from sat_keras import CaptionEnsemble
 from sat_keras import Captioner
 from sat_keras import cli
 from sat_keras.data.flickr8k import read_flickr8k
@@ -35,9 +36,12 @@ def dev_photos():
 def test_the_shipped_model_describes_dev_photos_better_than_other_photos(dev_photos):
     model = Captioner.from_preset("flickr8k")
     assert read_export_config(str(SHIPPED))["weights_dtype"] == "int8"
+    # two decoders over one ResNet50, which runs once
+    assert isinstance(model, CaptionEnsemble) and model.encoder_owners() == (0, 0)
     images = np.stack([np.asarray(keras_image(r.image_path)) for r in dev_photos])
-    search = model.search_settings  # the export's: beam 5, length penalty 1, no <unk>
-    assert (search.beam_size, search.length_penalty, search.suppress_unknown) == (5, 1.0, True)
+    search = model.search_settings  # the export's: beam 5, lp 1, no <unk>, no repeated bigram
+    assert (search.beam_size, search.length_penalty, search.suppress_unknown,
+            search.no_repeat_ngram_size) == (5, 1.0, True, 2)
     captions = model.caption(images=images, **search.as_kwargs())["captions"]
     assert all(captions)
     own = cider_d([r.captions for r in dev_photos], captions)
@@ -61,4 +65,4 @@ def test_the_shipped_model_captions_a_photo_from_the_command_line_and_over_grpc(
     with LocalServer(str(SHIPPED), port=0, host="127.0.0.1") as server:
         client = CaptionClient(f"127.0.0.1:{server.port}", server.model_name, timeout=60)
         served = client.caption([photo])["captions"][0]
-    assert printed == f"{photo}: {served}"  # one model: Python and the server agree
+    assert printed == f"{photo}: {served}"  # one export: the command line and the server agree
