@@ -68,6 +68,7 @@ _PRESET_FLAGS = {
     "annotation_dropout": "model.decoder.annotation_dropout",
     "embedding_dropout": "model.decoder.embedding_dropout",
     "annotation_projection": "model.decoder.annotation_projection",
+    "init_from": "training.init_from",
 }
 _SECTIONS = ("model", "encoder", "training")
 
@@ -322,6 +323,10 @@ def build_parser():
                        help="embed each location's features into SIZE dimensions "
                             "(Dense + ReLU) before the decoder uses them (default: none, "
                             "the authors)")
+    train.add_argument("--init-from", default=None, metavar="MODEL",
+                       help="start the decoder from this trained model's weights (a run "
+                            "directory, .keras file, export or name with the same "
+                            "vocabulary and sizes), e.g. a soft model for --attention hard")
     train.add_argument("--keep-epoch-weights", action="store_true",
                        help="save each cross-entropy epoch's weights in RUN/epochs/")
     train.add_argument("--learning-rate", type=float, default=None)

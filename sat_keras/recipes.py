@@ -42,6 +42,7 @@ from sat_keras.training.runs import start_run
 from sat_keras.training.settings import DataSettings
 from sat_keras.training.settings import RunSettings
 from sat_keras.training.settings import TrainingSettings
+from sat_keras.training.warm_start import warm_start
 
 SYNTHETIC = "synthetic"
 # A run with a self-critical stage: RUN/self_critical/ is that stage's run
@@ -149,6 +150,9 @@ def train_recipe(data, run, preset=None, overrides=None, self_critical=None):
             **{"image_size": getattr(image_encoder, "image_size", None) or training.image_size,
                **(overrides or {}).get("model", {})})
         model.build({"images": (None, model.image_size, model.image_size, 3)})
+        if training.init_from:
+            copied = warm_start(model, training.init_from)
+            run.print_fn(f"Decoder started from {training.init_from} ({copied} weights)")
     stages = _Stages(data.features_dir, train_records, val_records)
     started = time.perf_counter()
     stage_dir = os.path.join(run.output_dir, SELF_CRITICAL_DIR)

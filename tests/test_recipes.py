@@ -102,6 +102,19 @@ def test_the_recipe_trains_reports_and_saves(tmp_path, records, monkeypatch):
     images = np.zeros((1, 64, 64, 3), "uint8")
     assert (loaded.caption(images=images)["captions"]
             == result["model"].caption(images=images)["captions"])
+    # A hard-attention run can start from this soft run's decoder (a warm start):
+    # at a vanishing learning rate its decoder ends where the soft one was.
+    hard = train_recipe(
+        DataSettings("synthetic", str(tmp_path / "data")),
+        RunSettings(str(tmp_path / "hard"), verbose=0, print_fn=lines.append),
+        preset="synthetic_hard",
+        overrides={"training": {"num_images": 40, "epochs": 1, "batch_size": 8,
+                                "learning_rate": 1e-12, "init_from": str(tmp_path / "run")},
+                   "model": {"decoder": {"units": 24, "annotation_projection": 16}}})["model"]
+    assert hard.decoder.attention == "hard"
+    assert any(line.startswith(f"Decoder started from {tmp_path / 'run'}") for line in lines)
+    for started, soft in zip(hard.decoder.trainable_weights, loaded.decoder.trainable_weights):
+        np.testing.assert_allclose(started.numpy(), soft.numpy(), atol=1e-6, err_msg=soft.path)
 
 
 def test_epochs_are_compared_from_the_presets_share_of_the_schedule_on():

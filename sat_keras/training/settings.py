@@ -78,6 +78,9 @@ class TrainingSettings:
             None gives; downloads), "none" (random), or a weights file.
         jit_compile: XLA-compile the training step (off: it did not pay on
             a 2-core CPU, `benchmarks/train_step_xla.py`).
+        init_from: a trained model's handle (`Captioner.from_preset`) whose
+            decoder weights this run starts from (`training.warm_start`),
+            e.g. a soft model for hard attention (None: a fresh decoder).
     """
 
     batch_size: int
@@ -97,6 +100,7 @@ class TrainingSettings:
     encoder_lr_multiplier: float | None = None
     encoder_weights: str | None = None
     jit_compile: bool = False
+    init_from: str | None = None
 
     def __post_init__(self):
         for name in ("batch_size", "epochs", "max_length", "min_count"):

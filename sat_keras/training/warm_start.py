@@ -1,0 +1,51 @@
+"""Warm start: a new run's decoder begins with a trained model's decoder weights.
+
+A hard-attention model has the weights of a soft one of the same size (the
+sampler adds none), so training hard attention can start from a trained
+soft model's attention and language model instead of from scratch
+(`TrainingSettings.init_from`, `sat-keras train --init-from HANDLE`).
+"""
+
+from sat_keras.models.captioner import Captioner
+from sat_keras.models.show_attend_tell import ShowAttendTell
+
+
+def warm_start(model, handle):
+    """Copies the trainable decoder weights of the model at `handle` into `model`.
+
+    Args:
+        model: a built `ShowAttendTell`.
+        handle: what `Captioner.from_preset` takes (a run directory, a
+            `.keras` file, an export, a registered name) naming one
+            `ShowAttendTell` with the same vocabulary and decoder sizes.
+            Its encoder and its decoding settings are not copied.
+
+    Returns:
+        The number of weight tensors copied.
+
+    Raises:
+        ValueError: `handle` holds an ensemble, another vocabulary, or a
+            decoder whose weights differ in number or shape (the message
+            names the first that differs).
+    """
+    source = Captioner.from_preset(handle)
+    if not isinstance(source, ShowAttendTell):
+        raise ValueError(f"init_from: {handle!r} holds a {type(source).__name__}; a warm "
+                         f"start copies one ShowAttendTell's decoder: name one of its models.")
+    if source.vocabulary != model.vocabulary:
+        raise ValueError(
+            f"init_from: {handle!r} has a vocabulary of {len(source.vocabulary)} tokens, "
+            f"this run {len(model.vocabulary)}, or the same number in another order: a warm "
+            f"start needs the vocabulary that this run builds (the same data and min_count).")
+    targets, values = model.decoder.trainable_weights, source.decoder.trainable_weights
+    if len(targets) != len(values):
+        raise ValueError(f"init_from: {handle!r}'s decoder has {len(values)} trainable "
+                         f"weights, this run's {len(targets)}: build the same decoder sizes.")
+    for target, value in zip(targets, values):
+        if tuple(target.shape) != tuple(value.shape):
+            raise ValueError(f"init_from: {handle!r}'s {value.path} has shape "
+                             f"{tuple(value.shape)}, this run's {target.path} "
+                             f"{tuple(target.shape)}: build the same decoder sizes.")
+    for target, value in zip(targets, values):
+        target.assign(value)
+    return len(targets)
