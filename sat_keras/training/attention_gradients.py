@@ -44,7 +44,7 @@ def sampling_copy(model, inference=None):
     if inference:
         decoder["hard_inference"] = inference
     config["decoder"] = {**config["decoder"], "config": decoder}
-    config["encoder"] = None
+    config.update(encoder=None, reinforce_baseline="per_token", reinforce_samples=1)
     copy = ShowAttendTell.from_config(config)
     annotation_dim = config["decoder"]["build_config"]["input_shape"][-1]
     copy.build({"features": (None, None, annotation_dim)})

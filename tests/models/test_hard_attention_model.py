@@ -146,3 +146,48 @@ def test_the_doubly_stochastic_penalty_defaults_to_soft_attention_only(make_mode
     loss = hard.compute_loss(y=targets, y_pred=outputs, training=False)
     np.testing.assert_allclose(_numpy(loss), np.mean(nll), rtol=1e-5)
     assert ShowAttendTell.from_config(hard.get_config()).doubly_stochastic_weight == 0.0
+
+
+def test_leave_one_out_decodes_every_caption_along_several_paths(make_model, batch):
+    inputs, targets = batch
+    model = make_model(attention="hard", seed=3, reinforce_baseline="leave_one_out",
+                       reinforce_samples=3)
+    outputs = model(inputs, training=True)  # 3 paths x 2 captions, path-major
+    assert _numpy(outputs["logits"]).shape[0] == 6
+    assert _numpy(model(inputs)["logits"]).shape[0] == 2  # one (expected) path outside training
+    # Each path is judged against the mean NLL of its own caption's other paths.
+    nll = keras.ops.convert_to_tensor([1.0, 10.0, 2.0, 20.0, 6.0, 30.0])  # path p, caption b
+    expected, observed = model._baseline_terms(nll, np.tile(targets, (3, 1)))
+    np.testing.assert_allclose(_numpy(expected), [4.0, 25.0, 3.5, 20.0, 1.5, 15.0])
+    np.testing.assert_allclose(_numpy(observed), _numpy(nll))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    logs = model.train_on_batch(inputs, targets, return_dict=True)
+    assert np.isfinite(logs["loss"]) and {"reinforce", "entropy_bonus"} <= set(logs)
+    restored = ShowAttendTell.from_config(model.get_config())
+    assert (restored.reinforce_baseline, restored.reinforce_samples) == ("leave_one_out", 3)
+
+
+def test_the_leave_one_out_loss_is_its_formula(make_model, batch):
+    import tensorflow as tf
+
+    inputs, targets = batch
+    model = make_model(attention="hard", seed=3, reinforce_baseline="leave_one_out",
+                       reinforce_samples=2, entropy_weight=0.0)
+    tf.random.set_seed(0)
+    outputs = model(inputs, training=True)
+    loss = float(_numpy(model.compute_loss(y=targets, y_pred=outputs)))
+    both = np.tile(targets, (2, 1))
+    nll = _numpy(losses.masked_nll(both, outputs["logits"]))  # (4,): path 0, then path 1
+    mask = both != 0
+    log_probs = (_numpy(outputs["sample_log_probs"]) * mask).sum(axis=1)
+    others = np.concatenate([nll[2:], nll[:2]])  # the other path of the same caption
+    reinforce = (nll - others) * log_probs
+    want = np.mean(nll + model.reinforce_weight * reinforce)
+    assert loss == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize("baseline, samples", [("leave_one_out", 1), ("per_token", 2),
+                                               ("leave_one_out", 0)])
+def test_paths_and_the_leave_one_out_baseline_go_together(make_model, baseline, samples):
+    with pytest.raises(ValueError, match="reinforce_samples must be at least 2"):
+        make_model(attention="hard", reinforce_baseline=baseline, reinforce_samples=samples)
