@@ -111,6 +111,23 @@ def reinforce_surrogate(nll, baseline, sample_log_probs, target_ids):
     return advantage * ops.sum(ops.cast(sample_log_probs, "float32") * mask, axis=1)  # (batch,)
 
 
+def leave_one_out_baseline(nll, paths):
+    """Per row, the mean NLL of the same caption's other location paths.
+
+    Args:
+        nll: (paths * batch,) NLLs, path-major: path p of caption b is row
+            p * batch + b (captions tiled `paths` times).
+        paths: location paths per caption, at least 2.
+
+    Returns:
+        (paths * batch,) float32: the baseline of multi-sample REINFORCE
+        (as in VIMCO), independent of the row's own sample.
+    """
+    by_path = ops.reshape(ops.cast(nll, "float32"), (paths, -1))  # (paths, batch)
+    others = (ops.sum(by_path, axis=0, keepdims=True) - by_path) / (paths - 1)
+    return ops.reshape(others, (-1,))
+
+
 def negative_attention_entropy(attention_weights, target_ids):
     """sum_t sum_i alpha_ti log alpha_ti per caption: minimising it raises the entropy.
 

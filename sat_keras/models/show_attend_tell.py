@@ -347,11 +347,8 @@ class ShowAttendTell(keras.Model, Captioner):
         """(the NLL the baseline expects per caption, what the baseline averages)."""
         if self.reinforce_baseline == "caption":
             return self.baseline, nll  # (), (batch,)
-        if self.reinforce_baseline == "leave_one_out":
-            by_path = ops.reshape(nll, (self.reinforce_samples, -1))  # (paths, batch)
-            others = (ops.sum(by_path, axis=0, keepdims=True) - by_path) / (
-                self.reinforce_samples - 1)  # the mean NLL of the caption's other paths
-            return ops.reshape(others, (-1,)), nll  # (paths * batch,), (paths * batch,)
+        if self.reinforce_baseline == "leave_one_out":  # (paths * batch,) each
+            return losses.leave_one_out_baseline(nll, self.reinforce_samples), nll
         lengths = ops.maximum(ops.sum(losses.caption_mask(target_ids), axis=1), 1.0)  # (batch,)
         if self.loss_normalization == "token":
             return self.baseline, nll  # nll is already per token

@@ -59,14 +59,6 @@ def reseed(model, seed):
     state.assign(ops.cast(ops.convert_to_tensor([seed, 0]), state.dtype))
 
 
-def leave_one_out_advantages(nll):
-    """NLL_s - the mean NLL of the other samples, for (samples, batch) NLLs."""
-    nll = ops.convert_to_tensor(nll, "float32")
-    samples = ops.shape(nll)[0]
-    others = (ops.sum(nll, axis=0, keepdims=True) - nll) / ops.cast(samples - 1, "float32")
-    return nll - others  # (samples, batch)
-
-
 def nll_and_log_probs(model, features, sequences, training=True):
     """Per caption: (NLL, sum_t log alpha of the sampled locations), each (batch,)."""
     token_ids, targets = sequences[:, :-1], sequences[:, 1:]
@@ -108,10 +100,8 @@ def gradient_draws(model, features, sequences, estimator, draws, samples=4, seed
         with tf.GradientTape() as tape:
             nll, log_probs = nll_and_log_probs(model, features, sequences)
             if estimator == "leave_one_out":
-                advantage = ops.reshape(
-                    leave_one_out_advantages(ops.reshape(nll, (samples, -1))), (-1,))
-            else:
-                advantage = nll - baseline
+                baseline = losses.leave_one_out_baseline(nll, samples)
+            advantage = nll - baseline
             surrogate = ops.mean(ops.stop_gradient(advantage) * log_probs)
         gradient = tape.gradient(surrogate, weights)
         gradients.append(np.concatenate([np.ravel(g) for g in gradient]).astype("float64"))

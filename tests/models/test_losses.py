@@ -66,3 +66,10 @@ def test_uniform_cross_entropy_is_the_mean_negative_log_probability_over_words()
     np.testing.assert_allclose(
         _numpy(losses.uniform_cross_entropy(targets, logits, normalization="token")),
         [expected / 2], rtol=1e-5)
+
+
+def test_leave_one_out_compares_each_path_with_its_captions_other_paths():
+    # 3 paths of 2 captions, path-major: path p of caption b is row p * 2 + b
+    nll = np.array([1.0, 10.0, 2.0, 20.0, 6.0, 30.0], "float32")
+    baseline = _numpy(losses.leave_one_out_baseline(nll, 3))
+    np.testing.assert_allclose(baseline, [4.0, 25.0, 3.5, 20.0, 1.5, 15.0])

@@ -36,13 +36,6 @@ def test_the_copy_samples_every_location_without_dropout_and_keeps_the_weights(b
         np.testing.assert_array_equal(np.asarray(copied), np.asarray(original))
 
 
-def test_leave_one_out_compares_each_sample_with_the_mean_of_the_others():
-    nll = np.array([[1.0, 10.0], [2.0, 20.0], [6.0, 30.0]])  # (samples, batch)
-    advantages = np.asarray(gradients.leave_one_out_advantages(nll))
-    np.testing.assert_allclose(advantages[:, 0], [1 - 4, 2 - 3.5, 6 - 1.5])
-    np.testing.assert_allclose(advantages[:, 1], [10 - 25, 20 - 20, 30 - 15])
-
-
 def test_every_draw_samples_anew_and_only_the_attention_layer_is_differentiated(batch):
     _, model, features, sequences = batch
     draws = gradients.gradient_draws(model, features, sequences, "none", draws=3)
