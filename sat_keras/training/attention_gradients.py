@@ -10,7 +10,7 @@ signal stands above it:
 - "none": b = 0.
 - "moving_average": b = the mean NLL per word times the caption's length:
   what the training baseline (`reinforce_baseline="per_token"`, a moving
-  average) converges to, taken here from the draws themselves.
+  average) converges to, taken here from 8 draws of its own.
 - "caption_mean": b = the mean caption NLL (`reinforce_baseline="caption"`).
 - "greedy": b_i = caption i's NLL along the argmax attention path, as
   self-critical training uses the greedy caption.
@@ -27,6 +27,7 @@ from keras import ops
 
 from sat_keras.models import losses
 from sat_keras.models.show_attend_tell import ShowAttendTell
+from sat_keras.training.warm_start import copy_decoder_weights
 
 ESTIMATORS = ("none", "moving_average", "caption_mean", "greedy", "leave_one_out")
 
@@ -48,8 +49,7 @@ def sampling_copy(model, inference=None):
     copy = ShowAttendTell.from_config(config)
     annotation_dim = config["decoder"]["build_config"]["input_shape"][-1]
     copy.build({"features": (None, None, annotation_dim)})
-    for target, value in zip(copy.decoder.trainable_weights, model.decoder.trainable_weights):
-        target.assign(value)
+    copy_decoder_weights(model, copy, "the measured model")
     return copy
 
 

@@ -37,13 +37,23 @@ def warm_start(model, handle):
             f"init_from: {handle!r} has a vocabulary of {len(source.vocabulary)} tokens, "
             f"this run {len(model.vocabulary)}, or the same number in another order: a warm "
             f"start needs the vocabulary that this run builds (the same data and min_count).")
+    return copy_decoder_weights(source, model, f"init_from: {handle!r}")
+
+
+def copy_decoder_weights(source, model, name):
+    """Assigns `source`'s trainable decoder weights to `model`'s, which must match.
+
+    Raises:
+        ValueError: the weights differ in number or shape; the message names
+            the source (`name`) and the first weight that differs.
+    """
     targets, values = model.decoder.trainable_weights, source.decoder.trainable_weights
     if len(targets) != len(values):
-        raise ValueError(f"init_from: {handle!r}'s decoder has {len(values)} trainable "
+        raise ValueError(f"{name}'s decoder has {len(values)} trainable "
                          f"weights, this run's {len(targets)}: build the same decoder sizes.")
     for target, value in zip(targets, values):
         if tuple(target.shape) != tuple(value.shape):
-            raise ValueError(f"init_from: {handle!r}'s {value.path} has shape "
+            raise ValueError(f"{name}'s {value.path} has shape "
                              f"{tuple(value.shape)}, this run's {target.path} "
                              f"{tuple(target.shape)}: build the same decoder sizes.")
     for target, value in zip(targets, values):
