@@ -59,13 +59,12 @@ def reseed(model, seed):
     state.assign(ops.cast(ops.convert_to_tensor([seed, 0]), state.dtype))
 
 
-def nll_and_log_probs(model, features, sequences, training=True):
-    """Per caption: (NLL, sum_t log alpha of the sampled locations), each (batch,)."""
+def teacher_forced(model, features, sequences, training=True):
+    """Per caption NLL (batch,), and log alpha of each step's sampled location (batch, T)."""
     token_ids, targets = sequences[:, :-1], sequences[:, 1:]
     outputs = model({"features": features, "token_ids": token_ids}, training=training)
     nll = losses.masked_nll(targets, outputs["logits"], model.loss_normalization)
-    mask = losses.caption_mask(targets)
-    return nll, ops.sum(ops.cast(outputs["sample_log_probs"], "float32") * mask, axis=1)
+    return nll, outputs["sample_log_probs"]
 
 
 def caption_lengths(sequences):
@@ -98,11 +97,11 @@ def gradient_draws(model, features, sequences, estimator, draws, samples=4, seed
     gradients = []
     for _ in range(draws):
         with tf.GradientTape() as tape:
-            nll, log_probs = nll_and_log_probs(model, features, sequences)
+            nll, sample_log_probs = teacher_forced(model, features, sequences)
             if estimator == "leave_one_out":
                 baseline = losses.leave_one_out_baseline(nll, samples)
-            advantage = nll - baseline
-            surrogate = ops.mean(ops.stop_gradient(advantage) * log_probs)
+            surrogate = ops.mean(losses.reinforce_surrogate(  # the training loss's term
+                nll, baseline, sample_log_probs, sequences[:, 1:]))
         gradient = tape.gradient(surrogate, weights)
         gradients.append(np.concatenate([np.ravel(g) for g in gradient]).astype("float64"))
     return np.stack(gradients)
@@ -113,9 +112,9 @@ def _baseline(model, features, sequences, estimator, seed, calibration_draws=8):
         return 0.0
     if estimator == "greedy":
         greedy = sampling_copy(model, inference="argmax")
-        return nll_and_log_probs(greedy, features, sequences, training=False)[0]
+        return teacher_forced(greedy, features, sequences, training=False)[0]
     reseed(model, seed + 1)  # draws of their own, not the measured ones
-    nll = ops.stack([nll_and_log_probs(model, features, sequences)[0]
+    nll = ops.stack([teacher_forced(model, features, sequences)[0]
                      for _ in range(calibration_draws)])  # (draws, batch)
     reseed(model, seed)
     if estimator == "caption_mean":
