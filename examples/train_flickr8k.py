@@ -19,10 +19,11 @@
 3. with `--scst-epochs N`, fine-tune it with self-critical sequence training
    on the CIDEr-D reward (`sat_keras.training.self_critical`), keeping the
    epoch with the best greedy dev CIDEr-D;
-4. with `--hard-epochs N`, train hard attention for N epochs in
+4. with `--attention hard` (or `--hard-epochs N`), train hard attention in
    work-dir/hard, its decoder started from the soft model's weights (a warm
-   start, `sat_keras.training.warm_start`; the flickr8k_resnet50_hard preset,
-   peak learning rate `--hard-learning-rate`, every epoch compared): on
+   start, `sat_keras.training.warm_start`) with the flickr8k_resnet50_hard
+   preset's warm-start schedule: 3 epochs (`--hard-epochs`) at a peak
+   learning rate of 2e-4 (`--hard-learning-rate`), every epoch compared. On
    Flickr8k it scores level with soft attention and attends more sharply,
    where hard attention from scratch scores far lower (docs/results/flickr8k.md);
 5. score the model on the whole dev split with greedy search and with the
@@ -55,6 +56,7 @@ from sat_keras.evaluation import format_metrics
 from sat_keras.export.reload import decoding_settings
 from sat_keras.metrics import caption_diversity
 from sat_keras.metrics import coco_tools_available
+from sat_keras.models.presets import WARM_START
 from sat_keras.recipes import train_recipe
 from sat_keras.training.self_critical import SelfCriticalSettings
 from sat_keras.training.settings import DataSettings
@@ -91,16 +93,21 @@ def main():
                         help="epochs of self-critical training after cross-entropy")
     parser.add_argument("--scst-learning-rate", type=float, default=None,
                         help="default: SelfCriticalSettings' (5e-5)")
-    parser.add_argument("--hard-epochs", type=int, default=0,
-                        help="then N epochs of hard attention started from the soft model, "
-                             "in WORK_DIR/hard (default: none)")
-    parser.add_argument("--hard-learning-rate", type=float, default=2e-4,
-                        help="their peak learning rate (default 2e-4)")
+    parser.add_argument("--attention", choices=("soft", "hard"), default="soft",
+                        help="hard: the soft model, then hard attention started from it, "
+                             "in WORK_DIR/hard")
+    parser.add_argument("--hard-epochs", type=int, default=None,
+                        help="epochs of that hard attention (default: the hard preset's "
+                             "warm start, 3, with --attention hard; else none)")
+    parser.add_argument("--hard-learning-rate", type=float, default=None,
+                        help="their peak learning rate (default: the preset's, 2e-4)")
     parser.add_argument("--beam-size", type=int, default=None,
                         help="default: the preset's chosen decoding (5)")
     parser.add_argument("--max-length", type=int, default=None,
                         help="of decoded captions (default: the preset's, 20)")
     args = parser.parse_args()
+    if args.hard_epochs is None:
+        args.hard_epochs = WARM_START["epochs"] if args.attention == "hard" else 0
     started = time.perf_counter()
 
     feature_dir = os.path.join(args.work_dir, "features")
@@ -136,7 +143,7 @@ def main():
 def train_hard_from_soft(args, feature_dir, max_minutes):
     """Hard attention for `--hard-epochs`, warm-started from the soft model in work-dir."""
     training = {"epochs": args.hard_epochs, "learning_rate": args.hard_learning_rate,
-                "select_from": 0.0, "batch_size": args.batch_size, "patience": args.patience,
+                "batch_size": args.batch_size, "patience": args.patience,
                 "encoder_weights": args.encoder_weights, "init_from": args.work_dir}
     result = train_recipe(
         DataSettings("flickr8k", args.data_dir, features_dir=feature_dir),

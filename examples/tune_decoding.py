@@ -9,6 +9,12 @@ how varied the captions are and how focused their attention is. Several
 --model flags score their ensemble (`CaptionEnsemble`: the models' word
 probabilities averaged at every step); they must share the vocabulary and
 the features.
+
+For hard-attention models, `--hard-inference` sets the context at test time
+(the expected one, a sampled location or the most attended one), and
+`--attention-paths K` (with "sample") decodes along K sampled location paths
+at once, each with its own state, averaging their word probabilities at
+every step of the beam (an ensemble of the model with itself).
 """
 
 import argparse
@@ -25,6 +31,7 @@ from sat_keras.metrics import caption_diversity
 from sat_keras.metrics import caption_metrics
 from sat_keras.metrics import coco_tools_available
 from sat_keras.models.saving import load_captioner
+from sat_keras.training.attention_gradients import reseed
 
 
 def main():
@@ -39,10 +46,25 @@ def main():
     parser.add_argument("--max-length", type=int, default=20)
     parser.add_argument("--suppress-unknown", action="store_true",
                         help="never write <unk> (every setting)")
+    parser.add_argument("--hard-inference", choices=("expected", "sample", "argmax"),
+                        default=None, help="hard attention's context at test time "
+                        "(default: the model's own)")
+    parser.add_argument("--attention-paths", type=int, default=1,
+                        help='sampled location paths averaged per step (with "sample")')
+    parser.add_argument("--seed", type=int, default=0, help="for sampled locations")
     parser.add_argument("--output", default=None)
     args = parser.parse_args()
+    if args.attention_paths < 1 or (args.attention_paths > 1 and args.hard_inference != "sample"):
+        parser.error("--attention-paths K > 1 needs --hard-inference sample")
 
     models = [load_captioner(path) for path in args.model]
+    if args.hard_inference:
+        for loaded in models:
+            if loaded.decoder.attention != "hard":
+                parser.error(f"--hard-inference needs hard attention; {loaded.name} is soft")
+            loaded.decoder.hard_inference = args.hard_inference
+            reseed(loaded, args.seed)
+    models = models * args.attention_paths  # each path its own state and samples
     model = models[0] if len(models) == 1 else CaptionEnsemble(models)
     records = select_split(read_flickr8k(args.data_dir), args.split)
     features = CachedFeatures(args.features).lookup([r.image_path for r in records]).numpy()
@@ -57,14 +79,16 @@ def main():
         scores = caption_metrics([r.captions for r in records], outputs["captions"],
                                  tokenization=tokenization)
         rows.append({"beam_size": int(beam), "length_penalty": float(penalty),
-                     "suppress_unknown": args.suppress_unknown, **scores,
+                     "suppress_unknown": args.suppress_unknown,
+                     "hard_inference": args.hard_inference,
+                     "attention_paths": args.attention_paths, **scores,
                      **caption_diversity(outputs["captions"]),
                      **attention_statistics(outputs["attention_weights"]),
                      "seconds": time.perf_counter() - started})
         print(f"beam {beam}, length penalty {penalty}: {format_metrics(scores)}", flush=True)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as file:
-            json.dump({"model": args.model[0] if len(models) == 1 else args.model,
+            json.dump({"model": args.model[0] if len(args.model) == 1 else args.model,
                        "split": args.split, "tokenization": tokenization, "rows": rows},
                       file, indent=1)
 

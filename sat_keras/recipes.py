@@ -153,6 +153,10 @@ def train_recipe(data, run, preset=None, overrides=None, self_critical=None):
         if training.init_from:
             copied = warm_start(model, training.init_from)
             run.print_fn(f"Decoder started from {training.init_from} ({copied} weights)")
+        elif "warm_start" in settings:
+            run.print_fn("Hard attention from scratch: on Flickr8k it captioned below soft "
+                         "attention, and level with it when started from a trained soft "
+                         "model (--init-from SOFT_RUN_DIR; docs/training.md).")
     stages = _Stages(data.features_dir, train_records, val_records)
     started = time.perf_counter()
     stage_dir = os.path.join(run.output_dir, SELF_CRITICAL_DIR)

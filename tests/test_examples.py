@@ -74,7 +74,7 @@ def test_the_recipe_warm_starts_hard_attention_from_its_soft_model(tmp_path):
     out = run_example("train_flickr8k.py", "--data-dir", data_dir, "--encoder", "mobilenet",
                       "--encoder-weights", str(MOBILENET_WEIGHTS), "--work-dir", work_dir,
                       "--epochs", "1", "--batch-size", "16", "--beam-size", "2",
-                      "--hard-epochs", "1")
+                      "--attention", "hard", "--hard-epochs", "1")
     assert "hard attention trained after" in out and "whole recipe:" in out
     assert out.count("dev (8 images), beam 1,") == 2  # the soft model, then the hard one
     with open(os.path.join(work_dir, "hard", "config.json")) as file:
@@ -82,19 +82,21 @@ def test_the_recipe_warm_starts_hard_attention_from_its_soft_model(tmp_path):
     assert config["preset"] == "flickr8k_resnet50_hard"
     assert config["model"]["decoder"]["attention"] == "hard"
     assert config["training"]["init_from"] == work_dir
-    assert (config["training"]["learning_rate"], config["training"]["epochs"]) == (2e-4, 1)
+    # the hard preset's warm-start schedule, its epochs given
+    assert (config["training"]["learning_rate"], config["training"]["epochs"],
+            config["training"]["select_from"]) == (2e-4, 1, 0.0)
     assert config["encoder"] == {"name": "mobilenet"}
     assert os.path.exists(os.path.join(work_dir, "hard", "model.keras"))
     # The gradient variance of the hard model's attention, per baseline, on a fixed batch.
     out = run_example("attention_gradient_variance.py", "--model", os.path.join(work_dir, "hard"),
                       "--data-dir", data_dir, "--features", os.path.join(work_dir, "features"),
                       "--images", "4", "--draws", "3", "--samples", "2",
-                      "--output", str(tmp_path / "variance.json"))
+                      "--calibration-images", "8", "--output", str(tmp_path / "variance.json"))
     with open(tmp_path / "variance.json") as file:
         figures = json.load(file)
     assert (figures["images"], figures["draws"], figures["samples"]) == (4, 3, 2)
     assert sorted(figures["results"]) == sorted(
-        ["none", "moving_average", "caption_mean", "greedy", "leave_one_out"])
+        ["none", "moving_average", "caption_mean", "greedy", "leave_one_out", "learned"])
     for estimator, row in figures["results"].items():
         assert f"{estimator}: variance " in out
         assert row["variance"] > 0 and row["snr"] == pytest.approx(

@@ -288,7 +288,9 @@ class AttentiveLSTMCell(keras.layers.Layer):
             dict: "logits" (batch, T, vocabulary_size), "attention_weights"
             (batch, T, L), "sample_log_probs" (batch, T): log alpha_{t, s_t}
             of the location sampled at each step (hard attention in
-            training), 0 where none was sampled.
+            training), 0 where none was sampled, and "previous_hidden"
+            (batch, T, units): h_{t-1}, the state each step attends from
+            (h_0 first), which depends on the earlier steps' samples only.
         """
         annotations = memory["annotations"]
         token_ids = ops.convert_to_tensor(token_ids, "int32")  # (batch, T)
@@ -322,9 +324,12 @@ class AttentiveLSTMCell(keras.layers.Layer):
         hidden = ops.transpose(hidden, (1, 0, 2))  # (batch, T, units)
         contexts = ops.transpose(contexts, (1, 0, 2))  # (batch, T, D)
         logits = self.output_logits(embedded, hidden, contexts, training=training)
+        previous = ops.concatenate(
+            [ops.expand_dims(ops.cast(states[0], hidden.dtype), 1), hidden[:, :-1]], axis=1)
         return {"logits": logits,  # (batch, T, V)
                 "attention_weights": ops.transpose(attention_weights, (1, 0, 2)),  # (batch, T, L)
-                "sample_log_probs": ops.transpose(sample_log_probs)}  # (batch, T)
+                "sample_log_probs": ops.transpose(sample_log_probs),  # (batch, T)
+                "previous_hidden": previous}  # (batch, T, units)
 
     def _sample_choice(self, batch_size):
         """1.0 where an image uses the sampled context, 0.0 for the expected one (batch,)."""

@@ -97,8 +97,11 @@ def reinforce_surrogate(nll, baseline, sample_log_probs, target_ids):
 
     Args:
         nll: per-caption NLL (batch,), the reward's negative.
-        baseline: the NLL the baseline b expects: a scalar, or one per
-            caption (batch,) for a per-token baseline scaled by length.
+        baseline: the NLL the baseline b expects: a scalar, one per
+            caption (batch,) for a per-token baseline scaled by length, or
+            one per step (batch, time) for a state-dependent baseline: b_t
+            judges the sample of step t (it may depend on the earlier
+            samples, never on s_t, or the estimate is biased).
         sample_log_probs: log alpha of the sampled locations (batch, time);
             zero where no location was sampled.
         target_ids: int (batch, time), 0 = padding.
@@ -107,8 +110,30 @@ def reinforce_surrogate(nll, baseline, sample_log_probs, target_ids):
         (batch,) float32.
     """
     mask = caption_mask(target_ids)  # (batch, time)
-    advantage = ops.stop_gradient(ops.cast(nll, "float32") - baseline)  # (batch,)
+    nll = ops.cast(nll, "float32")  # (batch,)
+    baseline = ops.cast(baseline, "float32")
+    if len(baseline.shape) == 2:  # per step: (NLL - b_t) weighs log p(s_t)
+        advantage = ops.stop_gradient(ops.expand_dims(nll, 1) - baseline)  # (batch, time)
+        return ops.sum(advantage * ops.cast(sample_log_probs, "float32") * mask, axis=1)
+    advantage = ops.stop_gradient(nll - baseline)  # (batch,)
     return advantage * ops.sum(ops.cast(sample_log_probs, "float32") * mask, axis=1)  # (batch,)
+
+
+def baseline_regression(observed, predicted, target_ids):
+    """The learned baseline's own loss: its squared error per real step, averaged per caption.
+
+    Args:
+        observed: what the baseline should predict, per caption (batch,)
+            (the NLL per word); held constant.
+        predicted: the baseline's prediction at each step (batch, time).
+        target_ids: int (batch, time), 0 = padding.
+
+    Returns:
+        (batch,) float32: mean_t (observed - b_t)^2 over the real steps.
+    """
+    error = ops.expand_dims(ops.stop_gradient(ops.cast(observed, "float32")), 1) - ops.cast(
+        predicted, "float32")  # (batch, time)
+    return _over_caption(ops.square(error), target_ids, "token")
 
 
 def leave_one_out_baseline(nll, paths):

@@ -18,7 +18,7 @@ from sat_keras.models.captioner import Captioner
 from sat_keras.models.captioner import TracedSearches
 from sat_keras.text import Vocabulary
 
-BASELINES = ("caption", "per_token", "leave_one_out")
+BASELINES = ("caption", "per_token", "leave_one_out", "learned")
 
 
 @functools.cache
@@ -106,7 +106,15 @@ class ShowAttendTell(keras.Model, Captioner):
             REINFORCE, as in VIMCO; no moving average is needed, though it
             is still kept). At equal compute, its gradient variance measured
             3 to 11 times below "per_token"'s on Flickr8k
-            (docs/results/flickr8k.md); every path costs a decoder pass.
+            (docs/results/flickr8k.md); every path costs a decoder pass;
+            or "learned": a state-dependent baseline (as in Mnih et al.
+            2014 and Ba et al. 2015, whom the paper follows): at step t,
+            b_t = the moving average plus a linear function of h_{t-1},
+            the state the step attends from (held constant), predicting the
+            caption's NLL per word (scaled by its length like "per_token").
+            Each step's sample is judged against its own b_t. The linear
+            layer (`baseline_head`, starting at zero) learns only from its
+            squared error, added to the loss and logged as `baseline_error`.
         reinforce_samples: location paths per caption in training (hard
             attention; at least 2 with "leave_one_out", 1 otherwise). The
             NLL and the other terms are averaged over the paths.
@@ -125,10 +133,12 @@ class ShowAttendTell(keras.Model, Captioner):
 
     Returns:
         dict with "logits" (batch, T, vocabulary_size), "attention_weights"
-        (batch, T, L) and "sample_log_probs" (batch, T): log alpha_{t, s_t}
+        (batch, T, L), "sample_log_probs" (batch, T): log alpha_{t, s_t}
         of the location hard attention sampled at each step in training,
         the score that its REINFORCE term weights; 0 where no location was
-        sampled (soft attention, inference, the expected context).
+        sampled (soft attention, inference, the expected context), and
+        "previous_hidden" (batch, T, units): h_{t-1}, the state each step
+        attends from, which the learned baseline reads.
 
     `predict()` decodes instead: it returns the outputs of `search` with the
     settings of `compile(search=...)` (default greedy, 20 words), on a fresh
@@ -205,9 +215,14 @@ class ShowAttendTell(keras.Model, Captioner):
         self.reinforce_samples = reinforce_samples
         self.nll_tracker = keras.metrics.Mean(name="nll")
         self.penalty_tracker = keras.metrics.Mean(name="attention_penalty")
+        self.baseline_head = None
         if decoder.attention == "hard":
             self.reinforce_tracker = keras.metrics.Mean(name="reinforce")
             self.entropy_tracker = keras.metrics.Mean(name="entropy_bonus")
+            if reinforce_baseline == "learned":
+                self.baseline_head = keras.layers.Dense(
+                    1, kernel_initializer="zeros", dtype="float32", name="baseline_head")
+                self.baseline_error_tracker = keras.metrics.Mean(name="baseline_error")
         self.search_settings = decoding.SearchSettings()
         self.search_chosen = False  # compile(search=...) given: the model's default decoding
         self._traced_searches = TracedSearches()
@@ -237,6 +252,8 @@ class ShowAttendTell(keras.Model, Captioner):
         if self.decoder.attention == "hard":
             self.baseline = self.add_weight(shape=(), initializer="zeros", trainable=False,
                                             aggregation="mean", name="reinforce_baseline")
+        if self.baseline_head is not None and not self.baseline_head.built:
+            self.baseline_head.build((None, self.decoder.units))
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Under a tf.distribute strategy Keras builds unbuilt models from a
@@ -324,9 +341,15 @@ class ShowAttendTell(keras.Model, Captioner):
                                                    self.loss_normalization)  # (batch,)
             total = total + self.label_smoothing * (uniform - nll)
         if self.decoder.attention == "hard" and training:
-            expected_nll, observed = self._baseline_terms(nll, y)  # (batch,) or (), (batch,)
+            # expected_nll: (), (batch,) or per step (batch, T); observed: (batch,)
+            expected_nll, observed = self._baseline_terms(nll, y, y_pred)
             reinforce = losses.reinforce_surrogate(
                 nll, expected_nll, y_pred["sample_log_probs"], y)  # (batch,)
+            if self.baseline_head is not None:
+                regression = losses.baseline_regression(
+                    observed, self._learned_baseline(y_pred), y)  # (batch,)
+                self.baseline_error_tracker.update_state(regression)
+                total = total + regression
             entropy = losses.negative_attention_entropy(y_pred["attention_weights"], y)
             self.reinforce_tracker.update_state(reinforce)
             self.entropy_tracker.update_state(entropy)
@@ -343,16 +366,26 @@ class ShowAttendTell(keras.Model, Captioner):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         return logs_for_multi_worker(super().compute_metrics(x, y, y_pred, sample_weight))
 
-    def _baseline_terms(self, nll, target_ids):
-        """(the NLL the baseline expects per caption, what the baseline averages)."""
+    def _baseline_terms(self, nll, target_ids, y_pred=None):
+        """(the NLL the baseline expects per caption, or per step with "learned";
+        what the moving average averages)."""
         if self.reinforce_baseline == "caption":
             return self.baseline, nll  # (), (batch,)
         if self.reinforce_baseline == "leave_one_out":  # (paths * batch,) each
             return losses.leave_one_out_baseline(nll, self.reinforce_samples), nll
-        lengths = ops.maximum(ops.sum(losses.caption_mask(target_ids), axis=1), 1.0)  # (batch,)
+        expected = (self.baseline if self.baseline_head is None
+                    else self._learned_baseline(y_pred))  # () or (batch, T), per word
         if self.loss_normalization == "token":
-            return self.baseline, nll  # nll is already per token
-        return self.baseline * lengths, nll / lengths  # (batch,), (batch,)
+            return expected, nll  # nll is already per token
+        lengths = ops.maximum(ops.sum(losses.caption_mask(target_ids), axis=1), 1.0)  # (batch,)
+        if self.baseline_head is not None:
+            lengths = ops.expand_dims(lengths, 1)  # (batch, 1)
+        return expected * lengths, nll / ops.reshape(lengths, (-1,))
+
+    def _learned_baseline(self, y_pred):
+        """b_t per word (batch, T): the moving average plus the head's reading of h_{t-1}."""
+        previous = ops.stop_gradient(ops.cast(y_pred["previous_hidden"], "float32"))
+        return self.baseline + self.baseline_head(previous)[..., 0]  # (batch, T)
 
     # -- decoding ------------------------------------------------------------
 

@@ -16,6 +16,11 @@ signal stands above it:
   self-critical training uses the greedy caption.
 - "leave_one_out": `samples` location paths per caption, each compared with
   the mean NLL of the others (multi-sample REINFORCE, as in VIMCO).
+- "learned": b_t = length * (w . h_{t-1} + c) per step, the state-dependent
+  baseline of `reinforce_baseline="learned"`, with w and c its least-squares
+  fit (what its squared-error training converges to) on other captions
+  (`calibration`): fitted on the measured captions it would learn them by
+  heart and flatter itself.
 
 Every draw samples every location (no expected-context mixing) without
 dropout, so the sampling of locations is the only noise.
@@ -29,7 +34,7 @@ from sat_keras.models import losses
 from sat_keras.models.show_attend_tell import ShowAttendTell
 from sat_keras.training.warm_start import copy_decoder_weights
 
-ESTIMATORS = ("none", "moving_average", "caption_mean", "greedy", "leave_one_out")
+ESTIMATORS = ("none", "moving_average", "caption_mean", "greedy", "leave_one_out", "learned")
 
 
 def sampling_copy(model, inference=None):
@@ -59,19 +64,45 @@ def reseed(model, seed):
     state.assign(ops.cast(ops.convert_to_tensor([seed, 0]), state.dtype))
 
 
-def teacher_forced(model, features, sequences, training=True):
-    """Per caption NLL (batch,), and log alpha of each step's sampled location (batch, T)."""
+def teacher_forced(model, features, sequences, training=True, previous_hidden=False):
+    """Per caption NLL (batch,), and log alpha of each step's sampled location (batch, T);
+    with `previous_hidden`, also h_{t-1} of each step (batch, T, units)."""
     token_ids, targets = sequences[:, :-1], sequences[:, 1:]
     outputs = model({"features": features, "token_ids": token_ids}, training=training)
     nll = losses.masked_nll(targets, outputs["logits"], model.loss_normalization)
+    if previous_hidden:
+        return nll, outputs["sample_log_probs"], outputs["previous_hidden"]
     return nll, outputs["sample_log_probs"]
+
+
+def fit_learned_baseline(model, features, sequences, draws=4, seed=1, ridge=1e-3):
+    """(w (units,), c): least squares of each caption's NLL per word on h_{t-1}
+    over its real steps, from `draws` sampled passes over these captions."""
+    reseed(model, seed)
+    features = tf.convert_to_tensor(features, "float32")
+    sequences = tf.convert_to_tensor(sequences, "int32")
+    mask = ops.convert_to_numpy(losses.caption_mask(sequences[:, 1:])).astype(bool)
+    lengths = ops.convert_to_numpy(caption_lengths(sequences))
+    inputs, targets = [], []
+    for _ in range(draws):
+        nll, _, previous = teacher_forced(model, features, sequences, previous_hidden=True)
+        per_word = ops.convert_to_numpy(nll) / lengths  # (batch,)
+        inputs.append(ops.convert_to_numpy(previous)[mask])  # (real steps, units)
+        targets.append(np.broadcast_to(per_word[:, None], mask.shape)[mask])
+    inputs = np.concatenate(inputs).astype("float64")
+    inputs = np.concatenate([inputs, np.ones((len(inputs), 1))], axis=1)  # the bias
+    targets = np.concatenate(targets).astype("float64")
+    gram = inputs.T @ inputs + ridge * len(inputs) * np.eye(inputs.shape[1])
+    solution = np.linalg.solve(gram, inputs.T @ targets)
+    return solution[:-1], solution[-1]
 
 
 def caption_lengths(sequences):
     return ops.sum(losses.caption_mask(sequences[:, 1:]), axis=1)  # (batch,)
 
 
-def gradient_draws(model, features, sequences, estimator, draws, samples=4, seed=0):
+def gradient_draws(model, features, sequences, estimator, draws, samples=4, seed=0,
+                   calibration=None):
     """The REINFORCE gradient of the attention layer, drawn `draws` times.
 
     Args:
@@ -80,6 +111,8 @@ def gradient_draws(model, features, sequences, estimator, draws, samples=4, seed
             `<start>` ... `<end>` padded with 0.
         estimator: one of `ESTIMATORS`.
         samples: location paths per caption for "leave_one_out".
+        calibration: (features, sequences) of other captions, which "learned"
+            fits its baseline on (required there, unused otherwise).
 
     Returns:
         float64 (draws, number of attention parameters).
@@ -89,6 +122,13 @@ def gradient_draws(model, features, sequences, estimator, draws, samples=4, seed
     reseed(model, seed)
     features = tf.convert_to_tensor(features, "float32")
     sequences = tf.convert_to_tensor(sequences, "int32")
+    if estimator == "learned":
+        if calibration is None:
+            raise ValueError('The "learned" estimator needs calibration captions: '
+                             "calibration=(features, sequences) of other images.")
+        kernel, bias = (tf.constant(v, "float32")
+                        for v in fit_learned_baseline(model, *calibration, seed=seed + 1))
+        reseed(model, seed)
     baseline = _baseline(model, features, sequences, estimator, seed)
     if estimator == "leave_one_out":
         features = tf.tile(features, [samples, 1, 1])
@@ -97,9 +137,13 @@ def gradient_draws(model, features, sequences, estimator, draws, samples=4, seed
     gradients = []
     for _ in range(draws):
         with tf.GradientTape() as tape:
-            nll, sample_log_probs = teacher_forced(model, features, sequences)
+            nll, sample_log_probs, previous = teacher_forced(
+                model, features, sequences, previous_hidden=True)
             if estimator == "leave_one_out":
                 baseline = losses.leave_one_out_baseline(nll, samples)
+            if estimator == "learned":  # per step, from the state it attends from
+                per_word = ops.einsum("btu,u->bt", ops.cast(previous, "float32"), kernel) + bias
+                baseline = per_word * ops.expand_dims(caption_lengths(sequences), 1)
             surrogate = ops.mean(losses.reinforce_surrogate(  # the training loss's term
                 nll, baseline, sample_log_probs, sequences[:, 1:]))
         gradient = tape.gradient(surrogate, weights)
@@ -108,7 +152,7 @@ def gradient_draws(model, features, sequences, estimator, draws, samples=4, seed
 
 
 def _baseline(model, features, sequences, estimator, seed, calibration_draws=8):
-    if estimator in ("none", "leave_one_out"):
+    if estimator in ("none", "leave_one_out", "learned"):
         return 0.0
     if estimator == "greedy":
         greedy = sampling_copy(model, inference="argmax")

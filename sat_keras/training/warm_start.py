@@ -3,7 +3,9 @@
 A hard-attention model has the weights of a soft one of the same size (the
 sampler adds none), so training hard attention can start from a trained
 soft model's attention and language model instead of from scratch
-(`TrainingSettings.init_from`, `sat-keras train --init-from HANDLE`).
+(`TrainingSettings.init_from`, `sat-keras train --init-from HANDLE`). A run
+that trains its encoder (the synthetic presets' small CNN, or fine-tuned
+layers) starts from the trained model's encoder too.
 """
 
 from sat_keras.models.captioner import Captioner
@@ -18,7 +20,10 @@ def warm_start(model, handle):
         handle: what `Captioner.from_preset` takes (a run directory, a
             `.keras` file, an export, a registered name) naming one
             `ShowAttendTell` with the same vocabulary and decoder sizes.
-            Its encoder and its decoding settings are not copied.
+            Its encoder's weights are copied too (all of them, batch-norm
+            statistics included) when `model` trains its encoder, which
+            must then be the same network; a frozen encoder keeps its own
+            (pretrained) weights. Its decoding settings are not copied.
 
     Returns:
         The number of weight tensors copied.
@@ -37,7 +42,15 @@ def warm_start(model, handle):
             f"init_from: {handle!r} has a vocabulary of {len(source.vocabulary)} tokens, "
             f"this run {len(model.vocabulary)}, or the same number in another order: a warm "
             f"start needs the vocabulary that this run builds (the same data and min_count).")
-    return copy_decoder_weights(source, model, f"init_from: {handle!r}")
+    name = f"init_from: {handle!r}"
+    copied = copy_decoder_weights(source, model, name)
+    if model.encoder is not None and model.encoder.trainable_weights:
+        if source.encoder is None:
+            raise ValueError(f"{name} has no encoder to start this run's trained encoder "
+                             f"from: name a model with the same encoder.")
+        copied += _assign_all(model.encoder.weights, source.encoder.weights, name,
+                              "encoder", "build the same encoder")
+    return copied
 
 
 def copy_decoder_weights(source, model, name):
@@ -47,15 +60,20 @@ def copy_decoder_weights(source, model, name):
         ValueError: the weights differ in number or shape; the message names
             the source (`name`) and the first weight that differs.
     """
-    targets, values = model.decoder.trainable_weights, source.decoder.trainable_weights
+    return _assign_all(model.decoder.trainable_weights, source.decoder.trainable_weights,
+                       name, "decoder", "build the same decoder sizes")
+
+
+def _assign_all(targets, values, name, part, advice):
+    """Assigns `values` to `targets` after checking that their number and shapes match."""
     if len(targets) != len(values):
-        raise ValueError(f"{name}'s decoder has {len(values)} trainable "
-                         f"weights, this run's {len(targets)}: build the same decoder sizes.")
+        raise ValueError(f"{name}'s {part} has {len(values)} "
+                         f"weights to copy, this run's {len(targets)}: {advice}.")
     for target, value in zip(targets, values):
         if tuple(target.shape) != tuple(value.shape):
             raise ValueError(f"{name}'s {value.path} has shape "
                              f"{tuple(value.shape)}, this run's {target.path} "
-                             f"{tuple(target.shape)}: build the same decoder sizes.")
+                             f"{tuple(target.shape)}: {advice}.")
     for target, value in zip(targets, values):
         target.assign(value)
     return len(targets)

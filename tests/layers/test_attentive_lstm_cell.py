@@ -317,3 +317,15 @@ def test_transposed_kernels_change_no_value_and_no_gradient():
         np.testing.assert_allclose(keras.ops.convert_to_numpy(fast_grad),
                                    keras.ops.convert_to_numpy(plain_grad),
                                    rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_teacher_forcing_gives_the_state_each_step_attends_from():
+    cell = _cell()
+    words = np.array([[1, 5, 6], [1, 7, 3]])
+    states, memory = cell.start(_annotations())
+    outputs = cell.decode_sequence(words, states, memory)
+    previous = keras.ops.convert_to_numpy(outputs["previous_hidden"])  # (2, 3, units)
+    for t in range(words.shape[1]):  # h_{t-1} before step t: h_0, then each step's output
+        np.testing.assert_allclose(previous[:, t], keras.ops.convert_to_numpy(states[0]),
+                                   rtol=1e-5, atol=1e-6)
+        _, states, _ = cell(words[:, t], states, memory)

@@ -157,7 +157,7 @@ def test_leave_one_out_decodes_every_caption_along_several_paths(make_model, bat
     assert _numpy(model(inputs)["logits"]).shape[0] == 2  # one (expected) path outside training
     # Each path is judged against the mean NLL of its own caption's other paths.
     nll = keras.ops.convert_to_tensor([1.0, 10.0, 2.0, 20.0, 6.0, 30.0])  # path p, caption b
-    expected, observed = model._baseline_terms(nll, np.tile(targets, (3, 1)))
+    expected, observed = model._baseline_terms(nll, np.tile(targets, (3, 1)))  # no y_pred
     np.testing.assert_allclose(_numpy(expected), [4.0, 25.0, 3.5, 20.0, 1.5, 15.0])
     np.testing.assert_allclose(_numpy(observed), _numpy(nll))
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
@@ -191,3 +191,79 @@ def test_the_leave_one_out_loss_is_its_formula(make_model, batch):
 def test_paths_and_the_leave_one_out_baseline_go_together(make_model, baseline, samples):
     with pytest.raises(ValueError, match="reinforce_samples must be at least 2"):
         make_model(attention="hard", reinforce_baseline=baseline, reinforce_samples=samples)
+
+
+def _learned_model(make_model):
+    model = make_model(attention="hard", seed=3, reinforce_baseline="learned", entropy_weight=0.0)
+    model.build({"features": (None, 4, 8)})
+    rng = np.random.default_rng(5)
+    model.baseline_head.kernel.assign(rng.normal(size=(12, 1)).astype("float32"))
+    model.baseline_head.bias.assign([0.25])
+    model.baseline.assign(1.5)
+    return model
+
+
+def test_the_learned_baseline_loss_is_its_formula(make_model, batch):
+    import tensorflow as tf
+
+    inputs, targets = batch  # captions of 5 and 3 tokens
+    model = _learned_model(make_model)
+    tf.random.set_seed(0)
+    outputs = model(inputs, training=True)
+    loss = float(_numpy(model.compute_loss(y=targets, y_pred=outputs)))
+    nll = _numpy(losses.masked_nll(targets, outputs["logits"]))  # (2,)
+    mask = (targets != 0).astype("float32")
+    lengths = mask.sum(axis=1)
+    kernel, bias = (_numpy(w) for w in model.baseline_head.weights)
+    # b_t per word reads h_{t-1}, the state step t attends from
+    per_word = 1.5 + _numpy(outputs["previous_hidden"]) @ kernel[:, 0] + bias[0]  # (2, T)
+    advantage = nll[:, None] - per_word * lengths[:, None]  # (2, T)
+    reinforce = (advantage * _numpy(outputs["sample_log_probs"]) * mask).sum(axis=1)
+    regression = (((nll / lengths)[:, None] - per_word) ** 2 * mask).sum(axis=1) / lengths
+    want = np.mean(nll + model.reinforce_weight * reinforce + regression)
+    assert loss == pytest.approx(want, rel=1e-5)
+    # A caption-level baseline, the same for every step, gives another loss.
+    flat = per_word.mean(axis=1, keepdims=True) * lengths[:, None]
+    other = ((nll[:, None] - flat) * _numpy(outputs["sample_log_probs"]) * mask).sum(axis=1)
+    assert abs(np.mean(model.reinforce_weight * (other - reinforce))) > 1e-4
+
+
+def test_the_learned_baseline_learns_from_its_error_alone(make_model, batch):
+    import tensorflow as tf
+
+    inputs, targets = batch
+    model = _learned_model(make_model)
+    decoder_weights = model.decoder.trainable_weights
+    with tf.GradientTape(persistent=True) as tape:
+        outputs = model(inputs, training=True)
+        nll = losses.masked_nll(targets, outputs["logits"])
+        lengths = np.maximum((targets != 0).sum(axis=1), 1).astype("float32")
+        regression = keras.ops.mean(losses.baseline_regression(
+            nll / lengths, model._learned_baseline(outputs), targets))
+        loss = model.compute_loss(y=targets, y_pred=outputs)
+    # the head's gradient is the regression's; nothing reaches the decoder through it
+    for from_loss, from_regression in zip(tape.gradient(loss, model.baseline_head.weights),
+                                          tape.gradient(regression, model.baseline_head.weights)):
+        np.testing.assert_allclose(_numpy(from_loss), _numpy(from_regression), rtol=1e-5)
+    assert all(g is None for g in tape.gradient(regression, decoder_weights))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    before = _numpy(model.baseline_head.kernel).copy()
+    logs = model.train_on_batch(inputs, targets, return_dict=True)
+    assert {"reinforce", "entropy_bonus", "baseline_error"} <= set(logs)
+    assert not np.allclose(_numpy(model.baseline_head.kernel), before)
+
+
+def test_save_and_reload_keep_the_learned_baseline(make_model, batch, tmp_path):
+    inputs, targets = batch
+    model = _learned_model(make_model)
+    model.compile(optimizer="adam")
+    model.train_on_batch(inputs, targets)
+    model.save(tmp_path / "learned.keras")
+    restored = keras.models.load_model(tmp_path / "learned.keras")
+    assert restored.reinforce_baseline == "learned"
+    for saved, loaded in zip(model.baseline_head.weights, restored.baseline_head.weights):
+        np.testing.assert_array_equal(_numpy(loaded), _numpy(saved))
+
+
+def test_a_soft_model_has_no_baseline_head(make_model):
+    assert make_model(attention="soft", reinforce_baseline="learned").baseline_head is None

@@ -33,6 +33,23 @@ def test_hard_twins_and_unknown_names():
         presets.preset_settings("nope")
 
 
+def test_hard_twins_started_from_a_soft_model_take_the_warm_start_schedule():
+    start = {"training": {"init_from": "runs/soft"}}
+    for name in ("flickr8k_resnet50_hard", "flickr8k_mobilenet_hard", "paper_hard"):
+        scratch = presets.preset_settings(name)["training"]
+        warm = presets.preset_settings(name, start)["training"]
+        assert (warm["epochs"], warm["learning_rate"], warm["select_from"]) == (3, 2e-4, 0.0)
+        assert scratch["epochs"] > 3 and scratch["learning_rate"] == 1e-3
+        assert warm["batch_size"] == scratch["batch_size"]  # the rest is the preset's
+        chosen = presets.preset_settings(
+            name, {"training": {"init_from": "runs/soft", "epochs": 5}})["training"]
+        assert (chosen["epochs"], chosen["learning_rate"]) == (5, 2e-4)  # overrides win
+    # Soft presets, and the synthetic twin, train as they are from any start.
+    for name in ("flickr8k_resnet50", "synthetic_hard"):
+        assert presets.preset_settings(name, start)["training"] == {
+            **presets.preset_settings(name)["training"], "init_from": "runs/soft"}
+
+
 def test_a_name_gives_its_architecture_for_the_vocabulary_given(vocabulary):
     model = ShowAttendTell.from_preset("synthetic", vocabulary=vocabulary)
     expected = presets.preset_settings("synthetic")

@@ -50,12 +50,13 @@ def test_baselines_cut_the_variance_and_keep_the_expectation(batch):
     _, model, features, sequences = batch
     figures = {}
     for estimator in gradients.ESTIMATORS:
-        draws = gradients.gradient_draws(model, features, sequences, estimator, draws=24)
+        draws = gradients.gradient_draws(model, features, sequences, estimator, draws=24,
+                                         calibration=(features, sequences))
         paths = 4 if estimator == "leave_one_out" else 1
         figures[estimator] = gradients.summarize(draws, paths)
     none = figures["none"]["variance"]
     # Without a baseline the whole caption NLL multiplies the score: the noisiest.
-    for estimator in ("moving_average", "greedy", "leave_one_out"):
+    for estimator in ("moving_average", "greedy", "leave_one_out", "learned"):
         assert figures[estimator]["variance"] < none / 20, (estimator, figures)
     # Per-word baselines scaled by length beat one mean for every caption length.
     assert figures["moving_average"]["variance"] < figures["caption_mean"]["variance"]
@@ -84,3 +85,19 @@ def test_an_unknown_estimator_is_refused(batch):
     _, model, features, sequences = batch
     with pytest.raises(ValueError, match="estimator must be one of"):
         gradients.gradient_draws(model, features, sequences, "vimco", draws=2)
+
+
+def test_the_learned_baseline_is_fitted_on_other_captions(batch):
+    _, model, features, sequences = batch
+    with pytest.raises(ValueError, match="needs calibration captions"):
+        gradients.gradient_draws(model, features, sequences, "learned", draws=2)
+    kernel, bias = gradients.fit_learned_baseline(model, features, sequences, draws=2)
+    assert kernel.shape == (16,) and np.isfinite(bias)
+    # Its fit reads h_{t-1}: it predicts each caption's NLL per word from the states.
+    nll, _, previous = gradients.teacher_forced(model, features, sequences,
+                                                previous_hidden=True)
+    per_word = np.asarray(nll) / np.asarray(gradients.caption_lengths(sequences))
+    mask = sequences[:, 1:] != 0
+    predicted = np.asarray(previous)[mask] @ kernel + bias
+    actual = np.broadcast_to(per_word[:, None], mask.shape)[mask]
+    assert np.mean((predicted - actual) ** 2) < np.var(actual)

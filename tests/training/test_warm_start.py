@@ -68,3 +68,39 @@ def test_the_flag_sets_the_training_setting():
         ["train", "--data-dir", "D", "--output-dir", "R", "--attention", "hard",
          "--init-from", "SOFT_RUN"])
     assert cli.preset_overrides(args)["training"]["init_from"] == "SOFT_RUN"
+
+
+def _image_model(attention, seed, filters=(4, 8)):
+    from sat_keras import SmallCNNEncoder
+
+    keras.utils.set_random_seed(seed)
+    model = ShowAttendTell(Vocabulary.build(CAPTIONS), encoder=SmallCNNEncoder(filters=filters),
+                           decoder={"embedding_dim": 8, "units": 16, "attention_dim": 8,
+                                    "attention": attention}, image_size=32)
+    model.build({"images": (None, 32, 32, 3)})
+    return model
+
+
+def test_a_jointly_trained_encoder_starts_from_the_trained_models(tmp_path):
+    soft = _image_model("soft", seed=1)
+    save_captioner(soft, str(tmp_path / "soft"))
+    hard = _image_model("hard", seed=0)
+    assert hard.encoder.trainable_weights
+    copied = warm_start(hard, str(tmp_path / "soft"))
+    assert copied == len(hard.decoder.trainable_weights) + len(hard.encoder.weights)
+    for target, value in zip(hard.encoder.weights, soft.encoder.weights):
+        np.testing.assert_array_equal(np.asarray(target), np.asarray(value), err_msg=target.path)
+    images = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3)).astype("uint8")
+    hard.decoder.hard_inference = "expected"
+    np.testing.assert_allclose(hard.caption(images=images, max_length=4)["scores"],
+                               soft.caption(images=images, max_length=4)["scores"], rtol=1e-5)
+    with pytest.raises(ValueError, match="same encoder"):
+        warm_start(_image_model("hard", seed=0, filters=(6, 8)), str(tmp_path / "soft"))
+    with pytest.raises(ValueError, match="has no encoder"):
+        warm_start(hard, _saved_features_model(tmp_path))
+
+
+def _saved_features_model(tmp_path):
+    directory = str(tmp_path / "features_only")
+    save_captioner(_model("soft", seed=1), directory)
+    return directory
