@@ -341,13 +341,13 @@ class ShowAttendTell(keras.Model, Captioner):
                                                    self.loss_normalization)  # (batch,)
             total = total + self.label_smoothing * (uniform - nll)
         if self.decoder.attention == "hard" and training:
+            learned = None if self.baseline_head is None else self._learned_baseline(y_pred)
             # expected_nll: (), (batch,) or per step (batch, T); observed: (batch,)
-            expected_nll, observed = self._baseline_terms(nll, y, y_pred)
+            expected_nll, observed = self._baseline_terms(nll, y, learned)
             reinforce = losses.reinforce_surrogate(
                 nll, expected_nll, y_pred["sample_log_probs"], y)  # (batch,)
-            if self.baseline_head is not None:
-                regression = losses.baseline_regression(
-                    observed, self._learned_baseline(y_pred), y)  # (batch,)
+            if learned is not None:
+                regression = losses.baseline_regression(observed, learned, y)  # (batch,)
                 self.baseline_error_tracker.update_state(regression)
                 total = total + regression
             entropy = losses.negative_attention_entropy(y_pred["attention_weights"], y)
@@ -366,19 +366,19 @@ class ShowAttendTell(keras.Model, Captioner):
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         return logs_for_multi_worker(super().compute_metrics(x, y, y_pred, sample_weight))
 
-    def _baseline_terms(self, nll, target_ids, y_pred=None):
-        """(the NLL the baseline expects per caption, or per step with "learned";
-        what the moving average averages)."""
+    def _baseline_terms(self, nll, target_ids, learned=None):
+        """(the NLL the baseline expects per caption, or per step from `learned`,
+        the learned baseline's b_t per word (batch, T); what the moving average
+        averages)."""
         if self.reinforce_baseline == "caption":
             return self.baseline, nll  # (), (batch,)
         if self.reinforce_baseline == "leave_one_out":  # (paths * batch,) each
             return losses.leave_one_out_baseline(nll, self.reinforce_samples), nll
-        expected = (self.baseline if self.baseline_head is None
-                    else self._learned_baseline(y_pred))  # () or (batch, T), per word
+        expected = self.baseline if learned is None else learned  # () or (batch, T), per word
         if self.loss_normalization == "token":
             return expected, nll  # nll is already per token
         lengths = ops.maximum(ops.sum(losses.caption_mask(target_ids), axis=1), 1.0)  # (batch,)
-        if self.baseline_head is not None:
+        if learned is not None:
             lengths = ops.expand_dims(lengths, 1)  # (batch, 1)
         return expected * lengths, nll / ops.reshape(lengths, (-1,))
 

@@ -157,7 +157,7 @@ def test_leave_one_out_decodes_every_caption_along_several_paths(make_model, bat
     assert _numpy(model(inputs)["logits"]).shape[0] == 2  # one (expected) path outside training
     # Each path is judged against the mean NLL of its own caption's other paths.
     nll = keras.ops.convert_to_tensor([1.0, 10.0, 2.0, 20.0, 6.0, 30.0])  # path p, caption b
-    expected, observed = model._baseline_terms(nll, np.tile(targets, (3, 1)))  # no y_pred
+    expected, observed = model._baseline_terms(nll, np.tile(targets, (3, 1)))
     np.testing.assert_allclose(_numpy(expected), [4.0, 25.0, 3.5, 20.0, 1.5, 15.0])
     np.testing.assert_allclose(_numpy(observed), _numpy(nll))
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
