@@ -267,3 +267,30 @@ def test_save_and_reload_keep_the_learned_baseline(make_model, batch, tmp_path):
 
 def test_a_soft_model_has_no_baseline_head(make_model):
     assert make_model(attention="soft", reinforce_baseline="learned").baseline_head is None
+
+
+def test_the_default_per_token_loss_is_its_formula(make_model, batch):
+    import tensorflow as tf
+
+    inputs, targets = batch  # captions of 5 and 3 tokens
+    model = make_model(attention="hard", seed=3, entropy_weight=0.0,
+                       expected_context_probability=0.0)
+    assert model.reinforce_baseline == "per_token"  # the authors' choice, the default
+    model(inputs)
+    model.baseline.assign(1.5)
+    tf.random.set_seed(0)
+    outputs = model(inputs, training=True)
+    loss = float(_numpy(model.compute_loss(y=targets, y_pred=outputs)))
+    nll = _numpy(losses.masked_nll(targets, outputs["logits"]))  # (2,)
+    mask = targets != 0
+    log_probs = (_numpy(outputs["sample_log_probs"]) * mask).sum(axis=1)  # each caption's own
+    reinforce = (nll - 1.5 * mask.sum(axis=1)) * log_probs
+    assert np.all(log_probs != 0)  # every caption sampled, so both terms count
+    want = np.mean(nll + model.reinforce_weight * reinforce)
+    assert loss == pytest.approx(want, rel=1e-5)
+    # Without the baseline, or with the captions' samples swapped, the loss differs.
+    no_baseline = np.mean(nll + model.reinforce_weight * nll * log_probs)
+    swapped = np.mean(nll + model.reinforce_weight
+                      * (nll - 1.5 * mask.sum(axis=1)) * log_probs[::-1])
+    assert loss != pytest.approx(no_baseline, rel=1e-4)
+    assert loss != pytest.approx(swapped, rel=1e-4)
