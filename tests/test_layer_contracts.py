@@ -94,4 +94,4 @@ def test_show_attend_tell(tmp_path, vocabulary, attention):
                                                    "seed": 3})
 
     run_layer_test(make, [inputs], tmp_path=tmp_path,
-                   expected_shapes=[(2, 3, 4), (2, 3, len(vocabulary)), (2, 3)])
+                   expected_shapes=[(2, 3, 4), (2, 3, len(vocabulary)), (2, 3, 6), (2, 3)])
