@@ -152,7 +152,9 @@ def train_recipe(data, run, preset=None, overrides=None, self_critical=None):
         model.build({"images": (None, model.image_size, model.image_size, 3)})
         if training.init_from:
             copied = warm_start(model, training.init_from)
-            run.print_fn(f"Decoder started from {training.init_from} ({copied} weights)")
+            trained_encoder = model.encoder is not None and model.encoder.trainable_weights
+            parts = "Decoder and encoder" if trained_encoder else "Decoder"
+            run.print_fn(f"{parts} started from {training.init_from} ({copied} weights)")
         elif "warm_start" in settings:
             run.print_fn("Hard attention from scratch: on Flickr8k it captioned below soft "
                          "attention, and level with it when started from a trained soft "
