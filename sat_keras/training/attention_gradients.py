@@ -64,15 +64,13 @@ def reseed(model, seed):
     state.assign(ops.cast(ops.convert_to_tensor([seed, 0]), state.dtype))
 
 
-def teacher_forced(model, features, sequences, training=True, previous_hidden=False):
-    """Per caption NLL (batch,), and log alpha of each step's sampled location (batch, T);
-    with `previous_hidden`, also h_{t-1} of each step (batch, T, units)."""
+def teacher_forced(model, features, sequences, training=True):
+    """Per caption NLL (batch,), log alpha of each step's sampled location (batch, T)
+    and h_{t-1}, the state each step attends from (batch, T, units)."""
     token_ids, targets = sequences[:, :-1], sequences[:, 1:]
     outputs = model({"features": features, "token_ids": token_ids}, training=training)
     nll = losses.masked_nll(targets, outputs["logits"], model.loss_normalization)
-    if previous_hidden:
-        return nll, outputs["sample_log_probs"], outputs["previous_hidden"]
-    return nll, outputs["sample_log_probs"]
+    return nll, outputs["sample_log_probs"], outputs["previous_hidden"]
 
 
 def fit_learned_baseline(model, features, sequences, draws=4, seed=1, ridge=1e-3):
@@ -85,7 +83,7 @@ def fit_learned_baseline(model, features, sequences, draws=4, seed=1, ridge=1e-3
     lengths = ops.convert_to_numpy(caption_lengths(sequences))
     inputs, targets = [], []
     for _ in range(draws):
-        nll, _, previous = teacher_forced(model, features, sequences, previous_hidden=True)
+        nll, _, previous = teacher_forced(model, features, sequences)
         per_word = ops.convert_to_numpy(nll) / lengths  # (batch,)
         inputs.append(ops.convert_to_numpy(previous)[mask])  # (real steps, units)
         targets.append(np.broadcast_to(per_word[:, None], mask.shape)[mask])
@@ -137,8 +135,7 @@ def gradient_draws(model, features, sequences, estimator, draws, samples=4, seed
     gradients = []
     for _ in range(draws):
         with tf.GradientTape() as tape:
-            nll, sample_log_probs, previous = teacher_forced(
-                model, features, sequences, previous_hidden=True)
+            nll, sample_log_probs, previous = teacher_forced(model, features, sequences)
             if estimator == "leave_one_out":
                 baseline = losses.leave_one_out_baseline(nll, samples)
             if estimator == "learned":  # per step, from the state it attends from

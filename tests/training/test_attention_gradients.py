@@ -94,8 +94,7 @@ def test_the_learned_baseline_is_fitted_on_other_captions(batch):
     kernel, bias = gradients.fit_learned_baseline(model, features, sequences, draws=2)
     assert kernel.shape == (16,) and np.isfinite(bias)
     # Its fit reads h_{t-1}: it predicts each caption's NLL per word from the states.
-    nll, _, previous = gradients.teacher_forced(model, features, sequences,
-                                                previous_hidden=True)
+    nll, _, previous = gradients.teacher_forced(model, features, sequences)
     per_word = np.asarray(nll) / np.asarray(gradients.caption_lengths(sequences))
     mask = sequences[:, 1:] != 0
     predicted = np.asarray(previous)[mask] @ kernel + bias
