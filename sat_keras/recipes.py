@@ -42,6 +42,7 @@ from sat_keras.training.runs import start_run
 from sat_keras.training.settings import DataSettings
 from sat_keras.training.settings import RunSettings
 from sat_keras.training.settings import TrainingSettings
+from sat_keras.training.warm_start import trains_encoder
 from sat_keras.training.warm_start import warm_start
 
 SYNTHETIC = "synthetic"
@@ -152,8 +153,7 @@ def train_recipe(data, run, preset=None, overrides=None, self_critical=None):
         model.build({"images": (None, model.image_size, model.image_size, 3)})
         if training.init_from:
             copied = warm_start(model, training.init_from)
-            trained_encoder = model.encoder is not None and model.encoder.trainable_weights
-            parts = "Decoder and encoder" if trained_encoder else "Decoder"
+            parts = "Decoder and encoder" if trains_encoder(model) else "Decoder"
             run.print_fn(f"{parts} started from {training.init_from} ({copied} weights)")
         elif "warm_start" in settings:
             run.print_fn("Hard attention from scratch: on Flickr8k it captioned below soft "

@@ -110,13 +110,12 @@ def reinforce_surrogate(nll, baseline, sample_log_probs, target_ids):
         (batch,) float32.
     """
     mask = caption_mask(target_ids)  # (batch, time)
-    nll = ops.cast(nll, "float32")  # (batch,)
     baseline = ops.cast(baseline, "float32")
-    if len(baseline.shape) == 2:  # per step: (NLL - b_t) weighs log p(s_t)
-        advantage = ops.stop_gradient(ops.expand_dims(nll, 1) - baseline)  # (batch, time)
-        return ops.sum(advantage * ops.cast(sample_log_probs, "float32") * mask, axis=1)
-    advantage = ops.stop_gradient(nll - baseline)  # (batch,)
-    return advantage * ops.sum(ops.cast(sample_log_probs, "float32") * mask, axis=1)  # (batch,)
+    if len(baseline.shape) < 2:  # one b for every step: (1, 1) or (batch, 1)
+        baseline = ops.reshape(baseline, (-1, 1))
+    # (NLL - b_t) weighs log p(s_t): (batch, time), or (batch, 1) for all steps
+    advantage = ops.stop_gradient(ops.expand_dims(ops.cast(nll, "float32"), 1) - baseline)
+    return ops.sum(advantage * ops.cast(sample_log_probs, "float32") * mask, axis=1)
 
 
 def baseline_regression(observed, predicted, target_ids):

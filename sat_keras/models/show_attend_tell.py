@@ -378,9 +378,8 @@ class ShowAttendTell(keras.Model, Captioner):
         if self.loss_normalization == "token":
             return expected, nll  # nll is already per token
         lengths = ops.maximum(ops.sum(losses.caption_mask(target_ids), axis=1), 1.0)  # (batch,)
-        if learned is not None:
-            lengths = ops.expand_dims(lengths, 1)  # (batch, 1)
-        return expected * lengths, nll / ops.reshape(lengths, (-1,))
+        scale = lengths if learned is None else ops.expand_dims(lengths, 1)  # per step: (batch, 1)
+        return expected * scale, nll / lengths
 
     def _learned_baseline(self, y_pred):
         """b_t per word (batch, T): the moving average plus the head's reading of h_{t-1}."""

@@ -126,6 +126,7 @@ def gradient_draws(model, features, sequences, estimator, draws, samples=4, seed
                              "calibration=(features, sequences) of other images.")
         kernel, bias = (tf.constant(v, "float32")
                         for v in fit_learned_baseline(model, *calibration, seed=seed + 1))
+        lengths = ops.expand_dims(caption_lengths(sequences), 1)  # (batch, 1)
         reseed(model, seed)
     baseline = _baseline(model, features, sequences, estimator, seed)
     if estimator == "leave_one_out":
@@ -140,7 +141,7 @@ def gradient_draws(model, features, sequences, estimator, draws, samples=4, seed
                 baseline = losses.leave_one_out_baseline(nll, samples)
             if estimator == "learned":  # per step, from the state it attends from
                 per_word = ops.einsum("btu,u->bt", ops.cast(previous, "float32"), kernel) + bias
-                baseline = per_word * ops.expand_dims(caption_lengths(sequences), 1)
+                baseline = per_word * lengths
             surrogate = ops.mean(losses.reinforce_surrogate(  # the training loss's term
                 nll, baseline, sample_log_probs, sequences[:, 1:]))
         gradient = tape.gradient(surrogate, weights)

@@ -44,13 +44,18 @@ def warm_start(model, handle):
             f"start needs the vocabulary that this run builds (the same data and min_count).")
     name = f"init_from: {handle!r}"
     copied = copy_decoder_weights(source, model, name)
-    if model.encoder is not None and model.encoder.trainable_weights:
+    if trains_encoder(model):
         if source.encoder is None:
             raise ValueError(f"{name} has no encoder to start this run's trained encoder "
                              f"from: name a model with the same encoder.")
         copied += _assign_all(model.encoder.weights, source.encoder.weights, name,
                               "encoder", "build the same encoder")
     return copied
+
+
+def trains_encoder(model):
+    """Whether `model` trains its encoder, so that a warm start copies it too."""
+    return model.encoder is not None and bool(model.encoder.trainable_weights)
 
 
 def copy_decoder_weights(source, model, name):
