@@ -61,6 +61,7 @@ _PRESET_FLAGS = {
     "learning_rate": "training.learning_rate", "patience": "training.patience",
     "select_from": "training.select_from", "num_images": "training.num_images",
     "clip_norm": "training.clip_norm", "fine_tune_layers": "training.fine_tune_layers",
+    "fine_tune_from": "training.fine_tune_from", "batch_by_image": "training.batch_by_image",
     "encoder_lr_multiplier": "training.encoder_lr_multiplier",
     "encoder_weights": "training.encoder_weights", "encoder": "encoder.name",
     "doubly_stochastic_weight": "model.doubly_stochastic_weight",
@@ -289,9 +290,18 @@ def build_parser():
     train.add_argument("--features", default=None,
                        help="cached features of the encoder (sat-keras extract-features)")
     train.add_argument("--fine-tune-layers", type=int, default=None, metavar="N",
-                       help="fine-tune the encoder's top N weighted layers (needs images)")
+                       help="fine-tune the encoder's top N weighted layers (needs images, "
+                            "or features cached below them with --fine-tune-from)")
+    train.add_argument("--fine-tune-from", default=None, metavar="LAYER",
+                       help="fine-tune the encoder's layers above LAYER, e.g. "
+                            "conv4_block6_out for ResNet50's conv5 stage, from --features "
+                            "extracted at LAYER (extract-features --encoder resnet50_conv4) "
+                            "or from images")
+    train.add_argument("--batch-by-image", action="store_true", default=None,
+                       help="batches of whole images with all their captions, so that a "
+                            "fine-tuned encoder runs once per image")
     train.add_argument("--encoder-lr-multiplier", type=float, default=None,
-                       help="with --fine-tune-layers: the encoder's learning rate relative "
+                       help="when fine-tuning: the encoder's learning rate relative "
                             "to the decoder's (default 0.1)")
     train.add_argument("--max-minutes", type=float, default=None,
                        help="stop training after this much wall-clock time")

@@ -136,6 +136,13 @@ class PretrainedEncoder(keras.layers.Layer):
             small batches. Give these weights their own learning rate with
             `optimizers.FineTuningAdam`.
         backbone_kwargs: extra constructor arguments (e.g. {"alpha": 0.25}).
+        cache_layer: the name of a layer below the grid whose outputs are
+            cached (`data.features`), e.g. "conv4_block6_out" under
+            ResNet50's conv5 stage. Cached features are then that layer's
+            flattened outputs, `from_cache` runs the layers above it, and
+            with `trainable` only those layers are fine-tuned (the top
+            `trainable_layers` of them if given): the frozen layers below
+            run once per image, at extraction.
 
     Call arguments:
         images: uint8 or float (batch, S, S, 3), values 0..255, S = `image_size`.
@@ -153,7 +160,7 @@ class PretrainedEncoder(keras.layers.Layer):
     """
 
     def __init__(self, backbone, weights="imagenet", trainable=False, trainable_layers=None,
-                 backbone_kwargs=None, **kwargs):
+                 backbone_kwargs=None, cache_layer=None, **kwargs):
         kwargs.setdefault("name", "encoder")  # FineTuningAdam finds its weights by this name
         super().__init__(trainable=trainable, **kwargs)
         if trainable_layers is not None and (
@@ -168,6 +175,7 @@ class PretrainedEncoder(keras.layers.Layer):
         self.weights_source = weights
         self.trainable_layers = trainable_layers
         self.backbone_kwargs = dict(backbone_kwargs or {})
+        self.cache_layer = cache_layer
         self.image_size = BACKBONES[backbone][1]
         # The network and its weights are made here, where the caller runs
         # eagerly: made in build, the weight file's assignments would be lost
@@ -179,6 +187,12 @@ class PretrainedEncoder(keras.layers.Layer):
         # by which `FineTuningAdam` finds them.
         with tf.init_scope(), keras.name_scope(self.name):
             self.network = self._build_network()
+            self.head = self.trunk = None
+            if cache_layer is not None:
+                self.head = self._build_head(cache_layer)
+                self.trunk = keras.Model(
+                    self.network.input, self.network.get_layer(cache_layer).output,
+                    name=f"{self.backbone}_trunk")
 
     def build(self, images_shape=None):
         pass  # the network and its weights were made in __init__
@@ -194,11 +208,30 @@ class PretrainedEncoder(keras.layers.Layer):
         for layer in network.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
-        if self.trainable_layers:
+        if self.trainable_layers and self.cache_layer is None:
             weighted = [layer for layer in network.layers if layer.trainable_weights]
             for layer in weighted[:-self.trainable_layers]:
                 layer.trainable = False
         return network
+
+    def _build_head(self, cache_layer):
+        """The layers above `cache_layer`, sharing the network's weights; the
+        layers below it frozen, and with `trainable_layers` all but its top ones."""
+        try:
+            cut = self.network.get_layer(cache_layer)
+        except ValueError:
+            raise ValueError(f"cache_layer: {self.backbone} has no layer {cache_layer!r}.") \
+                from None
+        head = keras.Model(cut.output, self.network.output, name=f"{self.backbone}_head")
+        above = {id(layer) for layer in head.layers}
+        for layer in self.network.layers:
+            if id(layer) not in above:
+                layer.trainable = False
+        if self.trainable_layers:
+            weighted = [layer for layer in head.layers if layer.trainable_weights]
+            for layer in weighted[:-self.trainable_layers]:
+                layer.trainable = False
+        return head
 
     def _preprocess(self, images):
         x = ops.cast(images, self.compute_dtype)  # (batch, S, S, 3)
@@ -217,11 +250,44 @@ class PretrainedEncoder(keras.layers.Layer):
         _, height, width, channels = self.network.output.shape
         return (images_shape[0], height * width, channels)
 
+    @property
+    def feature_shape(self):
+        """(L, D) of what a feature cache holds for this encoder: the cache
+        layer's flattened outputs, or the annotations when it has none."""
+        layer = self.network.output if self.head is None else self.head.input
+        _, height, width, channels = layer.shape
+        return (height * width, channels)
+
+    def to_cache(self, images):
+        """What a feature cache holds for these images (batch, L_c, D_c): the cache
+        layer's flattened outputs, or the annotations when it has none."""
+        if self.head is None:
+            return self(images, training=False)
+        return flatten_grid(self.trunk(self._preprocess(images), training=False))
+
+    def from_cache(self, features):
+        """Annotations (batch, L, D) from cached features (batch, L_c, D_c):
+        the layers above `cache_layer` (the features themselves without one)."""
+        if self.head is None:
+            return ops.convert_to_tensor(features, self.compute_dtype)
+        _, height, width, channels = self.head.input.shape
+        if tuple(features.shape[1:]) != (height * width, channels):
+            raise ValueError(
+                f"Cached features of shape {tuple(features.shape[1:])} given to an encoder "
+                f"cached at {self.cache_layer}, which gives {(height * width, channels)}: "
+                f"extract the features at that layer (for ResNet50's conv4_block6_out, "
+                f"`sat-keras extract-features --encoder resnet50_conv4`).")
+        grid = ops.reshape(ops.cast(features, self.compute_dtype),
+                           (-1, height, width, channels))  # (batch, h_c, w_c, D_c)
+        return flatten_grid(self.head(grid, training=False))  # (batch, L, D)
+
     def get_config(self):
         config = super().get_config()
         config.update({"backbone": self.backbone, "weights": self.weights_source,
                        "trainable_layers": self.trainable_layers,
                        "backbone_kwargs": self.backbone_kwargs})
+        if self.cache_layer is not None:
+            config["cache_layer"] = self.cache_layer
         return config
 
     @classmethod
@@ -235,10 +301,12 @@ def weights_argument(value):
 
 
 def build_encoder(name, weights="imagenet", trainable=False, trainable_layers=None,
-                  **backbone_kwargs):
+                  cache_layer=None, **backbone_kwargs):
     """An image encoder by name: "small_cnn" or one of `encoder_names()`."""
     if name == "small_cnn":
+        if cache_layer is not None:
+            raise ValueError("cache_layer applies to a pretrained encoder, not small_cnn.")
         return SmallCNNEncoder(**backbone_kwargs)
     return PretrainedEncoder(name, weights=weights, trainable=trainable,
                              trainable_layers=trainable_layers,
-                             backbone_kwargs=backbone_kwargs)
+                             backbone_kwargs=backbone_kwargs, cache_layer=cache_layer)

@@ -42,7 +42,6 @@ from sat_keras.training.runs import start_run
 from sat_keras.training.settings import DataSettings
 from sat_keras.training.settings import RunSettings
 from sat_keras.training.settings import TrainingSettings
-from sat_keras.training.warm_start import trains_encoder
 from sat_keras.training.warm_start import warm_start
 
 SYNTHETIC = "synthetic"
@@ -72,6 +71,7 @@ def check_settings(data, training, encoder):
             ("captions_file (--captions-file)", data.captions_file),
             ("features_dir (--features)", data.features_dir),
             ("fine_tune_layers (--fine-tune-layers)", training.fine_tune_layers),
+            ("fine_tune_from (--fine-tune-from)", training.fine_tune_from),
             ("encoder_weights (--encoder-weights)", training.encoder_weights))
             if value is not None]
         if encoder.get("name") != "small_cnn":
@@ -84,9 +84,10 @@ def check_settings(data, training, encoder):
     if given:
         kind = "the synthetic dataset" if data.synthetic else f"--dataset {data.dataset}"
         raise ValueError(f"{', '.join(given)} does not apply to {kind}.")
-    if training.fine_tune_layers and data.features_dir:
-        raise ValueError("Fine-tuning the encoder needs images, not cached features: "
-                         "drop --features (features_dir).")
+    if training.fine_tune_layers and data.features_dir and not training.fine_tune_from:
+        raise ValueError("Fine-tuning the encoder needs images, or features cached below "
+                         "the fine-tuned layers: drop --features (features_dir), or name "
+                         "the layer they were cached at (--fine-tune-from LAYER).")
 
 
 def train_recipe(data, run, preset=None, overrides=None, self_critical=None):
@@ -144,8 +145,8 @@ def train_recipe(data, run, preset=None, overrides=None, self_critical=None):
     with strategy.scope():
         image_encoder = build_encoder(
             weights=weights_argument(training.encoder_weights),
-            trainable=bool(training.fine_tune_layers),
-            trainable_layers=training.fine_tune_layers, **settings["encoder"])
+            trainable=training.fine_tunes, trainable_layers=training.fine_tune_layers,
+            cache_layer=training.fine_tune_from, **settings["encoder"])
         model = ShowAttendTell.from_preset(
             preset, vocabulary=vocabulary, encoder=image_encoder,
             **{"image_size": getattr(image_encoder, "image_size", None) or training.image_size,
@@ -153,7 +154,8 @@ def train_recipe(data, run, preset=None, overrides=None, self_critical=None):
         model.build({"images": (None, model.image_size, model.image_size, 3)})
         if training.init_from:
             copied = warm_start(model, training.init_from)
-            parts = "Decoder and encoder" if trains_encoder(model) else "Decoder"
+            encoder_too = copied > len(model.decoder.trainable_weights)
+            parts = "Decoder and encoder" if encoder_too else "Decoder"
             run.print_fn(f"{parts} started from {training.init_from} ({copied} weights)")
         elif "warm_start" in settings:
             run.print_fn("Hard attention from scratch: on Flickr8k it captioned below soft "

@@ -146,7 +146,7 @@ def test_fine_tuning_needs_images_not_features(tmp_path, capsys):
                      "--captions-file", "x.csv", "--output-dir", str(tmp_path / "m"),
                      "--features", str(tmp_path), "--fine-tune-layers", "2"])
     assert code == 2
-    assert "needs images, not cached features" in capsys.readouterr().err
+    assert "needs images, or features cached below" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("dataset, flags, named", [

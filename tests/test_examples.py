@@ -9,6 +9,8 @@ import pytest
 from helpers import FLICKR8K_DIR
 from helpers import MOBILENET_WEIGHTS
 from helpers import flickr8k_subset
+from resnet50_weights import MAKE_WEIGHTS
+from resnet50_weights import resnet50_weights
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 pytestmark = [
@@ -103,3 +105,49 @@ def test_the_recipe_warm_starts_hard_attention_from_its_soft_model(tmp_path):
             row["signal"] / row["variance"])
     loo = figures["results"]["leave_one_out"]
     assert loo["variance_per_sample"] == pytest.approx(2 * loo["variance"])
+
+
+@pytest.mark.needs_shared(MAKE_WEIGHTS)
+def test_the_recipe_fine_tunes_resnet50s_conv5_stage_on_cached_conv4_features(tmp_path):
+    import keras
+    import numpy as np
+
+    from sat_keras import Captioner
+    from sat_keras.data.features import CachedFeatures
+    from sat_keras.data.flickr8k import read_flickr8k
+    from sat_keras.data.images import load_image_files
+
+    data_dir = flickr8k_subset(tmp_path / "flickr8k", train=15, dev=6)
+    weights = resnet50_weights(tmp_path / "resnet50")
+    work_dir = str(tmp_path / "run")
+    out = run_example("train_flickr8k.py", "--data-dir", data_dir, "--encoder-weights", weights,
+                      "--work-dir", work_dir, "--epochs", "1", "--batch-size", "15",
+                      "--beam-size", "2", "--fine-tune-epochs", "1")
+    assert "conv4 features ready" in out and "conv5 fine-tuned after" in out
+    assert out.count("dev (6 images), beam 1,") == 2  # the frozen model, then the tuned one
+    tuned_dir = os.path.join(work_dir, "fine_tuned")
+    with open(os.path.join(tuned_dir, "config.json")) as file:
+        training = json.load(file)["training"]
+    assert (training["fine_tune_from"], training["batch_by_image"], training["epochs"],
+            training["encoder_lr_multiplier"], training["init_from"]) == (
+        "conv4_block6_out", True, 1, 0.1, work_dir)
+    assert CachedFeatures(os.path.join(work_dir, "features_conv4")).shape == (196, 1024)
+    frozen, tuned = Captioner.from_preset(work_dir), Captioner.from_preset(tuned_dir)
+    network = {model: model.encoder.network for model in (frozen, tuned)}
+
+    def moved(layer):
+        return max(np.abs(keras.ops.convert_to_numpy(a) - keras.ops.convert_to_numpy(b)).max()
+                   for a, b in zip(network[frozen].get_layer(layer).weights,
+                                   network[tuned].get_layer(layer).weights))
+
+    assert moved("conv4_block6_3_conv") == 0.0 and moved("conv5_block1_bn") == 0.0  # frozen
+    assert moved("conv5_block3_3_conv") > 0.0  # trained, 5 steps at 2e-5
+    # From a photo the tuned model runs the tuned stage, as it did on the cache in training.
+    record = read_flickr8k(data_dir)[-1]
+    images, _, _ = load_image_files([record.image_path], 224)
+    cached = tuned.encoder.to_cache(images)  # conv4_block6_out's 196 x 1024, in float32
+    from_photo = keras.ops.convert_to_numpy(tuned.encode({"images": images}))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(tuned.encode({"features": cached})),
+                               from_photo, atol=1e-4)
+    assert np.abs(from_photo - keras.ops.convert_to_numpy(
+        frozen.encode({"images": images}))).max() > 1e-4

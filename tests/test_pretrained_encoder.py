@@ -175,3 +175,76 @@ def test_top_layers_fine_tune_with_their_own_learning_rate(vocabulary):
     assert max(encoder_steps) == 0.0 and max(decoder_steps) > 0
     _, encoder_steps, _ = train_once(0.5)
     assert 0 < max(encoder_steps) <= 0.5 * 1e-2 * 1.01  # Adam's first step is ~lr
+
+
+def _cached_encoder(**kwargs):
+    keras.utils.set_random_seed(0)
+    return PretrainedEncoder("mobilenet", weights=None, backbone_kwargs={"alpha": 0.25},
+                             cache_layer="conv_pw_10_relu", **kwargs)
+
+
+def _cache(encoder, images):
+    """What a feature cache holds: the cache layer's outputs, flattened."""
+    return keras.ops.convert_to_numpy(encoder.to_cache(images))
+
+
+def test_cached_features_through_the_layers_above_give_the_encoders_annotations():
+    encoder = _cached_encoder()
+    images = _images()
+    cached = _cache(encoder, images)
+    assert cached.shape[1:] == encoder.feature_shape == (196, 128)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(encoder.from_cache(cached)),
+                               keras.ops.convert_to_numpy(encoder(images)), atol=1e-5)
+    with pytest.raises(ValueError, match="extract the features at that layer"):
+        encoder.from_cache(np.zeros((1, 49, 256), "float32"))
+    with pytest.raises(ValueError, match="has no layer 'conv9'"):
+        PretrainedEncoder("mobilenet", weights=None, backbone_kwargs={"alpha": 0.25},
+                          cache_layer="conv9")
+    # Without a cache layer the features are the annotations.
+    plain = PretrainedEncoder("mobilenet", weights=None, backbone_kwargs={"alpha": 0.25})
+    assert plain.feature_shape == (196, 128)
+    np.testing.assert_array_equal(_cache(plain, images), plain(images))
+    trunk = keras.Model(encoder.network.input, encoder.network.get_layer("conv_pw_10_relu").output)
+    np.testing.assert_allclose(
+        cached, keras.ops.convert_to_numpy(trunk(encoder._preprocess(images))).reshape(2, 196, 128))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(plain.from_cache(cached)), cached)
+
+
+def test_only_the_layers_above_the_cache_layer_train():
+    frozen = _cached_encoder()
+    assert frozen.trainable_weights == []
+    tuned = _cached_encoder(trainable=True)
+    trained = {weight.path.split("/")[-2] for weight in tuned.trainable_weights}
+    assert trained == {"conv_dw_11", "conv_pw_11"}  # batch norm stays frozen
+    top = _cached_encoder(trainable=True, trainable_layers=1)
+    assert {weight.path.split("/")[-2] for weight in top.trainable_weights} == {"conv_pw_11"}
+    restored = PretrainedEncoder.from_config(tuned.get_config())
+    assert restored.cache_layer == "conv_pw_10_relu" and len(restored.trainable_weights) == 2
+
+
+def test_a_model_trains_the_stage_above_the_cache_from_cached_features(vocabulary):
+    from sat_keras.training.optimizers import FineTuningAdam
+
+    encoder = _cached_encoder(trainable=True)
+    model = ShowAttendTell(vocabulary, encoder=encoder, image_size=224, decoder=TINY_DECODER)
+    images = _images()
+    cached = _cache(encoder, images)
+    token_ids = np.array([[1, 4], [1, 5]])
+    from_images = model({"images": images, "token_ids": token_ids})["logits"]
+    from_cache = model({"features": cached, "token_ids": token_ids})["logits"]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(from_cache),
+                               keras.ops.convert_to_numpy(from_images), atol=1e-5)
+    model.compile(optimizer=FineTuningAdam(1e-2, encoder_multiplier=0.5))
+    below = keras.ops.convert_to_numpy(encoder.network.get_layer("conv_pw_10").weights[0])
+    above = keras.ops.convert_to_numpy(encoder.network.get_layer("conv_pw_11").weights[0])
+    model.train_on_batch({"features": cached, "token_ids": token_ids},
+                         np.array([[4, 2], [5, 2]]))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(encoder.network.get_layer("conv_pw_10").weights[0]), below)
+    assert np.abs(keras.ops.convert_to_numpy(
+        encoder.network.get_layer("conv_pw_11").weights[0]) - above).max() > 0
+    # The full network (what an export runs on images) holds the trained stage.
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(model({"features": cached, "token_ids": token_ids})["logits"]),
+        keras.ops.convert_to_numpy(model({"images": images, "token_ids": token_ids})["logits"]),
+        atol=1e-5)

@@ -54,6 +54,22 @@ def test_train_compiles_adam_with_cosine_decay_and_fits_the_planned_steps(record
     assert float(schedule(steps)) == pytest.approx(0.01 * 0.05, rel=1e-3)
 
 
+def test_per_image_batches_fit_their_planned_steps(records):
+    train_records = select_split(records, "train")
+    vocabulary = Vocabulary.build(c for r in train_records for c in r.captions)
+    keras.utils.set_random_seed(0)
+    model = ShowAttendTell.from_preset("synthetic", vocabulary=vocabulary, decoder={
+        "units": 16, "embedding_dim": 8, "attention_dim": 8})
+    settings = TrainingSettings(batch_size=16, learning_rate=0.01, epochs=2, max_length=20,
+                                image_size=64, batch_by_image=True)
+    history = train(model, train_records, select_split(records, "val"), settings,
+                    RunSettings(verbose=0))
+    per_image = max(len(r.captions) for r in train_records)
+    assert int(model.optimizer.iterations) == 2 * (len(train_records) // (16 // per_image))
+    assert history.history["loss"][1] < history.history["loss"][0]
+    assert "val_loss" in history.history
+
+
 def test_the_recipe_trains_reports_and_saves(tmp_path, records, monkeypatch):
     search = {"beam_size": 2, "length_penalty": 1.0, "suppress_unknown": True}
     monkeypatch.setitem(presets._PRESETS["synthetic"]["training"], "search", search)
@@ -145,6 +161,9 @@ def test_training_settings_are_checked_and_unknown_names_refused():
         TrainingSettings.from_dict({**values, "batch_size": 0})
     with pytest.raises(ValueError, match="applies only when fine-tuning"):
         TrainingSettings.from_dict({**values, "encoder_lr_multiplier": 0.5})
+    staged = TrainingSettings.from_dict({**values, "fine_tune_from": "conv4_block6_out",
+                                         "encoder_lr_multiplier": 0.5})
+    assert staged.fine_tunes and staged.encoder_multiplier == 0.5
     tuned = TrainingSettings.from_dict({**values, "fine_tune_layers": 2})
     assert tuned.encoder_multiplier == 0.1  # the default multiplier when fine-tuning
     assert TrainingSettings.from_dict(values).encoder_multiplier is None  # one rate
@@ -169,9 +188,15 @@ def test_default_presets_and_the_settings_each_dataset_takes():
     with pytest.raises(ValueError, match="--num-images"):
         check_settings(DataSettings("coco", "D"), dataclasses.replace(real, num_images=10),
                        {"name": "resnet50"})
-    with pytest.raises(ValueError, match="needs images, not cached features"):
+    with pytest.raises(ValueError, match="needs images, or features cached below"):
         check_settings(DataSettings("csv", "D", features_dir="F"),
                        dataclasses.replace(real, fine_tune_layers=2), {"name": "resnet50"})
+    check_settings(DataSettings("csv", "D", features_dir="F"), dataclasses.replace(
+        real, fine_tune_layers=2, fine_tune_from="conv4_block6_out"), {"name": "resnet50"})
+    with pytest.raises(ValueError, match="fine_tune_from"):
+        check_settings(DataSettings("synthetic", "D"),
+                       dataclasses.replace(training, fine_tune_from="conv_1"),
+                       synthetic["encoder"])
 
 
 def test_the_training_path_takes_settings_objects_not_dozens_of_keywords():

@@ -180,15 +180,101 @@ def make_per_image_dataset(records, batch_size=64, image_size=64, shuffle=True, 
         return indices.map(load, num_parallel_calls=tf.data.AUTOTUNE).batch(
             batch_size, drop_remainder=drop_remainder)
 
+    return _image_epochs(len(paths), batched, shuffle, seed, from_epoch)
+
+
+def captions_per_image(records):
+    """The most captions any record holds: the rows each image fills in a per-image batch."""
+    most = max((len(record.captions) for record in records), default=0)
+    if most == 0:
+        raise ValueError(
+            f"The {len(records)} records given hold no captions; nothing to train on.")
+    return most
+
+
+def count_image_group_batches(records, batch_size, drop_remainder=False):
+    """Batches per epoch of `make_image_group_dataset` with the same arguments."""
+    records = [record for record in records if record.captions]
+    images = max(1, batch_size // captions_per_image(records))
+    return len(records) // images if drop_remainder else -(-len(records) // images)
+
+
+def make_image_group_dataset(records, vocabulary, batch_size=64, image_size=64,
+                             max_length=24, shuffle=True, seed=None, drop_remainder=False,
+                             features=None, from_epoch=None):
+    """Batches that hold every caption of their images, each image once.
+
+    When the encoder trains (the layers above a cached layer, say), a batch
+    of captions from different images runs it once per caption; here it runs
+    once per image. An image with fewer captions than the most any record
+    holds (C) repeats its own, in order, to fill its C rows, so every image
+    weighs the same.
+
+    Args:
+        batch_size: captions per batch: batch_size // C images (at least one).
+        records, vocabulary, image_size, max_length, shuffle, seed,
+            drop_remainder, features, from_epoch: as in `make_caption_dataset`
+            (no buckets: a batch is padded to its longest caption).
+
+    Returns:
+        A dataset of `({"images": (N, H, W, 3) uint8 or "features": (N, L, D),
+        "token_ids": (N * C, T) int32, "caption_image": (N * C,) int32},
+        target_ids (N * C, T) int32)`: image n's captions are rows n * C to
+        n * C + C - 1, and "caption_image" gives each row's image. Records
+        without captions are left out.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive. Received: {batch_size}")
+    records = [record for record in records if record.captions]
+    per_image = captions_per_image(records)
+    images_per_batch = max(1, batch_size // per_image)
+    tokenizer = CaptionTokenizer(vocabulary, max_length)
+    paths = [record.image_path for record in records]
+    if features is not None:
+        paths = features.keys(paths)
+    captions = [[record.captions[i % len(record.captions)] for i in range(per_image)]
+                for record in records]
+    all_paths, all_captions = tf.constant(paths), tf.constant(captions)
+
+    def load(index):
+        path = all_paths[index]
+        tokens = [tokenizer(all_captions[index][i]) for i in range(per_image)]
+        length = tf.reduce_max([tf.shape(ids)[0] for ids, _ in tokens])
+
+        def padded(ids):
+            return tf.pad(ids, [[0, length - tf.shape(ids)[0]]])
+
+        token_ids = tf.stack([padded(ids) for ids, _ in tokens])  # (C, T_image)
+        target_ids = tf.stack([padded(ids) for _, ids in tokens])
+        image = ({"features": features.lookup(path)} if features is not None
+                 else {"images": load_image(path, image_size)})
+        return {**image, "token_ids": token_ids}, target_ids
+
+    def flatten(inputs, target_ids):
+        images = tf.shape(target_ids)[0]
+        inputs = dict(inputs, token_ids=tf.reshape(inputs["token_ids"], (images * per_image, -1)),
+                      caption_image=tf.repeat(tf.range(images, dtype=tf.int32), per_image))
+        return inputs, tf.reshape(target_ids, (images * per_image, -1))
+
+    def batched(indices):
+        return indices.map(load, num_parallel_calls=tf.data.AUTOTUNE).padded_batch(
+            images_per_batch, drop_remainder=drop_remainder).map(flatten)
+
+    return _image_epochs(len(paths), batched, shuffle, seed, from_epoch)
+
+
+def _image_epochs(count, batched, shuffle, seed, from_epoch):
+    """`batched` over the indices 0..count-1: one epoch reshuffled each time it is
+    iterated (`from_epoch` None), or endless epochs as `make_caption_dataset`'s."""
     if from_epoch is None:
-        indices = tf.data.Dataset.range(len(paths))
+        indices = tf.data.Dataset.range(count)
         if shuffle:
-            indices = indices.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+            indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
         return batched(indices).prefetch(tf.data.AUTOTUNE)
     base_seed = np.random.randint(2 ** 31) if seed is None else seed
 
     def epoch(index):
-        order = tf.range(len(paths), dtype=tf.int64)
+        order = tf.range(count, dtype=tf.int64)
         if shuffle:
             order = tf.random.experimental.stateless_shuffle(
                 order, seed=tf.stack([tf.constant(base_seed, tf.int64), index]))

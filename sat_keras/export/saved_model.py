@@ -233,13 +233,16 @@ def _members(model):
 
 
 def _annotation_shape(model):
-    """(L, D) of the model's annotations, from its encoder or its built features;
+    """(L, D) of the features `caption_features` takes: the model's annotations
+    (from its encoder or its built features), or its encoder's cached features;
     None for an ensemble whose models' differ."""
     shapes = {_model_annotation_shape(member) for member in _members(model)}
     return shapes.pop() if len(shapes) == 1 else None
 
 
 def _model_annotation_shape(model):
+    if getattr(model.encoder, "cache_layer", None) is not None:
+        return tuple(model.encoder.feature_shape)  # its cache layer's outputs
     if model.encoder is not None and model.image_size is not None:
         size = model.image_size
         shape = model.encoder.compute_output_shape((None, size, size, 3))

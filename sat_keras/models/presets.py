@@ -96,6 +96,16 @@ _PRESETS["flickr8k_mobilenet"] = copy.deepcopy(_PRESETS["flickr8k_resnet50"])
 _PRESETS["flickr8k_mobilenet"]["encoder"] = {"name": "mobilenet"}
 _PRESETS["flickr8k_mobilenet"]["training"]["epochs"] = 30
 
+# The second stage of fine-tuning ResNet50's conv5 stage (`sat-keras train
+# --fine-tune-from conv4_block6_out` on features cached at conv4_block6_out,
+# examples/train_flickr8k.py --fine-tune-epochs): started from a model trained
+# on the frozen encoder (--init-from), the decoder and conv5 train together,
+# conv5 at a tenth of the decoder's learning rate, in batches of whole images.
+FINE_TUNE_STAGE = {"epochs": 2, "learning_rate": 2e-4, "select_from": 0.0,
+                   "fine_tune_from": "conv4_block6_out", "encoder_lr_multiplier": 0.1,
+                   "batch_by_image": True}
+FINE_TUNE_FEATURES = "resnet50_conv4"  # the encoder whose features that stage reads
+
 # Hard-attention twins: the same sets with attention="hard" and without the
 # doubly stochastic penalty, which belongs to soft attention (sec. 4.2.1)
 # and is not part of hard attention's objective (sec. 4.1).

@@ -127,8 +127,11 @@ class ShowAttendTell(keras.Model, Captioner):
 
     Call arguments:
         inputs: dict with "images" (batch, H, W, 3) uint8 or "features"
-            (batch, L, D), and "token_ids" int (batch, T) starting with
-            `<start>`.
+            (batch, L, D) (for an encoder with a `cache_layer`, that
+            layer's outputs), and "token_ids" int (batch, T) starting with
+            `<start>`. Per-image batches (`data.pipeline.make_image_group_dataset`)
+            hold each image once, N images for B captions, and
+            "caption_image" int (B,): the image of each caption.
         training: enables dropout.
 
     Returns:
@@ -237,6 +240,9 @@ class ShowAttendTell(keras.Model, Captioner):
             for name, shape in input_shape.items() if name in ("features", "images")}
         if "features" in input_shape:
             annotations_shape = tuple(input_shape["features"])
+            if self._cached_stage():
+                annotations_shape = (annotations_shape[0],) + self.encoder.compute_output_shape(
+                    (None, self.encoder.image_size, self.encoder.image_size, 3))[1:]
         elif "images" in input_shape:
             self._require_encoder()
             if not self.encoder.built:
@@ -281,9 +287,20 @@ class ShowAttendTell(keras.Model, Captioner):
 
     # -- the step contract --------------------------------------------------
 
+    def _cached_stage(self):
+        """Whether cached features pass through the encoder's layers above its
+        `cache_layer` (a `PretrainedEncoder` cached below its grid)."""
+        return getattr(self.encoder, "cache_layer", None) is not None
+
     def encode(self, inputs, training=None):
-        """Annotations (batch, L, D) from {"images": ...} or {"features": ...}."""
+        """Annotations (batch, L, D) from {"images": ...} or {"features": ...}.
+
+        Features are the annotations, or, for an encoder with a `cache_layer`,
+        that layer's outputs, which the layers above it turn into annotations.
+        """
         if "features" in inputs:
+            if self._cached_stage():
+                return self.encoder.from_cache(inputs["features"])
             return ops.convert_to_tensor(inputs["features"], self.compute_dtype)
         self._require_encoder()
         return self.encoder(inputs["images"], training=training)  # (batch, L, D)
@@ -313,6 +330,8 @@ class ShowAttendTell(keras.Model, Captioner):
 
     def call(self, inputs, training=None):
         annotations = self.encode(inputs, training=training)  # (batch, L, D)
+        if "caption_image" in inputs:  # per-image batches: each caption's image's annotations
+            annotations = ops.take(annotations, inputs["caption_image"], axis=0)
         token_ids = inputs["token_ids"]
         paths = self._paths(training)
         if paths > 1:  # every caption along several location paths: (paths * batch, ...)

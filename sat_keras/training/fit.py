@@ -6,7 +6,9 @@ import keras
 import tensorflow as tf
 
 from sat_keras.data.pipeline import count_batches
+from sat_keras.data.pipeline import count_image_group_batches
 from sat_keras.data.pipeline import make_caption_dataset
+from sat_keras.data.pipeline import make_image_group_dataset
 from sat_keras.data.pipeline import make_per_image_dataset
 from sat_keras.distribute import is_chief
 from sat_keras.distribute import shard_by_data
@@ -22,10 +24,13 @@ def train(model, train_records, val_records, settings, run=None, callbacks=(), f
     """Compiles (Adam with cosine decay) and fits on bucketed caption batches.
 
     With `features` (a `data.features.CachedFeatures`) the batches hold cached
-    encoder features instead of images; the encoder is then not run. When
-    `settings.fine_tune_layers` is set the optimizer is
+    encoder features instead of images; the encoder is then not run, or only
+    its layers above its `cache_layer`. When the encoder is fine-tuned
+    (`settings.fine_tune_layers` or `fine_tune_from`) the optimizer is
     `optimizers.FineTuningAdam`, the encoder's learning rate
-    `settings.encoder_multiplier` times the decoder's.
+    `settings.encoder_multiplier` times the decoder's. With
+    `settings.batch_by_image` the batches hold whole images with all their
+    captions (`make_image_group_dataset`), validation's too.
 
     Training batches drop each bucket's partial batch (see
     `make_caption_dataset`), so that with `jit_compile=True` XLA compiles
@@ -75,13 +80,16 @@ def train(model, train_records, val_records, settings, run=None, callbacks=(), f
                 train_records, batch_size=batch_size, image_size=settings.image_size,
                 seed=run.seed, drop_remainder=True, features=features, from_epoch=first_epoch)
         else:
-            batches = make_caption_dataset(train_records, vocabulary, shuffle=True,
-                                           drop_remainder=True, from_epoch=first_epoch,
-                                           **batching)
+            batches = caption_batches(train_records, vocabulary, shuffle=True,
+                                      drop_remainder=True, from_epoch=first_epoch, **batching)
         return shard_by_data(batches.skip(skip))
 
-    val_batches = shard_by_data(make_caption_dataset(val_records, vocabulary, shuffle=False,
-                                                     **batching))
+    caption_batches, count = ((make_image_group_dataset, count_image_group_batches)
+                              if settings.batch_by_image else
+                              (make_caption_dataset, functools.partial(
+                                  count_batches, max_length=max_length)))
+    val_batches = shard_by_data(caption_batches(val_records, vocabulary, shuffle=False,
+                                                **batching))
     if self_critical is not None:
         if hasattr(self_critical.reward, "__len__") and len(
                 self_critical.reward) != len(train_records):
@@ -91,8 +99,7 @@ def train(model, train_records, val_records, settings, run=None, callbacks=(), f
         steps_per_epoch = len(train_records) // batch_size
         schedule = settings.learning_rate
     else:
-        steps_per_epoch = count_batches(train_records, batch_size, max_length,
-                                        drop_remainder=True)
+        steps_per_epoch = count(train_records, batch_size, drop_remainder=True)
         schedule = keras.optimizers.schedules.CosineDecay(
             settings.learning_rate, max(epochs * steps_per_epoch, 1), alpha=0.05)
     if steps_per_epoch == 0:
@@ -133,7 +140,7 @@ def train(model, train_records, val_records, settings, run=None, callbacks=(), f
                      f"step {done % steps_per_epoch} of {steps_per_epoch})")
     fit = functools.partial(
         model.fit, validation_data=val_batches,
-        validation_steps=count_batches(val_records, batch_size, max_length),
+        validation_steps=count(val_records, batch_size),
         callbacks=callbacks, verbose=run.verbose,
         shuffle=False)  # each epoch's batches are shuffled by (seed, epoch)
     epoch, offset = divmod(done, steps_per_epoch)

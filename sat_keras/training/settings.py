@@ -72,8 +72,16 @@ class TrainingSettings:
         clip_norm: clip each gradient to this norm.
         fine_tune_layers: fine-tune the encoder's top N weighted layers
             (needs images, not cached features).
-        encoder_lr_multiplier: with `fine_tune_layers`, the encoder's
-            learning rate relative to the decoder's (None: 0.1).
+        fine_tune_from: a layer of the pretrained encoder (its
+            `cache_layer`), e.g. "conv4_block6_out": the layers above it are
+            fine-tuned (the top `fine_tune_layers` of them if that is set
+            too), from features cached at it (`features_dir`) or from images.
+        batch_by_image: batches of whole images with all their captions
+            (`data.pipeline.make_image_group_dataset`), so that a trained
+            encoder runs once per image, not once per caption (False:
+            captions bucketed by length).
+        encoder_lr_multiplier: when fine-tuning, the encoder's learning
+            rate relative to the decoder's (None: 0.1).
         encoder_weights: a pretrained encoder's weights: "imagenet" (what
             None gives; downloads), "none" (random), or a weights file.
         jit_compile: XLA-compile the training step (off: it did not pay on
@@ -97,6 +105,8 @@ class TrainingSettings:
     search: dict | None = None
     clip_norm: float | None = None
     fine_tune_layers: int | None = None
+    fine_tune_from: str | None = None
+    batch_by_image: bool = False
     encoder_lr_multiplier: float | None = None
     encoder_weights: str | None = None
     jit_compile: bool = False
@@ -119,9 +129,10 @@ class TrainingSettings:
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive. "
                              f"Received: learning_rate={self.learning_rate!r}")
-        if self.encoder_lr_multiplier is not None and not self.fine_tune_layers:
+        if self.encoder_lr_multiplier is not None and not self.fine_tunes:
             raise ValueError("encoder_lr_multiplier (--encoder-lr-multiplier) applies only "
-                             "when fine-tuning: set fine_tune_layers (--fine-tune-layers N).")
+                             "when fine-tuning: set fine_tune_layers (--fine-tune-layers N) "
+                             "or fine_tune_from (--fine-tune-from LAYER).")
 
     @classmethod
     def from_dict(cls, values):
@@ -136,9 +147,14 @@ class TrainingSettings:
         return dataclasses.asdict(self)
 
     @property
+    def fine_tunes(self):
+        """Whether the encoder (some of its layers) trains."""
+        return bool(self.fine_tune_layers or self.fine_tune_from)
+
+    @property
     def encoder_multiplier(self):
         """The encoder's learning-rate multiplier when fine-tuning, else None (one rate)."""
-        if not self.fine_tune_layers:
+        if not self.fine_tunes:
             return None
         if self.encoder_lr_multiplier is None:
             return DEFAULT_ENCODER_MULTIPLIER

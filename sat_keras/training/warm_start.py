@@ -21,9 +21,13 @@ def warm_start(model, handle):
             `.keras` file, an export, a registered name) naming one
             `ShowAttendTell` with the same vocabulary and decoder sizes.
             Its encoder's weights are copied too (all of them, batch-norm
-            statistics included) when `model` trains its encoder, which
-            must then be the same network; a frozen encoder keeps its own
-            (pretrained) weights. Its decoding settings are not copied.
+            statistics included) when both models train their encoder,
+            which must then be the same network. An encoder frozen in
+            either keeps its own (pretrained) weights: fine-tuning from a
+            model trained on a frozen encoder starts from the pretrained
+            weights that the cached features came from, not from an
+            export's quantized copy of them. Its decoding settings are not
+            copied.
 
     Returns:
         The number of weight tensors copied.
@@ -48,6 +52,8 @@ def warm_start(model, handle):
         if source.encoder is None:
             raise ValueError(f"{name} has no encoder to start this run's trained encoder "
                              f"from: name a model with the same encoder.")
+        if not trains_encoder(source):  # frozen there: the pretrained weights this run has
+            return copied
         copied += _assign_all(model.encoder.weights, source.encoder.weights, name,
                               "encoder", "build the same encoder")
     return copied

@@ -5,8 +5,10 @@ import pytest
 
 from sat_keras.data.images import load_image_files
 from sat_keras.data.pipeline import count_batches
+from sat_keras.data.pipeline import count_image_group_batches
 from sat_keras.data.pipeline import default_bucket_boundaries
 from sat_keras.data.pipeline import make_caption_dataset
+from sat_keras.data.pipeline import make_image_group_dataset
 from sat_keras.data.records import CaptionRecord
 from sat_keras.data.synthetic import generate_synthetic
 from sat_keras.text import Vocabulary
@@ -98,3 +100,52 @@ def test_load_image_files_reports_bad_files_and_keeps_the_rest(records, tmp_path
     assert [path for path, _ in errors] == [str(corrupt), str(tmp_path / "missing.jpg")]
     assert "not a decodable image" in errors[0][1]
     assert errors[1][1] == "file not found"
+
+
+def _uneven_records(records):
+    """The synthetic records with 1, 2, 3, ... captions (at most 3), one without any."""
+    uneven = [CaptionRecord(r.image_path, r.captions[: 1 + i % 3], r.split)
+              for i, r in enumerate(records)]
+    return uneven + [CaptionRecord(records[0].image_path + ".none", (), "train")]
+
+
+def test_image_groups_hold_every_caption_of_their_images_once_per_epoch(records, vocabulary):
+    uneven = _uneven_records(records)
+    dataset = make_image_group_dataset(uneven, vocabulary, batch_size=7, max_length=20, seed=0)
+    per_image = 3
+    expected = {r.image_path: [" ".join(normalize_caption(r.captions[i % len(r.captions)]))
+                               for i in range(per_image)] for r in uneven if r.captions}
+    batches = list(dataset)
+    assert len(batches) == count_image_group_batches(uneven, 7) == -(-24 // 2)
+    seen = []
+    for inputs, targets in batches:
+        images = inputs["images"].numpy()
+        assert len(images) <= 7 // per_image
+        np.testing.assert_array_equal(inputs["caption_image"],
+                                      np.repeat(np.arange(len(images)), per_image))
+        assert inputs["token_ids"].shape == targets.shape == (len(images) * per_image,
+                                                              targets.shape[1])
+        np.testing.assert_array_equal(inputs["token_ids"][:, 0], 1)
+        for index in range(len(images)):
+            rows = [vocabulary.decode(row)
+                    for row in targets.numpy()[index * per_image:(index + 1) * per_image]]
+            matches = [path for path, captions in expected.items() if captions == rows]
+            assert matches, rows  # the image's own captions, repeated in order to fill 3
+            seen.append(matches[0])
+    assert sorted(seen) == sorted(expected)  # every image once (the one without captions: none)
+
+
+def test_image_groups_drop_partial_batches_and_repeat_epochs_by_seed(records, vocabulary):
+    def first_epochs(seed):
+        dataset = make_image_group_dataset(records, vocabulary, batch_size=16, max_length=20,
+                                           seed=seed, drop_remainder=True, from_epoch=0)
+        steps = count_image_group_batches(records, 16, drop_remainder=True)
+        return [targets.numpy() for _, targets in dataset.take(2 * steps)], steps
+
+    batches, steps = first_epochs(3)
+    per_image = max(len(r.captions) for r in records)
+    assert steps == len(records) // (16 // per_image)
+    assert all(len(targets) == (16 // per_image) * per_image for targets in batches)
+    again, _ = first_epochs(3)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(batches[:steps], batches[steps:]))

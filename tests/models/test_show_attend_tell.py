@@ -65,6 +65,21 @@ def test_padding_does_not_change_the_loss(make_model, batch):
                                _loss(model, inputs, targets), rtol=1e-6)
 
 
+def test_a_per_image_batch_gives_the_loss_of_its_captions_each_with_its_image(
+        make_model, batch):
+    inputs, targets = batch
+    model = make_model()
+    # Image 0 with captions 0 and 1, image 1 with caption 1: rows 0, 1, 2.
+    grouped = {"features": inputs["features"], "caption_image": np.array([0, 0, 1]),
+               "token_ids": inputs["token_ids"][[0, 1, 1]]}
+    flat = {"features": inputs["features"][[0, 0, 1]], "token_ids": grouped["token_ids"]}
+    np.testing.assert_allclose(_loss(model, grouped, targets[[0, 1, 1]]),
+                               _loss(model, flat, targets[[0, 1, 1]]), rtol=1e-6)
+    swapped = dict(grouped, caption_image=np.array([1, 1, 0]))
+    assert not np.isclose(_loss(model, swapped, targets[[0, 1, 1]]),
+                          _loss(model, flat, targets[[0, 1, 1]]))
+
+
 def test_loss_is_nll_plus_weighted_penalty(make_model, batch):
     inputs, targets = batch
     model = make_model(doubly_stochastic_weight=0.3)

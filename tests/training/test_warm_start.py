@@ -104,3 +104,17 @@ def _saved_features_model(tmp_path):
     directory = str(tmp_path / "features_only")
     save_captioner(_model("soft", seed=1), directory)
     return directory
+
+
+def test_an_encoder_frozen_in_the_trained_model_keeps_its_own_weights(tmp_path):
+    soft = _image_model("soft", seed=1)
+    soft.encoder.trainable = False  # trained on a frozen (pretrained) encoder
+    save_captioner(soft, str(tmp_path / "frozen"))
+    tuned = _image_model("soft", seed=0)  # this run fine-tunes the same encoder
+    own = [np.asarray(weight).copy() for weight in tuned.encoder.weights]
+    copied = warm_start(tuned, str(tmp_path / "frozen"))
+    assert copied == len(tuned.decoder.trainable_weights)
+    for weight, value in zip(tuned.encoder.weights, own):
+        np.testing.assert_array_equal(np.asarray(weight), value, err_msg=weight.path)
+    for target, value in zip(tuned.decoder.trainable_weights, soft.decoder.trainable_weights):
+        np.testing.assert_array_equal(np.asarray(target), np.asarray(value))
