@@ -16,6 +16,7 @@ from sat_keras.models.caption_ensemble import CaptionEnsemble
 from sat_keras.models.captioner import Captioner
 from sat_keras.models.show_attend_tell import ShowAttendTell
 from sat_keras.text import Vocabulary
+from sat_keras.training import optimizers  # noqa: F401  (registers FineTuningAdam for loading)
 from sat_keras.version import __version__
 
 __all__ = [

@@ -84,6 +84,10 @@ def train(model, train_records, val_records, settings, run=None, callbacks=(), f
                                       drop_remainder=True, from_epoch=first_epoch, **batching)
         return shard_by_data(batches.skip(skip))
 
+    if settings.batch_by_image and strategy.num_replicas_in_sync > 1:
+        # Each replica's share of a batch would split its images and captions apart.
+        raise ValueError("batch_by_image (--batch-by-image) trains on one replica; this "
+                         f"strategy has {strategy.num_replicas_in_sync} in sync.")
     caption_batches, count = ((make_image_group_dataset, count_image_group_batches)
                               if settings.batch_by_image else
                               (make_caption_dataset, functools.partial(

@@ -79,7 +79,7 @@ class TrainingSettings:
         batch_by_image: batches of whole images with all their captions
             (`data.pipeline.make_image_group_dataset`), so that a trained
             encoder runs once per image, not once per caption (False:
-            captions bucketed by length).
+            captions bucketed by length). On one replica only.
         encoder_lr_multiplier: when fine-tuning, the encoder's learning
             rate relative to the decoder's (None: 0.1).
         encoder_weights: a pretrained encoder's weights: "imagenet" (what

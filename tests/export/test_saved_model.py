@@ -224,3 +224,33 @@ def test_the_n_best_export_adds_the_beams_best_and_keeps_the_default_outputs(
         assert json.load(file)["num_captions"] == 3
     with pytest.raises(ValueError, match="num_captions"):
         export_captioner(model, str(tmp_path / "bad" / "1"), beam_size=2, num_captions=3)
+
+
+def test_a_model_fine_tuned_above_a_cached_layer_exports_its_tuned_stage(vocabulary, tmp_path):
+    import keras
+
+    from sat_keras import ShowAttendTell
+    from sat_keras.encoders import PretrainedEncoder
+
+    keras.utils.set_random_seed(0)
+    encoder = PretrainedEncoder("mobilenet", weights=None, trainable=True,
+                                backbone_kwargs={"alpha": 0.25}, cache_layer="conv_pw_10_relu")
+    model = ShowAttendTell(vocabulary, encoder=encoder, image_size=224,
+                           decoder={"embedding_dim": 8, "units": 12, "attention_dim": 8})
+    model.build({"images": (None, 224, 224, 3)})
+    top = encoder.network.get_layer("conv_pw_11")
+    top.kernel.assign(top.kernel * 3.0)  # a "tuned" stage that differs from the initial one
+    path = export_captioner(model, str(tmp_path / "tuned" / "1"), beam_size=2, max_length=6)
+    loaded = tf.saved_model.load(path)
+    outputs = loaded.signatures["serving_default"](image_bytes=tf.constant(IMAGES[:2]))
+    expected = python_captions(model, IMAGES[:2], tmp_path)
+    assert [c.decode() for c in outputs["captions"].numpy()] == expected["captions"]
+    np.testing.assert_allclose(outputs["scores"].numpy(), expected["scores"], rtol=1e-4)
+    # caption_features takes what the cache holds: conv_pw_10's 14 x 14 x 128 grid.
+    images = np.random.default_rng(0).integers(0, 255, (2, 224, 224, 3)).astype("uint8")
+    cached = keras.ops.convert_to_numpy(encoder.to_cache(images))
+    assert cached.shape == (2, 196, 128)
+    from_cache = loaded.signatures["caption_features"](features=tf.constant(cached))
+    np.testing.assert_array_equal(from_cache["token_ids"].numpy(),
+                                  model.caption(images=images, beam_size=2,
+                                                max_length=6)["token_ids"])

@@ -46,3 +46,22 @@ def test_a_model_file_of_version_0_1_loads_with_its_weights(make_model, batch, t
     images = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
     np.testing.assert_array_equal(loaded.caption(images=images, beam_size=2)["token_ids"],
                                   model.caption(images=images, beam_size=2)["token_ids"])
+
+
+def test_a_model_trained_with_its_own_optimizer_loads_in_a_fresh_process(
+        make_model, batch, tmp_path):
+    import subprocess
+    import sys
+
+    from sat_keras.training.optimizers import FineTuningAdam
+
+    model = make_model()
+    model.compile(optimizer=FineTuningAdam(1e-3, encoder_multiplier=0.1))
+    model.train_on_batch(*batch)
+    save_captioner(model, str(tmp_path))
+    script = ("import sys; from sat_keras.models.saving import load_captioner; "
+              "print(type(load_captioner(sys.argv[1]).optimizer).__name__)")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)],
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1] == "FineTuningAdam"
