@@ -34,7 +34,8 @@
    `models.presets.FINE_TUNE_STAGE` schedule (peak 2e-4, conv5 at a tenth
    of it), in batches that hold all five captions of each image, so that
    conv5 runs once per image. It costs about 8 min of extraction and 15 min
-   an epoch on 2 CPU cores (docs/results/flickr8k.md, "Fine-tuning conv5");
+   an epoch on 2 CPU cores (docs/results/flickr8k.md, "Fine-tuning ResNet50's
+   conv5 stage");
 6. score the model on the whole dev split with greedy search and with the
    decoding the preset chose on dev (beam 5, length penalty 1, `<unk>` never
    written; see docs/results/flickr8k.md), which the model is saved with
