@@ -192,10 +192,17 @@ def captions_per_image(records):
     return most
 
 
+def _image_groups(records, batch_size):
+    """(the records with captions, captions per image C, images per batch) of
+    `make_image_group_dataset`."""
+    records = [record for record in records if record.captions]
+    per_image = captions_per_image(records)
+    return records, per_image, max(1, batch_size // per_image)
+
+
 def count_image_group_batches(records, batch_size, drop_remainder=False):
     """Batches per epoch of `make_image_group_dataset` with the same arguments."""
-    records = [record for record in records if record.captions]
-    images = max(1, batch_size // captions_per_image(records))
+    records, _, images = _image_groups(records, batch_size)
     return len(records) // images if drop_remainder else -(-len(records) // images)
 
 
@@ -225,9 +232,7 @@ def make_image_group_dataset(records, vocabulary, batch_size=64, image_size=64,
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive. Received: {batch_size}")
-    records = [record for record in records if record.captions]
-    per_image = captions_per_image(records)
-    images_per_batch = max(1, batch_size // per_image)
+    records, per_image, images_per_batch = _image_groups(records, batch_size)
     tokenizer = CaptionTokenizer(vocabulary, max_length)
     paths = [record.image_path for record in records]
     if features is not None:
