@@ -248,3 +248,30 @@ def test_a_model_trains_the_stage_above_the_cache_from_cached_features(vocabular
         keras.ops.convert_to_numpy(model({"features": cached, "token_ids": token_ids})["logits"]),
         keras.ops.convert_to_numpy(model({"images": images, "token_ids": token_ids})["logits"]),
         atol=1e-5)
+
+
+def test_a_decoder_trained_on_a_tuned_encoders_annotations_shares_it_in_an_ensemble(vocabulary):
+    from sat_keras import CaptionEnsemble
+
+    tuned = ShowAttendTell(vocabulary, encoder=_cached_encoder(trainable=True), image_size=224,
+                           decoder=TINY_DECODER)
+    tuned.build({"images": (None, 224, 224, 3)})
+    top = tuned.encoder.network.get_layer("conv_pw_11")
+    top.kernel.assign(top.kernel * 3.0)  # the tuned stage
+    # A second decoder on the tuned network's annotations: the same weights, no cache layer.
+    plain = PretrainedEncoder("mobilenet", weights=None, backbone_kwargs={"alpha": 0.25})
+    plain.network.set_weights(tuned.encoder.network.get_weights())
+    keras.utils.set_random_seed(1)
+    second = ShowAttendTell(vocabulary, encoder=plain, image_size=224, decoder=TINY_DECODER)
+    second.build({"images": (None, 224, 224, 3)})
+    ensemble = CaptionEnsemble([tuned, second])
+    assert ensemble.encoder_owners() == (0, 0)  # one network stored and run
+    images = _images()
+    from_images = ensemble.caption(images=images, beam_size=2, max_length=6)
+    from_cache = ensemble.caption(features=_cache(tuned.encoder, images), beam_size=2,
+                                  max_length=6)  # the owner's cache: conv_pw_10's
+    np.testing.assert_array_equal(from_cache["token_ids"], from_images["token_ids"])
+    np.testing.assert_allclose(from_cache["scores"], from_images["scores"], atol=1e-4)
+    # Different weights are still two encoders.
+    top.kernel.assign(top.kernel * 2.0)
+    assert CaptionEnsemble([tuned, second]).encoder_owners() == (0, 1)

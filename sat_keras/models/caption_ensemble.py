@@ -37,7 +37,9 @@ class CaptionEnsemble(Captioner):
     Args:
         models: `ShowAttendTell` models with the same vocabulary (same
             tokens in the same order). With images the encoders may
-            differ; with features they must all read the same features.
+            differ; with features they must all read the same features
+            (a model that uses an earlier model's encoder reads that
+            model's: for encoders cached at different layers, its cache).
             Their grids must have the same number of locations L.
         encoder_owners: for loading (`export.reload`): per model, the
             index of the model whose encoder it uses, as `encoder_owners()`
@@ -105,8 +107,8 @@ class CaptionEnsemble(Captioner):
         """Per model, the index of the first model whose encoder is the same as its own.
 
         The same: one layer, or two built layers of one class whose settings
-        (their configs, less name, weights source and trainability) and
-        weights are equal. Found once and kept, from the weights at that
+        (their configs, less name, weights source, trainability and cache
+        layer) and weights are equal. Found once and kept, from the weights at that
         time: an ensemble captions; fine-tune its models before making it.
         """
         if self._encoder_owners is not None:
@@ -170,8 +172,10 @@ class CaptionEnsemble(Captioner):
         return mean_log_probs, tuple(new_state for _, new_state, _ in outputs), attention_weights
 
 
-# Config entries that leave an encoder's function unchanged.
-_UNCOMPUTED_SETTINGS = ("name", "weights", "trainable", "trainable_layers")
+# Config entries that leave an encoder's function of images unchanged. The cache
+# layer only says where training read features from; an ensemble that shares
+# an encoder reads the owner's features.
+_UNCOMPUTED_SETTINGS = ("name", "weights", "trainable", "trainable_layers", "cache_layer")
 
 
 def _same_encoder(first, second):
