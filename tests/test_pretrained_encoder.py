@@ -250,8 +250,11 @@ def test_a_model_trains_the_stage_above_the_cache_from_cached_features(vocabular
         atol=1e-5)
 
 
-def test_a_decoder_trained_on_a_tuned_encoders_annotations_shares_it_in_an_ensemble(vocabulary):
+def test_a_decoder_trained_on_a_tuned_encoders_annotations_shares_it_in_an_ensemble(
+        vocabulary, tmp_path):
     from sat_keras import CaptionEnsemble
+    from sat_keras.export import export_captioner
+    from sat_keras.models.saving import load_captioner
 
     tuned = ShowAttendTell(vocabulary, encoder=_cached_encoder(trainable=True), image_size=224,
                            decoder=TINY_DECODER)
@@ -272,6 +275,13 @@ def test_a_decoder_trained_on_a_tuned_encoders_annotations_shares_it_in_an_ensem
                                   max_length=6)  # the owner's cache: conv_pw_10's
     np.testing.assert_array_equal(from_cache["token_ids"], from_images["token_ids"])
     np.testing.assert_allclose(from_cache["scores"], from_images["scores"], atol=1e-4)
+    # The export stores the network once and reloads as the same pair.
+    loaded = load_captioner(export_captioner(ensemble, str(tmp_path / "pair" / "1"),
+                                             beam_size=2, max_length=6))
+    assert loaded.encoder_owners() == (0, 0)
+    np.testing.assert_array_equal(
+        loaded.caption(images=images, beam_size=2, max_length=6)["token_ids"],
+        from_images["token_ids"])
     # Different weights are still two encoders.
     top.kernel.assign(top.kernel * 2.0)
     assert CaptionEnsemble([tuned, second]).encoder_owners() == (0, 1)
