@@ -1,6 +1,8 @@
 """Deadlines and the bound on running requests of the local servers' `ModelRunner`."""
 
 import os
+import threading
+from concurrent import futures
 
 import numpy as np
 import pytest
@@ -24,15 +26,36 @@ def test_a_request_past_its_deadline_is_answered_and_the_runner_goes_on(exported
     assert len(runner.predict({"image_bytes": IMAGES})["captions"]) == 32
 
 
+class HeldSignature:
+    """A signature function that, once called, holds its slot until the test releases it."""
+
+    def __init__(self, function):
+        self.function = function
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    @property
+    def structured_input_signature(self):
+        return self.function.structured_input_signature
+
+    def __call__(self, **inputs):
+        self.started.set()
+        self.release.wait()
+        return self.function(**inputs)
+
+
 def test_when_every_slot_is_held_a_request_is_refused_as_busy(exported_model):
-    runner = ModelRunner(exported_model[1], deadline=1e-3, max_running=1)
-    with pytest.raises(ServingError, match="deadline"):
-        runner.predict({"image_bytes": IMAGES})  # goes on running, holding the only slot
+    runner = ModelRunner(exported_model[1], deadline=120.0, max_running=1)
+    held = HeldSignature(runner.signatures["serving_default"])
+    runner.signatures["serving_default"] = held
+    first = futures.ThreadPoolExecutor(1).submit(runner.predict, {"image_bytes": IMAGES[:1]})
+    assert held.started.wait(120)  # the first request runs, holding the only slot
     with pytest.raises(ServingError) as error:
-        runner.predict({"image_bytes": IMAGES[:1]})
+        runner.predict({"image_bytes": IMAGES[:1]}, deadline=0.05)
     assert error.value.code == "RESOURCE_EXHAUSTED" and "busy" in error.value.message
-    runner.deadline = 120.0  # waits for the slot, then runs
-    assert len(runner.predict({"image_bytes": IMAGES[:1]})["captions"]) == 1
+    held.release.set()
+    assert len(first.result(120)["captions"]) == 1
+    assert len(runner.predict({"image_bytes": IMAGES[:1]})["captions"]) == 1  # slot free again
 
 
 def test_a_sooner_client_deadline_wins(exported_model):
