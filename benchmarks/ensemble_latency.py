@@ -41,11 +41,11 @@ def export_ensembles(model_dir, sizes, folder):
     from sat_keras.export import export_captioner
     from sat_keras.export.reload import load_exported_captioner
     from sat_keras.export.reload import read_export_config
+    from sat_keras.export.saved_model import export_search
 
     config = read_export_config(model_dir)
-    settings = {name: config[name] for name in (
-        "beam_size", "max_length", "length_penalty", "suppress_unknown", "no_repeat_ngram_size",
-        "weights_dtype") if name in config}
+    settings = {"search": export_search(config).one_caption_each(),
+                "weights_dtype": config.get("weights_dtype", "float32")}
     exports = {}
     for size in sizes:
         members = [load_exported_captioner(model_dir) for _ in range(size)]

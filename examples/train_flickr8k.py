@@ -60,10 +60,8 @@ from sat_keras.data.records import select_split
 from sat_keras.decoding import SearchSettings
 from sat_keras.encoders import PretrainedEncoder
 from sat_keras.evaluation import attention_statistics
-from sat_keras.evaluation import describe_decoding
 from sat_keras.evaluation import evaluate_records
 from sat_keras.evaluation import format_metrics
-from sat_keras.export.reload import decoding_settings
 from sat_keras.metrics import caption_diversity
 from sat_keras.metrics import coco_tools_available
 from sat_keras.models.presets import FINE_TUNE_FEATURES
@@ -221,7 +219,7 @@ def evaluate_on_dev(model, data_dir, feature_dir, beam_size, max_length):
     dev = select_split(read_flickr8k(data_dir), "val")
     tokenization = "ptb" if coco_tools_available() else "normalize"
     features = CachedFeatures(feature_dir)
-    chosen = decoding_settings(model, {"beam_size": beam_size, "max_length": max_length})
+    chosen = model.settings_for(one_caption=True, beam_size=beam_size, max_length=max_length)
     greedy = SearchSettings(max_length=chosen.max_length)
     for search in [greedy] + ([chosen] if chosen != greedy else []):
         stage_started = time.perf_counter()
@@ -229,7 +227,7 @@ def evaluate_on_dev(model, data_dir, feature_dir, beam_size, max_length):
                                            tokenization=tokenization, features=features)
         diversity = caption_diversity(outputs["captions"])
         focus = attention_statistics(outputs["attention_weights"])
-        print(f"dev ({len(dev)} images), {describe_decoding(search)}, "
+        print(f"dev ({len(dev)} images), {search.describe()}, "
               f"{tokenization} tokenization: "
               f"{format_metrics(scores)}\n"
               f"  {diversity['distinct_captions']:.1%} distinct captions, "

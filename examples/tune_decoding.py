@@ -25,6 +25,7 @@ from sat_keras import CaptionEnsemble
 from sat_keras.data.features import CachedFeatures
 from sat_keras.data.flickr8k import read_flickr8k
 from sat_keras.data.records import select_split
+from sat_keras.decoding import SearchSettings
 from sat_keras.evaluation import attention_statistics
 from sat_keras.evaluation import format_metrics
 from sat_keras.metrics import caption_diversity
@@ -73,9 +74,10 @@ def main():
     for setting in args.settings.split(","):
         beam, penalty = setting.split(":")
         started = time.perf_counter()
-        outputs = model.caption(features=features, beam_size=int(beam),
-                                length_penalty=float(penalty), max_length=args.max_length,
+        search = SearchSettings(beam_size=int(beam), length_penalty=float(penalty),
+                                max_length=args.max_length,
                                 suppress_unknown=args.suppress_unknown)
+        outputs = model.caption(features=features, search=search)
         scores = caption_metrics([r.captions for r in records], outputs["captions"],
                                  tokenization=tokenization)
         rows.append({"beam_size": int(beam), "length_penalty": float(penalty),

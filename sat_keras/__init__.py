@@ -6,6 +6,7 @@ startup.quiet_for_the_command_line()  # before the imports below start TensorFlo
 
 # export and models.saving register the loaders of their formats (models.preset_loaders).
 from sat_keras import export  # noqa: F401
+from sat_keras.decoding import SearchSettings
 from sat_keras.encoders import PretrainedEncoder
 from sat_keras.encoders import SmallCNNEncoder
 from sat_keras.layers.attentive_lstm_cell import AttentiveLSTMCell
@@ -27,6 +28,7 @@ __all__ = [
     "Captioner",
     "HardAttentionSampler",
     "PretrainedEncoder",
+    "SearchSettings",
     "ShowAttendTell",
     "SmallCNNEncoder",
     "Vocabulary",

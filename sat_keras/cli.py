@@ -8,6 +8,7 @@ from sat_keras.data.datasets import dataset_names
 from sat_keras.data.datasets import read_dataset
 from sat_keras.data.download import download_flickr8k
 from sat_keras.data.features import extract_features
+from sat_keras.decoding import SearchSettings
 from sat_keras.distribute import STRATEGIES
 from sat_keras.distribute import make_strategy
 from sat_keras.encoders import build_encoder
@@ -16,12 +17,11 @@ from sat_keras.encoders import weights_argument
 from sat_keras.evaluation import evaluate
 from sat_keras.export import export_captioner
 from sat_keras.export.image_checks import ImageLimits
-from sat_keras.export.reload import ONE_CAPTION_FIELDS
-from sat_keras.export.reload import decoding_settings
 from sat_keras.inference import caption_image_files
 from sat_keras.inference import plot_file_captions
 from sat_keras.models.caption_ensemble import CaptionEnsemble
 from sat_keras.models.presets import preset_names
+from sat_keras.models.presets import preset_settings
 from sat_keras.models.saving import load_captioner
 from sat_keras.recipes import default_preset
 from sat_keras.recipes import run_demo
@@ -93,7 +93,8 @@ def parse_setting(text):
     """`--set PATH=VALUE` as (full path, value). PATH is a path in the model's config
     (`decoder.units`, `label_smoothing`) or starts with a preset section
     (`training.epochs`, `encoder.name`, `model.decoder.units`); VALUE is JSON
-    (`768`, `0.1`, `null`, `true`, `[8, 16]`) or else a string (`hard`)."""
+    (`768`, `0.1`, `true`, `[8, 16]`) or else a string (`hard`). `null` is
+    refused: None means "not given", so it would change nothing."""
     path, separator, value = text.partition("=")
     if not separator or not path or any(not part for part in path.split(".")):
         raise ValueError(f"--set takes PATH=VALUE, e.g. --set decoder.units=768. "
@@ -101,9 +102,13 @@ def parse_setting(text):
     if path.split(".")[0] not in _SECTIONS:
         path = "model." + path
     try:
-        return path, json.loads(value)
+        value = json.loads(value)
     except json.JSONDecodeError:
         return path, value
+    if value is None:
+        raise ValueError(f"--set {text}: null means not given, so it would change nothing; "
+                         "leave the setting out to keep the preset's value.")
+    return path, value
 
 
 def _train(args):
@@ -147,8 +152,7 @@ def _self_critical_settings(args):
 
 def _caption(args):
     model = load_captioner(args.model)
-    search = decoding_settings(model, _given_search(args))
-    outcomes = caption_image_files(model, args.images, search)
+    outcomes = caption_image_files(model, args.images, _given_search(args))
     for outcome in outcomes:
         if outcome.error is None:
             print(f"{outcome.path}: {outcome.caption}")
@@ -185,12 +189,8 @@ def _export(args):
                          max_request_pixels=args.max_request_pixels)
     models = [load_captioner(handle) for handle in args.model]
     model = models[0] if len(models) == 1 else CaptionEnsemble(models)
-    search = decoding_settings(model, _given_search(args), default_beam_size=3)
-    path = export_captioner(model, args.output, beam_size=search.beam_size,
-                            max_length=search.max_length, length_penalty=search.length_penalty,
-                            num_captions=args.num_captions,
-                            suppress_unknown=search.suppress_unknown,
-                            no_repeat_ngram_size=search.no_repeat_ngram_size,
+    path = export_captioner(model, args.output,
+                            search={**_given_search(args), "num_captions": args.num_captions},
                             max_batch_size=args.max_batch_size, limits=limits,
                             jit_compile=args.jit_compile, overwrite=args.overwrite,
                             weights_dtype=args.weights_dtype)
@@ -207,12 +207,13 @@ def _serve(args):
 
 
 def _add_dataset_arguments(parser, default_dataset="synthetic"):
-    parser.add_argument("--dataset", choices=dataset_names(), default=default_dataset)
+    parser.add_argument("--dataset", choices=dataset_names(), default=default_dataset,
+                        help="the dataset's reader (data.datasets.read_dataset)")
     parser.add_argument("--data-dir", required=True,
                         help="the dataset or image folder (see data.datasets.read_dataset; "
                              "synthetic: generated there by train if missing)")
     parser.add_argument("--captions-file", default=None,
-                        help="karpathy / coco / csv: the captions file")
+                        help="karpathy / coco / csv: the captions file (default: none)")
     parser.add_argument("--missing", choices=["error", "skip"], default="error",
                         help="listed images missing on disk: fail, or report and skip")
     parser.add_argument("--download", action="store_true",
@@ -220,57 +221,81 @@ def _add_dataset_arguments(parser, default_dataset="synthetic"):
                              "(about 1 GB, once; needs internet)")
 
 
+def _recipe_encoder():
+    """The encoder of the real-data recipe that `sat-keras train` runs by default:
+    `extract-features`' default too, so that the features it writes fit that recipe."""
+    return preset_settings(default_preset("flickr8k"))["encoder"]["name"]
+
+
 def _add_encoder_arguments(parser, default_encoder=None):
     parser.add_argument("--encoder", choices=encoder_names(), default=default_encoder,
-                        help="default: the preset's" if default_encoder is None else None)
+                        help="default: the preset's" if default_encoder is None else
+                        f"the encoder whose features are cached (default: {default_encoder}, "
+                        "the encoder of sat-keras train's real-data recipe)")
     parser.add_argument("--encoder-weights", default=None,
                         help='"imagenet" (the default; downloads), "none", or a weights file')
 
 
 def _given_search(args):
-    """The decoding flags given (`_add_decoding_arguments`), for `decoding_settings`."""
-    return {name: getattr(args, name) for name in ONE_CAPTION_FIELDS}
+    """The decoding flags given (`_add_decoding_arguments`): the fields they change of
+    the model's own `SearchSettings` (None: not given)."""
+    return {field.name: getattr(args, field.name) for field in SearchSettings.flags()}
 
 
-def _add_decoding_arguments(parser, default_beam_size):
-    """--beam-size, --max-length, --length-penalty, --[no-]suppress-unknown,
-    --no-repeat-ngram-size: each None unless given, so that the model's own
-    decoding fills it in (`export.reload.decoding_settings`)."""
-    parser.add_argument("--beam-size", type=int, default=None,
-                        help="1: greedy search; default: the model's own, else "
-                             f"{default_beam_size}")
-    parser.add_argument("--max-length", type=int, default=None,
-                        help="default: the model's own, else 20")
-    parser.add_argument("--length-penalty", type=float, default=None, metavar="ALPHA",
-                        help="beam search ranks by score / ((5 + length) / 6) ** ALPHA "
-                             "(default: the model's own, else 0)")
-    parser.add_argument("--suppress-unknown", action=argparse.BooleanOptionalAction,
-                        default=None,
-                        help="never write <unk> (default: the model's own, else no)")
-    parser.add_argument("--no-repeat-ngram-size", type=int, default=None, metavar="N",
-                        help="never repeat an N-word phrase within a caption (0: allow; "
-                             "default: the model's own, else 0)")
+def _add_decoding_arguments(parser):
+    """A flag per `SearchSettings.flags()` field (--beam-size, --max-length, ...):
+    each None unless given, so that the model's own decoding fills it in."""
+    for field in SearchSettings.flags():
+        default = field.default
+        if isinstance(default, bool):
+            kind = {"action": argparse.BooleanOptionalAction}
+            default = "yes" if default else "no"
+        else:
+            kind = {"type": type(default), "metavar": field.metadata["metavar"]}
+        parser.add_argument("--" + field.name.replace("_", "-"), default=None, **kind,
+                            help=f"{field.metadata['help']} (default: the model's own; "
+                                 f"{default} for a model given none)")
+
+
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Each option's help ends with its default, unless its text already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("default" in text or not action.option_strings or action.required
+                or action.default in (None, argparse.SUPPRESS)):
+            return text  # a None default is described in the text (tests/test_cli.py)
+        value = {False: "off", True: "on"}.get(action.default, action.default)
+        return f"{text} (default: {str(value).replace('%', '%%')})".strip()
+
+
+def _command(commands, name, **kwargs):
+    return commands.add_parser(name, formatter_class=_HelpWithDefaults, **kwargs)
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="sat-keras", description="Show, Attend and Tell image captioning.")
+        prog="sat-keras", description="Show, Attend and Tell image captioning.",
+        formatter_class=_HelpWithDefaults)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    demo = commands.add_parser(
-        "demo", help="generate synthetic data, train on CPU, report test BLEU-4, save")
-    demo.add_argument("--output-dir", default="sat_keras_demo")
+    demo = _command(
+        commands, "demo", help="generate synthetic data, train on CPU, report test BLEU-4, save")
+    demo.add_argument("--output-dir", default="sat_keras_demo",
+                      help="the folder of the generated data and the trained model")
     demo.add_argument("--epochs", type=int, default=None, help="default: the preset's")
     demo.add_argument("--num-images", type=int, default=None, help="default: the preset's")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int, default=0,
+                      help="seeds the data, the initial weights and the shuffling")
     demo.add_argument("--export", default=None, metavar="DIR",
-                      help="also export the model as a SavedModel, e.g. saved_models/shapes/1")
+                      help="also export the model as a SavedModel, e.g. saved_models/shapes/1 "
+                           "(default: none)")
     demo.add_argument("--num-captions", type=int, default=3, metavar="N",
                       help="with --export: the beam's N best captions among the outputs "
                            "(the caption page lists them)")
     demo.set_defaults(handler=_demo)
 
-    train = commands.add_parser("train", help="train a captioner")
+    train = _command(commands, "train", help="train a captioner")
     _add_dataset_arguments(train)
     train.add_argument("--output-dir", required=True,
                        help="the run directory: model, config, metrics, "
@@ -280,32 +305,38 @@ def build_parser():
                             "default: synthetic for --dataset synthetic, else "
                             "flickr8k_resnet50 (their _hard twins with --attention hard)")
     train.add_argument("--attention", choices=["soft", "hard"], default=None,
-                       help="picks the preset's hard twin when --preset is not given")
+                       help="picks the preset's hard twin when --preset is not given "
+                            "(default: soft)")
     train.add_argument("--set", action="append", default=None, metavar="PATH=VALUE",
                        help="change one value of the preset (repeatable): a path in the "
                             "model's config (decoder.units=768, label_smoothing=0.1) or in "
                             "a preset section (training.epochs=3, encoder.name=mobilenet); "
-                            "VALUE is JSON, else a string. Applied after the other flags")
+                            "VALUE is JSON, else a string. Applied after the other flags "
+                            "(default: none)")
     _add_encoder_arguments(train)
     train.add_argument("--features", default=None,
-                       help="cached features of the encoder (sat-keras extract-features)")
+                       help="cached features of the encoder (sat-keras extract-features; "
+                            "default: none, images go through the encoder)")
     train.add_argument("--fine-tune-layers", type=int, default=None, metavar="N",
                        help="fine-tune the encoder's top N weighted layers (needs images, "
-                            "or features cached below them with --fine-tune-from)")
+                            "or features cached below them with --fine-tune-from; default: "
+                            "none, the encoder stays frozen)")
     train.add_argument("--fine-tune-from", default=None, metavar="LAYER",
                        help="fine-tune the encoder's layers above LAYER, e.g. "
                             "conv4_block6_out for ResNet50's conv5 stage, from --features "
                             "extracted at LAYER (extract-features --encoder resnet50_conv4) "
-                            "or from images")
+                            "or from images (default: none)")
     train.add_argument("--batch-by-image", action="store_true", default=None,
                        help="batches of whole images with all their captions, so that a "
-                            "fine-tuned encoder runs once per image")
+                            "fine-tuned encoder runs once per image (default: the preset's; "
+                            "off in every preset)")
     train.add_argument("--encoder-lr-multiplier", type=float, default=None,
                        help="when fine-tuning: the encoder's learning rate relative "
                             "to the decoder's (default 0.1)")
     train.add_argument("--max-minutes", type=float, default=None,
-                       help="stop training after this much wall-clock time")
-    train.add_argument("--epochs", type=int, default=None)
+                       help="stop training after this much wall-clock time (default: no "
+                            "limit)")
+    train.add_argument("--epochs", type=int, default=None, help="default: the preset's")
     train.add_argument("--patience", type=int, default=None, metavar="EPOCHS",
                        help="stop after this many epochs without a better val BLEU-4 "
                             "(default: the preset's; the synthetic presets have none)")
@@ -313,7 +344,8 @@ def build_parser():
                        help="with a patience: compare cross-entropy epochs only from this "
                             "fraction of the schedule on (default: the preset's, 0.5 for "
                             "Flickr8k; 0 compares them all)")
-    train.add_argument("--batch-size", type=int, default=None)
+    train.add_argument("--batch-size", type=int, default=None,
+                       help="the global batch of captions (default: the preset's)")
     train.add_argument("--doubly-stochastic-weight", type=float, default=None,
                        metavar="LAMBDA",
                        help="the attention penalty's weight (default: the preset's; "
@@ -338,25 +370,33 @@ def build_parser():
                             "trained model's weights (a run directory, .keras file, export "
                             "or name with the same vocabulary and sizes), e.g. a soft model "
                             "for --attention hard, whose Flickr8k presets then train 3 "
-                            "epochs at 2e-4 (their warm-start schedule)")
+                            "epochs at 2e-4 (their warm-start schedule; default: none, a "
+                            "fresh decoder)")
     train.add_argument("--keep-epoch-weights", action="store_true",
                        help="save each cross-entropy epoch's weights in RUN/epochs/")
-    train.add_argument("--learning-rate", type=float, default=None)
+    train.add_argument("--learning-rate", type=float, default=None,
+                       help="the peak of the cosine schedule (default: the preset's)")
     train.add_argument("--num-images", type=int, default=None,
-                       help="synthetic only: images to generate")
-    train.add_argument("--seed", type=int, default=0)
+                       help="synthetic only: images to generate (default: the preset's)")
+    train.add_argument("--seed", type=int, default=0,
+                       help="seeds the data, the initial weights and the shuffling")
     train.add_argument("--strategy", choices=STRATEGIES, default="default",
                        help="tf.distribute strategy; multi_worker reads TF_CONFIG")
-    train.add_argument("--tpu", default=None, help="tpu strategy: the TPU's name or address")
+    train.add_argument("--tpu", default=None,
+                       help="tpu strategy: the TPU's name or address (default: the one the "
+                            "environment names)")
     train.add_argument("--backup-every", type=int, default=100, metavar="STEPS",
                        help="back up every STEPS steps; rerunning a killed command resumes")
     train.add_argument("--clip-norm", type=float, default=None,
-                       help="clip each gradient to this norm")
+                       help="clip each gradient to this norm (default: the preset's; none "
+                            "in every preset)")
     train.add_argument("--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"],
-                       default=None, help="16-bit compute (GPUs); weights and loss in float32")
+                       default=None, help="16-bit compute (GPUs); weights and loss in float32 "
+                                          "(default: none, float32 throughout)")
     train.add_argument("--scst-epochs", type=int, default=None, metavar="N",
                        help="after cross-entropy, N epochs of self-critical sequence "
-                            "training on the CIDEr-D reward (output-dir/self_critical)")
+                            "training on the CIDEr-D reward (output-dir/self_critical; "
+                            "default: none)")
     train.add_argument("--scst-learning-rate", type=float, default=None,
                        help="its constant learning rate (default 5e-5)")
     train.add_argument("--scst-samples", type=int, default=None,
@@ -374,34 +414,38 @@ def build_parser():
                             "attention; default: off, the policy that captions)")
     train.set_defaults(handler=_train)
 
-    caption = commands.add_parser("caption", help="caption image files")
+    caption = _command(commands, "caption", help="caption image files")
     caption.add_argument("images", nargs="+", help="image files (JPEG, PNG, GIF, BMP)")
     caption.add_argument("--model", default=DEFAULT_MODEL,
                          help="a registered name, a directory written by train/demo, a "
                               ".keras file, a SavedModel (sat-keras export), or an archive "
                               f"URL ending in #sha256=HEX (default: {DEFAULT_MODEL}, the "
                               "Flickr8k captioner that ships with sat_keras)")
-    _add_decoding_arguments(caption, default_beam_size=1)
+    _add_decoding_arguments(caption)
     caption.add_argument("--attention-plot", default=None, metavar="PNG",
-                         help="write the image and one attention panel per word")
+                         help="write the image and one attention panel per word "
+                              "(default: none)")
     caption.set_defaults(handler=_caption)
 
-    extract = commands.add_parser(
-        "extract-features", help="run a pretrained encoder over a dataset's images once")
+    extract = _command(
+        commands, "extract-features", help="run a pretrained encoder over a dataset's images once")
     _add_dataset_arguments(extract, default_dataset="flickr8k")
-    _add_encoder_arguments(extract, default_encoder="mobilenet")
+    _add_encoder_arguments(extract, default_encoder=_recipe_encoder())
     extract.add_argument("--output", required=True, help="the feature folder")
-    extract.add_argument("--batch-size", type=int, default=32)
-    extract.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    extract.add_argument("--batch-size", type=int, default=32, help="images encoded at once")
+    extract.add_argument("--dtype", choices=["float16", "float32"], default="float16",
+                         help="how the features are stored")
     extract.set_defaults(handler=_extract_features)
 
-    evaluate = commands.add_parser(
-        "evaluate", help="caption a dataset split and report every caption metric")
+    evaluate = _command(
+        commands, "evaluate", help="caption a dataset split and report every caption metric")
     evaluate.add_argument("--model", required=True)
     _add_dataset_arguments(evaluate)
-    evaluate.add_argument("--split", choices=["train", "val", "test"], default="test")
-    _add_decoding_arguments(evaluate, default_beam_size=3)
-    evaluate.add_argument("--output", default=None, help="results JSON file")
+    evaluate.add_argument("--split", choices=["train", "val", "test"], default="test",
+                          help="the split captioned and scored")
+    _add_decoding_arguments(evaluate)
+    evaluate.add_argument("--output", default=None,
+                          help="results JSON file (default: none, printed only)")
     evaluate.add_argument("--tokenization", choices=["auto", "normalize", "ptb"],
                           default="auto",
                           help="ptb: coco-caption's Java PTB tokenizer; auto: ptb where "
@@ -410,8 +454,8 @@ def build_parser():
                           help="skip METEOR (it needs Java and pycocoevalcap)")
     evaluate.set_defaults(handler=_evaluate)
 
-    export = commands.add_parser(
-        "export", help="write a SavedModel for TF Serving (image bytes in, captions out)")
+    export = _command(
+        commands, "export", help="write a SavedModel for TF Serving (image bytes in, captions out)")
     export.add_argument("--model", required=True, action="append",
                         help="directory written by train/demo, a .keras file, or an export; "
                              "given several times, their ensemble (word probabilities "
@@ -419,10 +463,11 @@ def build_parser():
                              "given)")
     export.add_argument("--output", required=True, metavar="DIR",
                         help="the version directory, e.g. saved_models/NAME/1")
-    _add_decoding_arguments(export, default_beam_size=3)
+    _add_decoding_arguments(export)
     export.add_argument("--num-captions", type=int, default=None, metavar="N",
                         help="also return the beam's N best captions (outputs nbest_*); "
-                             "N from 1 to the beam size")
+                             "N from 1 to the beam size (default: the model's own; none for "
+                             "a model given none)")
     export.add_argument("--max-batch-size", type=int, default=64,
                         help="requests with more images are refused")
     export.add_argument("--max-image-bytes", type=int, default=ImageLimits.max_bytes,
@@ -442,9 +487,9 @@ def build_parser():
                              "them back and computes in float32")
     export.set_defaults(handler=_export)
 
-    serve = commands.add_parser(
-        "serve", help="serve an exported model over gRPC (and REST): TF Serving when "
-                      "tensorflow_model_server is on PATH, else in-process")
+    serve = _command(
+        commands, "serve", help="serve an exported model over gRPC (and REST): TF Serving "
+                                "when tensorflow_model_server is on PATH, else in-process")
     serve.add_argument("--model-dir", default=DEFAULT_MODEL,
                        help="the model base path holding numbered versions (e.g. "
                             "saved_models/shapes), a registered name or an archive URL "

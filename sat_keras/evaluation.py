@@ -12,8 +12,6 @@ from sat_keras.data.images import make_image_dataset
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import read_synthetic_objects
 from sat_keras.data.synthetic_attention import attention_in_objects
-from sat_keras.decoding import SearchSettings
-from sat_keras.export.reload import decoding_settings
 from sat_keras.models.saving import load_captioner
 
 METRIC_NAMES = {"bleu_1": "BLEU-1", "bleu_2": "BLEU-2", "bleu_3": "BLEU-3",
@@ -24,8 +22,9 @@ METRIC_NAMES = {"bleu_1": "BLEU-1", "bleu_2": "BLEU-2", "bleu_3": "BLEU-3",
 def caption_records(model, records, search=None, batch_size=64, features=None, verbose=0):
     """Captions each record's image, in order, one caption each.
 
-    `search` is a `decoding.SearchSettings` (or a dict of its fields; None:
-    greedy, at most 20 words); `num_captions` must be None. With `features`
+    The decoding is `model.settings_for(search)`: the model's own (None), a
+    `decoding.SearchSettings`, or a dict of fields merged into its own; one
+    caption each (the best, whatever `num_captions` says). With `features`
     (a `data.features.CachedFeatures`) the cached features are decoded
     instead of the image files. `verbose` 1 shows a progress bar.
 
@@ -33,7 +32,7 @@ def caption_records(model, records, search=None, batch_size=64, features=None, v
         dict: "captions" (list of str), "scores" (N,), "attention_weights"
         (N, max_length, L).
     """
-    search = SearchSettings.one_caption_each(search, "caption_records writes one caption per image")
+    search = model.settings_for(search, one_caption=True)
     paths = [r.image_path for r in records]
     if features is not None:
         batches = ({"features": features.lookup(paths[start:start + batch_size]).numpy()}
@@ -44,7 +43,7 @@ def caption_records(model, records, search=None, batch_size=64, features=None, v
     progress = keras.utils.Progbar(len(paths), unit_name="image") if verbose else None
     outputs = []
     for batch in batches:
-        outputs.append(model.caption(**batch, batch_size=batch_size, **search.as_kwargs()))
+        outputs.append(model.caption(**batch, search=search, batch_size=batch_size))
         if progress:
             progress.add(len(outputs[-1]["captions"]))
     return {
@@ -104,26 +103,15 @@ def attention_statistics(attention_weights):
             "tokens": int(len(rows))}
 
 
-def describe_decoding(search):
-    """"beam 5, length penalty 1, <unk> suppressed": what a report names of a `SearchSettings`."""
-    words = f"beam {search.beam_size}"
-    words += f", length penalty {search.length_penalty:g}" if search.length_penalty else ""
-    words += ", <unk> suppressed" if search.suppress_unknown else ""
-    n = search.no_repeat_ngram_size
-    return words + (f", no repeated {n}-grams" if n else "")
-
-
 def evaluate(model_path, dataset, data_dir, split="test", search=None, output_path=None,
              batch_size=64, with_meteor=True, tokenization="auto", captions_file=None,
              missing="error", print_fn=print, verbose=1):
     """Captions a split (with a progress bar when `verbose`), scores it, writes JSON.
 
-    `search` gives decoding settings (a dict of `SearchSettings` fields:
-    beam_size, max_length, length_penalty, suppress_unknown,
-    no_repeat_ngram_size); those not given are the model's own (an export's
-    settings, or the decoding a trained model was saved with:
-    `export.reload.decoding_settings`), else beam 3, 20 words, no length
-    penalty, `<unk>` allowed, no n-gram blocking.
+    The decoding is the model's own (`search_settings`: an export's, or the
+    one a trained model was saved with), changed by `search`: a dict of
+    `decoding.SearchSettings` fields (a None value is not given) or a whole
+    `SearchSettings`; one caption each.
     `tokenization` "auto" uses coco-caption's PTB tokenizer where Java and
     pycocoevalcap are installed, else `text.normalize_caption`; the results
     record which. `dataset`, `data_dir`, `captions_file` and `missing` are those of
@@ -131,8 +119,8 @@ def evaluate(model_path, dataset, data_dir, split="test", search=None, output_pa
     hold `attention_in_object` (`synthetic_attention.attention_in_objects`).
 
     Returns:
-        dict: "model", "dataset", "split", "beam_size", "max_length",
-        "num_images", "metrics", "diversity", "attention"
+        dict: "model", "dataset", "split", "search" (the decoding's fields),
+        "tokenization", "num_images", "metrics", "diversity", "attention"
         (`attention_statistics`), optionally "attention_in_object", and
         "captions": [{"image", "caption", "score", "references"}].
     """
@@ -142,19 +130,15 @@ def evaluate(model_path, dataset, data_dir, split="test", search=None, output_pa
             print_fn("PTB tokenizer unavailable (needs Java and pycocoevalcap): "
                      "comparing normalised words instead.")
     model = load_captioner(model_path)
-    search = decoding_settings(model, search, default_beam_size=3)
+    search = model.settings_for(search, one_caption=True)
     records = select_split(read_dataset(dataset, data_dir, captions_file=captions_file,
                                         missing=missing, report=print_fn), split)
     scores, outputs = evaluate_records(model, records, search, batch_size, with_meteor,
                                        tokenization, verbose=verbose)
     results = {"model": model_path, "dataset": dataset, "split": split,
-               "beam_size": search.beam_size, "max_length": search.max_length,
-               "length_penalty": search.length_penalty,
-               "suppress_unknown": search.suppress_unknown,
-               "no_repeat_ngram_size": search.no_repeat_ngram_size, "tokenization": tokenization,
+               "search": search.to_config(), "tokenization": tokenization,
                "num_images": len(records), "metrics": scores}
-    print_fn(f"{dataset} {split} ({len(records)} images), "
-             f"{describe_decoding(search)}: "
+    print_fn(f"{dataset} {split} ({len(records)} images), {search.describe()}: "
              + format_metrics(scores))
     diversity = metrics.caption_diversity(outputs["captions"])
     results["diversity"] = diversity

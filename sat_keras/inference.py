@@ -4,7 +4,6 @@ import dataclasses
 import os
 
 from sat_keras.data.images import load_image_files
-from sat_keras.decoding import SearchSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,8 +24,9 @@ class FileCaption:
 def caption_image_files(model, paths, search=None, batch_size=64):
     """Captions image files, in the order given, one caption each.
 
-    `search` is a `decoding.SearchSettings` (or a dict of its fields; None:
-    greedy, at most 20 words); `num_captions` must be None.
+    The decoding is `model.settings_for(search)`: the model's own (None), a
+    `decoding.SearchSettings`, or a dict of fields merged into its own; one
+    caption each (the best, whatever `num_captions` says).
 
     Missing, unreadable and non-image files get `error` set; the others are
     captioned all the same.
@@ -39,12 +39,11 @@ def caption_image_files(model, paths, search=None, batch_size=64):
             "The model has no image_size, so image files cannot be resized for "
             "it. Create it with ShowAttendTell(..., image_size=...)."
         )
-    search = SearchSettings.one_caption_each(
-        search, "caption_image_files writes one caption per file")
+    search = model.settings_for(search, one_caption=True)
     images, loaded_paths, errors = load_image_files(list(paths), model.image_size)
     outcomes = {path: FileCaption(path, error=message) for path, message in errors}
     if loaded_paths:
-        result = model.caption(images=images, batch_size=batch_size, **search.as_kwargs())
+        result = model.caption(images=images, search=search, batch_size=batch_size)
         outcomes.update({
             path: FileCaption(path, caption=caption, image=image, attention_weights=attention)
             for path, caption, image, attention in zip(

@@ -7,12 +7,16 @@ features). With a patience (the real-data presets have one) every epoch's
 greedy captions of part of val are scored and training stops when BLEU-4
 stops rising, keeping the best epoch (`epoch_selection`). A preset's "search" (the decoding
 chosen on dev) is saved with the trained model as the decoding that
-`sat-keras caption`, `evaluate` and `export` default to. `run_demo` is the
+`sat-keras caption`, `evaluate` and `export` default to. Each training stage
+saves the model before anything later runs, and a rerun goes on from it.
+`run_demo` is the
 synthetic recipe with data and model in one folder, then sample captions.
 """
 
 import dataclasses
+import json
 import os
+import shutil
 import time
 
 import keras
@@ -27,6 +31,7 @@ from sat_keras.encoders import weights_argument
 from sat_keras.evaluation import evaluate_records
 from sat_keras.evaluation import format_metrics
 from sat_keras.models.presets import preset_settings
+from sat_keras.models.saving import MODEL_FILE
 from sat_keras.models.saving import load_captioner
 from sat_keras.models.saving import save_captioner
 from sat_keras.models.show_attend_tell import ShowAttendTell
@@ -34,6 +39,7 @@ from sat_keras.models.show_attend_tell import check_arguments as check_model_arg
 from sat_keras.text import Vocabulary
 from sat_keras.training.averaging import epoch_weights_callback
 from sat_keras.training.backup import ResumableEarlyStopping
+from sat_keras.training.backup import write_json_atomically
 from sat_keras.training.callbacks import CaptionMetricsCallback
 from sat_keras.training.callbacks import TimeBudget
 from sat_keras.training.fit import train
@@ -49,6 +55,11 @@ SYNTHETIC = "synthetic"
 # directory, and start.keras there the cross-entropy model it started from.
 SELF_CRITICAL_DIR = "self_critical"
 START_FILE = "start.keras"
+# RUN/trained.json: the stage that RUN/model.keras has finished, and the run's
+# config then; a rerun of the same command goes on from there.
+TRAINED_FILE = "trained.json"
+CROSS_ENTROPY, SELF_CRITICAL = "cross_entropy", "self_critical"
+STAGE_NAMES = {CROSS_ENTROPY: "Cross-entropy", SELF_CRITICAL: "Self-critical training"}
 DEFAULT_PRESETS = {SYNTHETIC: "synthetic", "real": "flickr8k_resnet50"}
 
 
@@ -111,11 +122,19 @@ def train_recipe(data, run, preset=None, overrides=None, self_critical=None):
             cross-entropy, fine-tune on the CIDEr-D reward of sampled
             captions (document frequencies from the training references),
             in the run directory RUN/self_critical (start.keras there is the
-            cross-entropy model; a rerun with it present goes on with this
-            stage). With a patience, its epochs are judged by val CIDEr-D.
+            cross-entropy model it started from). With a patience, its
+            epochs are judged by val CIDEr-D.
 
-    Not every setting applies to every dataset (`check_settings`): one that
-    does not is an error, not ignored.
+    Every setting is checked before any data is read: the settings objects
+    check themselves, the model's arguments build a model without weights
+    (`check_model_arguments`), and a setting that does not apply to the
+    dataset is an error, not ignored (`check_settings`).
+
+    No finished training is lost: each training stage ends by saving
+    RUN/model.keras (with the preset's chosen decoding) and RUN/trained.json
+    (`save_stage`), before anything later can fail. Running the same command
+    again goes on from there (`finished_stage`): it trains nothing more, or
+    only the self-critical stage, and reports the model.
 
     Returns:
         dict: "model", "history", "split" (the reported split: test for the
@@ -128,6 +147,9 @@ def train_recipe(data, run, preset=None, overrides=None, self_critical=None):
     training = TrainingSettings.from_dict(settings["training"])
     check_settings(data, training, settings["encoder"])
     check_model_arguments(settings["model"])
+    config = {"dataset": data.dataset, "preset": preset, "features_dir": data.features_dir,
+              "seed": run.seed, **settings, "training": training.as_dict(),
+              "self_critical": dataclasses.asdict(self_critical) if self_critical else None}
     keras.utils.set_random_seed(run.seed)
     records = _read_records(data, training, run)
     train_records, val_records = select_split(records, "train"), select_split(records, "val")
@@ -136,11 +158,7 @@ def train_recipe(data, run, preset=None, overrides=None, self_critical=None):
                                   max_size=training.max_vocabulary_size)
     run.print_fn(f"{len(train_records)} train / {len(val_records)} val images, "
                  f"vocabulary of {len(vocabulary)} tokens")
-    strategy, chief = start_run(
-        run.output_dir, {"dataset": data.dataset, "preset": preset,
-                         "features_dir": data.features_dir, "seed": run.seed,
-                         **settings, "training": training.as_dict()},
-        run.strategy, run.mixed_precision)
+    strategy, chief = start_run(run.output_dir, config, run.strategy, run.mixed_precision)
     run = dataclasses.replace(run, strategy=strategy)
     with strategy.scope():
         image_encoder = build_encoder(
@@ -152,6 +170,8 @@ def train_recipe(data, run, preset=None, overrides=None, self_critical=None):
             **{"image_size": getattr(image_encoder, "image_size", None) or training.image_size,
                **(overrides or {}).get("model", {})})
         model.build({"images": (None, model.image_size, model.image_size, 3)})
+        if training.search is not None:  # the decoding the preset chose on dev
+            model.choose_search(training.search)
         if training.init_from:
             copied = warm_start(model, training.init_from)
             encoder_too = copied > len(model.decoder.trainable_weights)
@@ -163,18 +183,25 @@ def train_recipe(data, run, preset=None, overrides=None, self_critical=None):
                          "model (--init-from SOFT_RUN_DIR; docs/training.md).")
     stages = _Stages(data.features_dir, train_records, val_records)
     started = time.perf_counter()
-    stage_dir = os.path.join(run.output_dir, SELF_CRITICAL_DIR)
-    start_file = os.path.join(stage_dir, START_FILE)
-    if self_critical is not None and os.path.exists(start_file):
-        run.print_fn(f"Cross-entropy done earlier ({start_file}): going on with the "
-                     f"self-critical stage")
-        with strategy.scope():
-            model, history = load_captioner(start_file), {}
-    else:
+    model_file = os.path.join(run.output_dir, MODEL_FILE)
+    done = finished_stage(run.output_dir, config)
+    if done is None:
         history = stages.train(model, training, run).history
-        if self_critical is not None and chief:
-            save_captioner(model, stage_dir, START_FILE)
-    if self_critical is not None:
+        if chief:
+            save_stage(model, run.output_dir, config, CROSS_ENTROPY)
+            run.print_fn(f"Model saved to {model_file}")
+        done = CROSS_ENTROPY
+    else:
+        going_on = ("its self-critical stage" if self_critical is not None and done == CROSS_ENTROPY
+                    else "its evaluation")
+        run.print_fn(f"{STAGE_NAMES[done]} done earlier ({model_file}): going on with {going_on}")
+        with strategy.scope():
+            model, history = load_captioner(model_file), {}
+    if self_critical is not None and done == CROSS_ENTROPY:
+        stage_dir = os.path.join(run.output_dir, SELF_CRITICAL_DIR)
+        if chief:  # the model the stage starts from, kept beside its run
+            os.makedirs(stage_dir, exist_ok=True)
+            shutil.copyfile(model_file, os.path.join(stage_dir, START_FILE))
         left = (run.max_minutes - (time.perf_counter() - started) / 60
                 if run.max_minutes else None)
         reward = CiderDReward([r.captions for r in train_records], model.vocabulary,
@@ -186,24 +213,58 @@ def train_recipe(data, run, preset=None, overrides=None, self_critical=None):
                                 keep_epoch_weights=False),
             self_critical=self_critical.objective(reward, training.max_length)).history
         history = {**history, **{f"self_critical_{k}": v for k, v in stage_history.items()}}
-    if training.search:  # the decoding the preset chose on dev: the model's default
-        model.choose_search(training.search)
+        if chief:
+            save_stage(model, run.output_dir, config, SELF_CRITICAL)
+            run.print_fn(f"Model saved to {model_file}")
     train_minutes = (time.perf_counter() - started) / 60
     split = "test" if data.synthetic else "val"  # real data dirs may hold no test split
     report_records = select_split(records, split)
-    scores, outputs = evaluate_records(model, report_records,
-                                       SearchSettings(max_length=training.max_length),
-                                       features=stages.features if split == "val" else None)
+    try:
+        scores, outputs = evaluate_records(model, report_records,
+                                           SearchSettings(max_length=training.max_length),
+                                           features=stages.features if split == "val" else None)
+    except Exception:
+        run.print_fn(f"The trained model is saved in {model_file}: the same command again "
+                     "goes on from it, without training again.")
+        raise
     epochs_run = len(history.get("loss", [])) + len(history.get("self_critical_loss", []))
-    run.print_fn(f"Trained {epochs_run} epochs in {train_minutes:.1f} min. "
-                 f"{split} ({len(report_records)} images), free-running greedy captions: "
-                 f"{format_metrics(scores)}")
-    if chief:
-        save_captioner(model, run.output_dir)
-        run.print_fn(f"Model saved to {run.output_dir}")
+    trained = (f"Trained {epochs_run} epochs in {train_minutes:.1f} min" if history
+               else "Trained earlier")
+    run.print_fn(f"{trained}. {split} ({len(report_records)} images), free-running greedy "
+                 f"captions: {format_metrics(scores)}")
     return {"model": model, "history": history, "split": split,
             "records": report_records, "metrics": scores, "captions": outputs["captions"],
             "train_minutes": train_minutes, "model_dir": run.output_dir}
+
+
+def finished_stage(run_dir, config):
+    """The stage a rerun of `config` goes on after, from RUN/trained.json, or None.
+
+    `SELF_CRITICAL` or `CROSS_ENTROPY` when RUN/model.keras finished that stage
+    of a run of this config: a rerun then trains nothing more, or only the
+    self-critical stage. `CROSS_ENTROPY` also when only the self-critical
+    settings differ and the earlier run had none (a stage added afterwards).
+    None otherwise: the run trains afresh (resuming a backup if it has one).
+    """
+    path = os.path.join(run_dir, TRAINED_FILE)
+    if not os.path.exists(path) or not os.path.exists(os.path.join(run_dir, MODEL_FILE)):
+        return None
+    with open(path, encoding="utf-8") as file:
+        trained = json.load(file)
+    config = json.loads(json.dumps(config))  # as the file holds it: lists for tuples
+    if trained["config"] == config:
+        return trained["stage"]
+    without_stage = {**config, "self_critical": None}
+    if trained["stage"] == CROSS_ENTROPY and trained["config"] == without_stage:
+        return CROSS_ENTROPY
+    return None
+
+
+def save_stage(model, run_dir, config, stage):
+    """RUN/model.keras, then RUN/trained.json: which stage of which config it finished."""
+    save_captioner(model, run_dir)
+    write_json_atomically(os.path.join(run_dir, TRAINED_FILE),
+                          {"stage": stage, "config": config})
 
 
 def _read_records(data, training, run):

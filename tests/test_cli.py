@@ -1,3 +1,4 @@
+import argparse
 import csv
 import json
 import os
@@ -8,8 +9,10 @@ import tensorflow as tf
 
 from sat_keras import cli
 from sat_keras import recipes
+from sat_keras.models.presets import preset_settings
 from sat_keras.models.saving import load_captioner
 from sat_keras.models.saving import save_captioner
+from sat_keras.recipes import default_preset
 from sat_keras.training.rewards import CiderDReward
 from sat_keras.training.self_critical import SelfCriticalSettings
 
@@ -64,9 +67,37 @@ def test_train_on_synthetic_data_saves_a_loadable_model(tmp_path, capsys, attent
     assert code == 0
     assert "BLEU-4" in capsys.readouterr().out
     model = load_captioner(str(output_dir))
-    assert sorted(os.listdir(output_dir)) == [
-        "config.json", "metrics.jsonl", "model.keras", "tensorboard"]  # one vocabulary: inside
+    assert sorted(os.listdir(output_dir)) == [  # one vocabulary: inside the model
+        "config.json", "metrics.jsonl", "model.keras", "tensorboard", "trained.json"]
     assert model.image_size == 64 and model.decoder.attention == attention
+
+
+def subcommands():
+    parser = cli.build_parser()
+    return next(action for action in parser._actions
+                if isinstance(action, argparse._SubParsersAction)).choices
+
+
+def test_every_option_shows_its_default_in_the_help():
+    missing = []
+    for name, command in subcommands().items():
+        text = "".join(command.format_help().split())  # argparse wraps, at hyphens too
+        for action in command._actions:
+            flag = next((f for f in action.option_strings if f.startswith("--")), None)
+            if flag in (None, "--help") or action.required:
+                continue
+            shown = "".join(command._get_formatter()._get_help_string(action).split())
+            if "default" not in shown or shown.replace("%%", "%") not in text:
+                missing.append(f"sat-keras {name} {flag}")
+    assert not missing, missing
+
+
+def test_extract_features_defaults_to_the_encoder_that_train_uses():
+    args = cli.build_parser().parse_args(["extract-features", "--data-dir", "D",
+                                          "--output", "F"])
+    assert args.encoder == preset_settings(default_preset("flickr8k"))["encoder"]["name"]
+    assert args.encoder == "resnet50"
+    assert "default:resnet50" in "".join(subcommands()["extract-features"].format_help().split())
 
 
 def test_extract_features_command(tmp_path, capsys):
@@ -161,6 +192,15 @@ def test_fine_tuning_needs_images_not_features(tmp_path, capsys):
     ("synthetic", ["--set", "label_smoothin=0.1"], "Unknown model arguments ['label_smoothin']"),
     ("synthetic", ["--set", "training.epoch=3"], "Unknown training settings ['epoch']"),
     ("synthetic", ["--set", "decoder.units"], "--set takes PATH=VALUE"),
+    ("synthetic", ["--set", "training.search.beam_size=0"],
+     "search: beam_size must be a positive integer. Received: beam_size=0"),
+    ("synthetic", ["--set", "training.search.beams=3"], "Unknown decoding settings ['beams']"),
+    ("synthetic", ["--set", "decoder.units=0"], "units must be a positive integer"),
+    ("synthetic", ["--set", "label_smoothing=2"], "label_smoothing must be in [0, 1)"),
+    ("synthetic", ["--epochs", "0"], "epochs must be a positive integer"),
+    ("synthetic", ["--mixed-precision", "mixed_float16", "--backup-every", "0"],
+     "backup_every_steps must be a positive integer"),
+    ("flickr8k", ["--set", "training.select_from=1.5"], "select_from must be a number"),
 ])
 def test_a_flag_that_does_not_apply_to_the_dataset_is_an_error(tmp_path, capsys, dataset,
                                                               flags, named):
@@ -176,13 +216,14 @@ def test_set_paths_and_values():
         "train", "--data-dir", "D", "--output-dir", "R", "--units", "32", "--epochs", "3",
         "--set", "decoder.units=64", "--set", "label_smoothing=0.1",
         "--set", "encoder.filters=[8, 16]", "--set", "decoder.attention=hard",
-        "--set", "model.decoder.annotation_projection=null"])
+        "--set", "training.search.beam_size=3"])
     assert cli.preset_overrides(args) == {
-        "training": {"epochs": 3},
-        "model": {"decoder": {"units": 64, "attention": "hard",  # --set after the flags
-                              "annotation_projection": None},
+        "training": {"epochs": 3, "search": {"beam_size": 3}},
+        "model": {"decoder": {"units": 64, "attention": "hard"},  # --set after the flags
                   "label_smoothing": 0.1},
         "encoder": {"filters": [8, 16]}}
+    with pytest.raises(ValueError, match="null means not given"):
+        cli.parse_setting("model.decoder.annotation_projection=null")
 
 
 def test_train_takes_a_preset_and_patience_on_synthetic_data(tmp_path, capsys):
@@ -213,16 +254,19 @@ def test_train_with_a_self_critical_stage_and_going_on_with_it(tmp_path, capsys,
     build_objective = SelfCriticalSettings.objective
     monkeypatch.setattr(SelfCriticalSettings, "objective", lambda settings, *args: (
         objectives.append(build_objective(settings, *args)) or objectives[-1]))
-    command = ["train", "--dataset", "synthetic", "--data-dir", str(tmp_path / "data"),
-               "--output-dir", str(tmp_path / "run"), "--num-images", "40", "--epochs", "1",
-               "--batch-size", "8", "--patience", "1", "--scst-epochs", "2",
-               "--scst-samples", "3", "--scst-learning-rate", "1e-4", "--no-scst-score-end",
-               "--scst-dropout"]
-    assert cli.main(command) == 0
+    cross_entropy = ["train", "--dataset", "synthetic", "--data-dir", str(tmp_path / "data"),
+                     "--output-dir", str(tmp_path / "run"), "--num-images", "40",
+                     "--epochs", "1", "--batch-size", "8", "--patience", "1"]
+    assert cli.main(cross_entropy) == 0
+    assert "Trained 1 epochs" in capsys.readouterr().out and not rewards
+    command = cross_entropy + ["--scst-epochs", "2", "--scst-samples", "3",
+                               "--scst-learning-rate", "1e-4", "--no-scst-score-end",
+                               "--scst-dropout"]
+    assert cli.main(command) == 0  # the cross-entropy model is there: only the stage runs
     assert [reward.score_end for reward in rewards] == [False]
     assert [(o.num_samples, o.dropout) for o in objectives] == [(3, True)]
     out = capsys.readouterr().out
-    assert "Trained 3 epochs" in out
+    assert "Cross-entropy done earlier" in out and "Trained 2 epochs" in out
     stage = tmp_path / "run" / "self_critical"
     assert sorted(os.listdir(stage)) == ["metrics.jsonl", "start.keras", "tensorboard"]
     entries = [json.loads(line) for line in open(stage / "metrics.jsonl")]
@@ -232,9 +276,10 @@ def test_train_with_a_self_critical_stage_and_going_on_with_it(tmp_path, capsys,
         str(tmp_path / "run"))
     assert any(not np.array_equal(a, b) for a, b in zip(start.get_weights(),
                                                          final.get_weights()))
-    assert cli.main(command) == 0  # the cross-entropy model is there: only the stage runs
+    assert cli.main(command) == 0  # both stages are done: nothing trains again
     out = capsys.readouterr().out
-    assert "Cross-entropy done earlier" in out and "Trained 2 epochs" in out
+    assert "Self-critical training done earlier" in out and "Trained earlier." in out
+    assert len(objectives) == 1
 
 
 def test_scst_flags_need_scst_epochs(tmp_path, capsys):

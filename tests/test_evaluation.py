@@ -10,7 +10,6 @@ from sat_keras.data.synthetic import generate_synthetic
 from sat_keras.decoding import SearchSettings
 from sat_keras.evaluation import attention_statistics
 from sat_keras.evaluation import caption_records
-from sat_keras.evaluation import describe_decoding
 from sat_keras.evaluation import format_metrics
 from sat_keras.metrics import caption_diversity
 from sat_keras.models.saving import save_captioner
@@ -42,7 +41,8 @@ def test_evaluate_writes_every_metric_and_every_caption(model_dir, data_dir, tmp
                      "--no-meteor"])
     assert code == 0
     results = json.loads(output.read_text())
-    assert (results["beam_size"], results["max_length"], results["length_penalty"]) == (2, 8, 0.5)
+    assert results["search"] == SearchSettings(beam_size=2, max_length=8,
+                                               length_penalty=0.5).to_config()
     assert set(results["metrics"]) == {"bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor",
                                        "rouge_l", "cider_d"}
     assert results["metrics"]["meteor"] is None
@@ -76,21 +76,16 @@ def test_unknown_split_or_dataset_is_reported(model_dir, data_dir, capsys):
                   "--data-dir", data_dir])
 
 
-def test_describe_decoding_names_what_differs_from_plain_beam_search():
-    assert describe_decoding(SearchSettings()) == "beam 1"
-    assert describe_decoding(SearchSettings(beam_size=5, length_penalty=1.0,
-                                            suppress_unknown=True)) == (
-        "beam 5, length penalty 1, <unk> suppressed")
-
-
 def test_records_are_captioned_once_each(data_dir, make_model):
     records = select_split(generate_synthetic(data_dir, num_images=20, seed=5), "val")
     model = make_model(with_encoder=True, image_size=64)
     outputs = caption_records(model, records, {"max_length": 4, "beam_size": 2})
     assert len(outputs["captions"]) == len(records)
     assert outputs["attention_weights"].shape[:2] == (len(records), 4)
-    with pytest.raises(ValueError, match="one caption per image"):
-        caption_records(model, records, SearchSettings(beam_size=2, num_captions=2))
+    n_best = SearchSettings(max_length=4, beam_size=2, num_captions=2)
+    assert caption_records(model, records, n_best)["captions"] == outputs["captions"]  # the best
+    model.choose_search(n_best)  # the model's own, n best and all: still one caption each
+    assert caption_records(model, records)["captions"] == outputs["captions"]
 
 
 def test_an_ensemble_captions_records_from_their_image_files(data_dir, make_model):

@@ -37,11 +37,17 @@ def test_the_decoding_settings_reach_the_search(make_model, tmp_path, monkeypatc
     outcome, = caption_image_files(
         model, [str(path)], SearchSettings(max_length=5, beam_size=2, length_penalty=0.7))
     assert outcome.error is None
-    assert [(c["beam_size"], c["max_length"], c["length_penalty"]) for c in calls] == [
-        (2, 5, 0.7)]
+    assert [call["search"] for call in calls] == [
+        SearchSettings(max_length=5, beam_size=2, length_penalty=0.7)]
 
 
-def test_one_caption_per_file(make_model):
+def test_one_caption_per_file_with_the_models_decoding_by_default(make_model, tmp_path):
     model = make_model(with_encoder=True)
-    with pytest.raises(ValueError, match="one caption per file"):
-        caption_image_files(model, ["x.png"], SearchSettings(beam_size=2, num_captions=2))
+    path = tmp_path / "image.png"
+    path.write_bytes(tf.io.encode_png(np.full((8, 8, 3), 90, "uint8")).numpy())
+    model.choose_search({"beam_size": 2, "max_length": 5, "num_captions": 2})
+    outcome, = caption_image_files(model, [str(path)])  # the best of the model's 2 best
+    best = model.caption(images=np.stack([outcome.image]))["captions"][0][0]
+    assert outcome.caption == best
+    changed, = caption_image_files(model, [str(path)], {"beam_size": 1})
+    assert changed.caption == model.generate([str(path)], beam_size=1)[0]

@@ -9,10 +9,10 @@ import keras
 import numpy as np
 import pytest
 
+from sat_keras import recipes
 from sat_keras.data.records import select_split
 from sat_keras.data.synthetic import generate_synthetic
 from sat_keras.decoding import SearchSettings
-from sat_keras.export.reload import decoding_settings
 from sat_keras.models import presets
 from sat_keras.models.presets import preset_settings
 from sat_keras.models.saving import load_captioner
@@ -105,9 +105,9 @@ def test_the_recipe_trains_reports_and_saves(tmp_path, records, monkeypatch):
     last.load_weights(str(tmp_path / "run" / "epochs" / "epoch_02.weights.h5"))
     for saved, trained in zip(last.weights, result["model"].weights):
         np.testing.assert_array_equal(saved.numpy(), trained.numpy())
-    # The preset's chosen decoding is the saved model's default.
-    assert decoding_settings(loaded, default_beam_size=3) == SearchSettings(
-        beam_size=2, length_penalty=1.0, suppress_unknown=True)
+    # The preset's chosen decoding is the saved model's own.
+    assert loaded.search_settings == SearchSettings(beam_size=2, length_penalty=1.0,
+                                                    suppress_unknown=True)
     with open(tmp_path / "run" / "config.json") as file:
         config = json.load(file)
     assert config["preset"] == "synthetic"
@@ -134,6 +134,43 @@ def test_the_recipe_trains_reports_and_saves(tmp_path, records, monkeypatch):
     for started, soft in zip(hard.decoder.trainable_weights + hard.encoder.weights,
                              loaded.decoder.trainable_weights + loaded.encoder.weights):
         np.testing.assert_allclose(started.numpy(), soft.numpy(), atol=1e-6, err_msg=soft.path)
+
+
+def test_a_failure_after_training_keeps_the_model_and_a_rerun_does_not_train_again(
+        tmp_path, monkeypatch):
+    data, lines = DataSettings("synthetic", str(tmp_path / "data")), []
+    run = RunSettings(str(tmp_path / "run"), verbose=0, print_fn=lines.append)
+    overrides = {"training": {"num_images": 40, "epochs": 1, "batch_size": 8},
+                 "model": {"decoder": {"units": 16}}}
+
+    def failing_evaluation(*args, **kwargs):
+        raise RuntimeError("the evaluation failed")
+
+    monkeypatch.setattr(recipes, "evaluate_records", failing_evaluation)
+    with pytest.raises(RuntimeError, match="the evaluation failed"):
+        train_recipe(data, run, overrides=overrides)
+    model_file = tmp_path / "run" / "model.keras"
+    assert model_file.exists() and (tmp_path / "run" / "trained.json").exists()
+    assert any(f"The trained model is saved in {model_file}" in line for line in lines)
+    trained = load_captioner(str(model_file))
+    assert trained.search_settings == SearchSettings(beam_size=3)  # the preset's decoding
+
+    monkeypatch.undo()
+    def training_again(*args, **kwargs):
+        raise AssertionError("training again")
+
+    monkeypatch.setattr(recipes, "train", training_again)
+    lines.clear()
+    result = train_recipe(data, run, overrides=overrides)  # the same command: no training
+    assert lines[-2] == (f"Cross-entropy done earlier ({model_file}): going on with its "
+                         "evaluation")
+    assert lines[-1].startswith("Trained earlier. test (")
+    for again, saved in zip(result["model"].weights, trained.weights):
+        np.testing.assert_array_equal(again.numpy(), saved.numpy())
+
+    changed = {**overrides, "training": {**overrides["training"], "epochs": 2}}
+    with pytest.raises(AssertionError, match="training again"):
+        train_recipe(data, run, overrides=changed)  # another command trains afresh
 
 
 def test_epochs_are_compared_from_the_presets_share_of_the_schedule_on():

@@ -27,13 +27,11 @@ PYTHON_CAPTION = """
 import sys
 import sat_keras
 from sat_keras import Captioner
-from sat_keras.export.reload import decoding_settings
-from sat_keras.inference import caption_image_files
 
 model = Captioner.from_preset("flickr8k")
-[outcome] = caption_image_files(model, [sys.argv[1]], decoding_settings(model))
+[caption] = model.generate([sys.argv[1]])
 print(sat_keras.__file__)
-print(f"{outcome.path}: {outcome.caption}")
+print(f"{sys.argv[1]}: {caption}")
 """
 
 

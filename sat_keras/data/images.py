@@ -1,5 +1,7 @@
 """Image files -> uint8 RGB arrays: the decoding training, captioning and export share."""
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -43,6 +45,9 @@ def make_image_dataset(image_paths, image_size=64, batch_size=64):
 def load_image_files(paths, image_size):
     """Loads image files one by one, keeping going past bad ones.
 
+    Args:
+        paths: image files (str or path-like) or encoded images (bytes).
+
     Returns:
         `(images, loaded_paths, errors)`: uint8 (N, S, S, 3) for the files that
         decoded, their paths, and a list of `(path, message)` for the others
@@ -51,7 +56,8 @@ def load_image_files(paths, image_size):
     images, loaded_paths, errors = [], [], []
     for path in paths:
         try:
-            images.append(load_image(tf.constant(path), image_size).numpy())
+            data = path if isinstance(path, bytes) else tf.io.read_file(os.fspath(path))
+            images.append(decode_and_resize(data, image_size).numpy())
             loaded_paths.append(path)
         except tf.errors.NotFoundError:
             errors.append((path, "file not found"))

@@ -17,7 +17,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from sat_keras.decoding import SearchSettings
 from sat_keras.export import saved_model
 from sat_keras.export.saved_model import MODEL_CONFIG_FILE
 from sat_keras.export.saved_model import SCALES_COLLECTION
@@ -46,34 +45,6 @@ def export_version_directory(path):
     return os.path.join(path, max(versions, key=int)) if versions else None
 
 
-# The fields of a model's chosen search that captioning one image at a time keeps.
-ONE_CAPTION_FIELDS = ("max_length", "beam_size", "length_penalty", "suppress_unknown",
-                      "no_repeat_ngram_size")
-
-
-def decoding_settings(model, given=None, default_beam_size=1, default_max_length=20):
-    """The `decoding.SearchSettings` to caption with: the settings given, else the
-    model's own (the search a model was given by `compile(search=...)` or
-    `choose_search`, which a loaded export is given from its settings), else
-    the defaults (beam `default_beam_size`, no length penalty, `<unk>`
-    allowed, no n-gram blocking). One caption per image: `num_captions` and
-    `temperature` stay None.
-
-    Args:
-        given: `SearchSettings` fields from `ONE_CAPTION_FIELDS` (a dict;
-            a None value counts as not given, an explicit 0 or False wins).
-    """
-    chosen = model.search_settings.as_kwargs() if getattr(model, "search_chosen", False) else {}
-    given = {name: value for name, value in (given or {}).items() if value is not None}
-    unknown = sorted(set(given) - set(ONE_CAPTION_FIELDS))
-    if unknown:
-        raise ValueError(f"Unknown decoding settings {unknown}. Known: {ONE_CAPTION_FIELDS}")
-    return SearchSettings(**{"beam_size": default_beam_size, "max_length": default_max_length,
-                             **{name: chosen[name] for name in ONE_CAPTION_FIELDS
-                                if name in chosen},
-                             **given})
-
-
 def read_export_config(path):
     """The settings an export was written with (`export_config.json`) as a dict."""
     return saved_model.read_export_config(_version_directory(path))
@@ -95,9 +66,9 @@ def load_exported_captioner(path, cls=Captioner):
         cls: the class the caller needs; another raises `ValueError`.
 
     Returns:
-        The model, built, with the export's weights (float32), compiled with
-        the defaults and the export's decoding as its chosen search
-        (`choose_search`: beam size, max length, length penalty, `<unk>`, n-gram blocking).
+        The model, built, with the export's weights (float32) and the
+        export's decoding (`export_config.json`'s "search") as its own
+        `search_settings`.
     """
     version_dir = _version_directory(path)
     extra = os.path.join(version_dir, "assets.extra")
@@ -116,12 +87,7 @@ def load_exported_captioner(path, cls=Captioner):
                          f"{type(model).__name__}.from_preset or Captioner.from_preset "
                          "loads it.")
     _assign_stored_weights(model, tf.saved_model.load(version_dir), version_dir)
-    exported = saved_model.read_export_config(version_dir)
-    model.choose_search(SearchSettings(
-        max_length=exported["max_length"], beam_size=exported["beam_size"],
-        length_penalty=exported.get("length_penalty", 0.0),
-        suppress_unknown=exported.get("suppress_unknown", False),
-        no_repeat_ngram_size=exported.get("no_repeat_ngram_size", 0)))
+    model.choose_search(saved_model.export_search(saved_model.read_export_config(version_dir)))
     return model
 
 

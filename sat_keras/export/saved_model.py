@@ -4,7 +4,8 @@ Layout: `<base>/<name>/<version>/` with `saved_model.pb`, `variables/`
 (float32, or float16 / int8 with `weights_dtype`), `assets/vocabulary.txt`
 (one token per line, line i for id i: the export's one copy of the
 vocabulary, which the graph's id-to-word table reads) and `assets.extra/`:
-`export_config.json` (the settings below) and `model_config.json` (the
+`export_config.json` (the decoding as one "search" object, the image size,
+limits and weights' dtype) and `model_config.json` (the
 model without its vocabulary, from which `export.reload` rebuilds the Keras
 model). Signatures:
 
@@ -66,6 +67,20 @@ def read_export_config(version_dir):
         return {}
     with open(path, encoding="utf-8") as file:
         return json.load(file)
+
+
+# Exports written before the "search" object kept these fields at the top level.
+_FLAT_SEARCH_FIELDS = ("max_length", "beam_size", "length_penalty", "num_captions",
+                       "suppress_unknown", "no_repeat_ngram_size")
+
+
+def export_search(config):
+    """The `decoding.SearchSettings` an export decodes with, from its
+    `export_config.json` (`read_export_config`); older exports' flat fields too."""
+    if "search" in config:
+        return SearchSettings.from_config(config["search"])
+    return SearchSettings.from_config(
+        {name: config[name] for name in _FLAT_SEARCH_FIELDS if name in config})
 
 
 def vocabulary_table(path):
@@ -174,14 +189,14 @@ def quantize_int8(value):
 
 
 class _CaptionFunctions:
-    """The two signatures' functions over one model and one set of settings."""
+    """The two signatures' functions over one model and one `SearchSettings`."""
 
-    def __init__(self, model, settings, limits, max_batch_size, vocabulary_file,
+    def __init__(self, model, search, limits, max_batch_size, vocabulary_file,
                  jit_compile=False, stored_weights=None):
         self.model = model
         self.stored_weights = stored_weights
         self.vocabulary = vocabulary_table(vocabulary_file)
-        self.settings = settings
+        self.search = search
         self.limits = limits
         self.max_batch_size = max_batch_size
         # The search as one function, XLA-compiled on request (the encoder is
@@ -196,7 +211,7 @@ class _CaptionFunctions:
 
     def _search_outputs(self, annotations):
         with self._weights():
-            outputs = self.model.search(annotations, **self.settings)
+            outputs = self.model.search(annotations, self.search)
         return {name: outputs[name] for name in ("scores", "token_ids", "attention_weights")}
 
     def _caption(self, inputs):
@@ -208,7 +223,7 @@ class _CaptionFunctions:
                  "scores": tf.cast(found["scores"], tf.float32),
                  "attention_weights": tf.cast(found["attention_weights"], tf.float32)}
         found["captions"] = ids_to_captions(found["token_ids"], self.vocabulary)
-        if self.settings.get("num_captions") is None:
+        if self.search.num_captions is None:
             return found
         outputs = {name: value[:, 0] for name, value in found.items()}  # the best
         outputs.update({"nbest_" + name: value for name, value in found.items()})
@@ -285,10 +300,9 @@ def _check_exportable(model):
         raise ValueError("The model has no weights yet: train or load it before exporting.")
 
 
-def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0,
-                     num_captions=None, max_batch_size=64, limits=ImageLimits(),
+def export_captioner(model, path, search=None, max_batch_size=64, limits=ImageLimits(),
                      jit_compile=False, overwrite=False, weights_dtype="float32",
-                     suppress_unknown=False, no_repeat_ngram_size=0):
+                     **overrides):
     """Writes `model` as a SavedModel at `path` (`.../<name>/<version>`).
 
     Args:
@@ -296,14 +310,14 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
             a `CaptionEnsemble` of such models taking images of one size.
         path: the version directory; its name must be a positive integer,
             as TF Serving loads only numbered versions.
-        beam_size: 1 exports greedy search, more the batched beam search.
-        max_length: the most words per caption, `<end>` included.
-        length_penalty: as in `decoding.beam_search`.
-        num_captions: None, or n (1 to beam_size) to add the beam's n best
-            captions to the outputs (`nbest_*`, see the module docstring).
-        suppress_unknown: never write `<unk>` (`decoding.suppress_tokens`).
-        no_repeat_ngram_size: n > 0 never repeats an n-gram within a caption
-            (`decoding.block_repeated_ngrams`, in the graph).
+        search, **overrides: the decoding in the graph,
+            `model.settings_for(search, **overrides)`: the model's own
+            `search_settings` unless changed (`beam_size=3`; a
+            `decoding.SearchSettings`; a dict of fields). Written whole to
+            `export_config.json` ("search"), from which a reload takes it.
+            With `num_captions` n, the outputs add the beam's n best
+            (`nbest_*`, see the module docstring). Sampling (`temperature`)
+            is not exported: a served caption is deterministic.
         max_batch_size: requests with more items are refused.
         limits: `image_checks.ImageLimits` for the accepted images.
         jit_compile: XLA-compile the search (the server compiles it once
@@ -322,6 +336,10 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
     Returns:
         `path`.
     """
+    search = model.settings_for(search, **overrides)
+    if search.temperature is not None:
+        raise ValueError("Sampled decoding (temperature) is not exported: TF Serving should "
+                         "answer one photo with one caption. Export beam or greedy search.")
     _check_exportable(model)
     version = os.path.basename(os.path.normpath(path))
     if not version.isdigit() or int(version) < 1:
@@ -332,18 +350,6 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
     if weights_dtype not in WEIGHT_DTYPES:
         raise ValueError(f"weights_dtype must be one of {WEIGHT_DTYPES}. "
                          f"Received: {weights_dtype!r}")
-    SearchSettings(max_length=max_length, beam_size=beam_size,
-                   length_penalty=length_penalty, num_captions=num_captions,
-                   suppress_unknown=suppress_unknown,
-                   no_repeat_ngram_size=no_repeat_ngram_size)  # checks them
-    settings = {"max_length": max_length, "beam_size": beam_size,
-                "length_penalty": float(length_penalty)}
-    if suppress_unknown:  # absent: the graph and config of an export without it
-        settings["suppress_unknown"] = True
-    if no_repeat_ngram_size:  # likewise
-        settings["no_repeat_ngram_size"] = no_repeat_ngram_size
-    if num_captions is not None:
-        settings["num_captions"] = num_captions
     with tempfile.TemporaryDirectory() as folder:  # the asset is copied into the export
         vocabulary_file = os.path.join(folder, VOCABULARY_ASSET)
         with open(vocabulary_file, "w", encoding="utf-8") as file:
@@ -352,14 +358,14 @@ def export_captioner(model, path, beam_size=3, max_length=20, length_penalty=0.0
         # encoder once, where tracking its models would store every copy.
         stored = (None if weights_dtype == "float32" and not isinstance(model, CaptionEnsemble)
                   else StoredWeights(model, weights_dtype))
-        functions = _CaptionFunctions(model, settings, limits, max_batch_size,
+        functions = _CaptionFunctions(model, search, limits, max_batch_size,
                                       vocabulary_file, jit_compile, stored)
-        _write(model, functions, path, version, settings, limits, max_batch_size,
+        _write(model, functions, path, version, search, limits, max_batch_size,
                jit_compile, weights_dtype)
     return path
 
 
-def _write(model, functions, path, version, settings, limits, max_batch_size, jit_compile,
+def _write(model, functions, path, version, search, limits, max_batch_size, jit_compile,
            weights_dtype):
     """The archive written beside `path`, then renamed to it."""
     archive = keras.export.ExportArchive()
@@ -387,7 +393,7 @@ def _write(model, functions, path, version, settings, limits, max_batch_size, ji
         extra = os.path.join(staging, "assets.extra")
         os.makedirs(extra, exist_ok=True)
         with open(os.path.join(extra, EXPORT_CONFIG_FILE), "w") as file:
-            json.dump({**settings, "image_size": model.image_size,
+            json.dump({"search": search.to_config(), "image_size": model.image_size,
                        "max_batch_size": max_batch_size, "attention": _attention(model),
                        "models": len(_members(model)),
                        "jit_compile": jit_compile, "weights_dtype": weights_dtype,

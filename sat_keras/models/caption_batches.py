@@ -1,6 +1,10 @@
 """A captioner's inputs (which one, its shapes) and its compiled search run in batches."""
 
+import os
+
 import numpy as np
+
+from sat_keras.data.images import load_image_files
 
 
 def encoder_input_shapes(inputs):
@@ -20,6 +24,46 @@ def one_input(images, features):
     if (images is None) == (features is None):
         raise ValueError("Pass exactly one of images= or features=.")
     return ("images", images) if features is None else ("features", features)
+
+
+def generate_inputs(inputs, image_size):
+    """("images" or "features", values) of `Captioner.generate`'s inputs.
+
+    `inputs`: a list of image files (paths) and encoded images (bytes),
+    decoded and resized to `image_size` as in training and the export
+    (`data.images.decode_and_resize`); a uint8 batch (N, H, W, 3); or a
+    dict holding "images" or "features". Files that fail raise ValueError
+    naming each.
+    """
+    if isinstance(inputs, dict):
+        unknown = sorted(set(inputs) - {"images", "features"})
+        if unknown:
+            raise ValueError(f'generate takes a dict of "images" or "features". '
+                             f"Received keys: {sorted(inputs)}")
+        return one_input(inputs.get("images"), inputs.get("features"))
+    if isinstance(inputs, (list, tuple)) and all(
+            isinstance(item, (str, bytes, os.PathLike)) for item in inputs):
+        if image_size is None:
+            raise ValueError("The captioner has no image_size, so image files cannot be "
+                             "resized for it: pass a uint8 batch of images.")
+        images, _, errors = load_image_files(list(inputs), image_size)
+        if errors:
+            raise ValueError("Not captioned: " + "; ".join(
+                f"{_name(item, inputs)}: {message}" for item, message in errors))
+        return "images", images
+    images = np.asarray(inputs)
+    if images.ndim != 4 or images.dtype != np.uint8:
+        raise ValueError("generate takes image files or bytes (a list), uint8 images "
+                         "(N, H, W, 3), or a dict of \"images\" or \"features\". Received: "
+                         f"an array of shape {images.shape} and dtype {images.dtype}")
+    return "images", images
+
+
+def _name(item, inputs):
+    """How an error names an input: its path, or inputs[i] for bytes."""
+    if isinstance(item, bytes):
+        return f"inputs[{next(i for i, x in enumerate(inputs) if x is item)}]"
+    return os.fspath(item)
 
 
 def caption_in_batches(search, name, values, batch_size, vocabulary, num_captions=None):

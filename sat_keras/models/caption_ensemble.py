@@ -6,7 +6,6 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from sat_keras import decoding
 from sat_keras.models.captioner import Captioner
 from sat_keras.models.captioner import TracedSearches
 
@@ -45,8 +44,8 @@ class CaptionEnsemble(Captioner):
             index of the model whose encoder it uses, as `encoder_owners()`
             returns it. None: found by comparing the encoders.
 
-    Its decoding (`search_settings`, read by `export.reload.decoding_settings`)
-    is the first model's chosen one, if it has one (`choose_search`).
+    Its decoding (`search_settings`) is the first model's, until it is given
+    its own (`choose_search`).
 
     Example:
     >>> vocabulary = Vocabulary.build(["a red circle", "a blue square"])
@@ -72,9 +71,7 @@ class CaptionEnsemble(Captioner):
         self.models = models
         self.vocabulary = models[0].vocabulary
         self._traced_searches = TracedSearches()
-        self.search_chosen = bool(getattr(models[0], "search_chosen", False))
-        self.search_settings = (models[0].search_settings if self.search_chosen
-                                else decoding.SearchSettings())
+        self._search_settings = models[0].search_settings
         if encoder_owners is not None:
             encoder_owners = tuple(int(owner) for owner in encoder_owners)
             if len(encoder_owners) != len(models) or any(
@@ -85,9 +82,9 @@ class CaptionEnsemble(Captioner):
         self._encoder_owners = encoder_owners
 
     def choose_search(self, search):
-        """Sets the ensemble's decoding (`decoding.SearchSettings` or a dict of its fields)."""
-        self.search_settings = decoding.SearchSettings.from_value(search)
-        self.search_chosen = True
+        """Sets the ensemble's decoding: `search_settings = search` (a
+        `decoding.SearchSettings`, or a dict of fields merged into the current one)."""
+        self.search_settings = search
 
     @property
     def built(self):

@@ -18,9 +18,12 @@ A captioner provides
     vocabulary.
 
 `Captioner` writes the rest once on top of it, as keras-hub writes `generate`
-once for every `CausalLM`: `search` (the in-graph dispatch of
-`decoding.search`), `search_function` (one traced search per
-`SearchSettings`, kept) and `caption` (batching, n-best, the captions).
+once for every `CausalLM`: `search_settings` (its own decoding, the one
+`SearchSettings` every door reads) and `settings_for` (a call's overrides
+merged into it), `search` (the in-graph dispatch of `decoding.search`),
+`search_function` (one traced search per `SearchSettings`, kept), `caption`
+(batching, n-best, the captions and their arrays) and `generate` (caption
+strings from image files, bytes or arrays).
 """
 
 import tensorflow as tf
@@ -29,6 +32,7 @@ from sat_keras import decoding
 from sat_keras.models import preset_loaders
 from sat_keras.models.caption_batches import caption_in_batches
 from sat_keras.models.caption_batches import encoder_input_shapes
+from sat_keras.models.caption_batches import generate_inputs
 from sat_keras.models.caption_batches import one_input
 
 
@@ -97,52 +101,77 @@ class Captioner:
         return preset_loaders.get_preset_loader(preset).load(
             cls, load_weights=load_weights, **kwargs)
 
-    def search(self, annotations, max_length=20, beam_size=1, length_penalty=0.0,
-               temperature=None, num_captions=None, suppress_unknown=False,
-               no_repeat_ngram_size=0):
-        """Captions `encode`'s annotations in-graph; the settings as in `caption`.
+    @property
+    def search_settings(self):
+        """The captioner's own decoding, a `decoding.SearchSettings`: what `caption`,
+        `generate`, `predict`, `sat-keras caption`, `evaluate` and `export` use
+        unless a call overrides it. Set by `compile(search=...)` or assigned (a
+        `SearchSettings`, or a dict of fields merged into the current settings)."""
+        return self._search_settings
+
+    @search_settings.setter
+    def search_settings(self, search):
+        self._search_settings = self.settings_for(search)
+        self.predict_function = None  # predict() traces the new settings
+
+    def settings_for(self, search=None, one_caption=False, **overrides):
+        """The `SearchSettings` a call decodes with.
+
+        Args:
+            search: None (the captioner's own, `search_settings`), a
+                `SearchSettings` (the whole decoding, in place of its own),
+                or a dict of fields merged into its own.
+            one_caption: for a door that writes one caption per image: the
+                base settings' `num_captions` is dropped before the changes
+                are merged (`SearchSettings.one_caption_each`).
+            **overrides: fields merged in last (`beam_size=3`); None is not
+                given. An unknown field raises ValueError naming the known ones.
+        """
+        own = getattr(self, "_search_settings", None) or decoding.SearchSettings()
+        if isinstance(search, dict):
+            overrides = {**search, **overrides}
+        elif search is not None:
+            own = decoding.SearchSettings.from_value(search)
+        return (own.one_caption_each() if one_caption else own).replace(**overrides)
+
+    def search(self, annotations, search=None, **overrides):
+        """Captions `encode`'s annotations in-graph with `settings_for(search, **overrides)`.
 
         Returns the dict of `decoding.greedy_search` (token_ids, scores,
         attention_weights), from the search the settings choose; with
         `num_captions` n, the beam's n best, an axis of n after the batch.
         """
+        settings = self.settings_for(search, **overrides)
         state, memory = self.start(annotations, training=False)
         return decoding.search(self.step, state, memory,
                                num_locations=self.num_locations(annotations),
-                               max_length=max_length, beam_size=beam_size,
-                               length_penalty=length_penalty, temperature=temperature,
-                               num_captions=num_captions, suppress_unknown=suppress_unknown,
-                               no_repeat_ngram_size=no_repeat_ngram_size,
-                               seed=self.seed_generator)
+                               settings=settings, seed=self.seed_generator)
 
-    def search_function(self, settings):
-        """The compiled search for one `SearchSettings`: inputs dict -> `search` outputs.
+    def search_function(self, search=None):
+        """The compiled search for `settings_for(search)`: inputs dict -> `search` outputs.
 
         Traced once per distinct settings and kept, so that switching between
         settings never retraces the others.
         """
-        settings = decoding.SearchSettings.from_value(settings)
+        settings = self.settings_for(search)
         functions = self._traced_searches.by_settings
         if settings not in functions:
             def run(inputs):
-                return self.search(self.encode(inputs, training=False), **settings.as_kwargs())
+                return self.search(self.encode(inputs, training=False), settings)
 
             # One traced function per setting; TensorFlow is the backend this runs on.
             functions[settings] = tf.function(run, reduce_retracing=True)
         return functions[settings]
 
-    def caption(self, images=None, features=None, max_length=20, beam_size=1,
-                length_penalty=0.0, temperature=None, num_captions=None, batch_size=64,
-                suppress_unknown=False, no_repeat_ngram_size=0):
-        """Captions images (uint8, batch first) or features.
+    def caption(self, images=None, features=None, search=None, batch_size=64, **overrides):
+        """Captions images (uint8, batch first) or features, with their search's outputs.
 
-        `beam_size=1` is greedy search; larger sizes run the batched beam
-        search of `decoding.beam_search` with `length_penalty`; a
-        `temperature` draws every word instead (`decoding.sample_search`).
+        The decoding is `settings_for(search, **overrides)`: the captioner's own
+        unless changed (`caption(images=x, beam_size=3)`). Beam size 1 is greedy
+        search; larger sizes run the batched beam search of
+        `decoding.beam_search`; a `temperature` draws every word instead.
         `num_captions=n` (1 to beam_size) returns the beam's n best distinct
-        captions per image, best first. `suppress_unknown=True` never
-        writes `<unk>` (`decoding.suppress_tokens`); `no_repeat_ngram_size=n`
-        never repeats an n-gram within a caption (`decoding.block_repeated_ngrams`).
+        captions per image, best first.
 
         Returns:
             dict: "captions" list of str; "token_ids" (N, max_length) int32
@@ -152,11 +181,37 @@ class Captioner:
             "captions" is a list of n-lists and the arrays gain an axis of n
             after N.
         """
+        settings = self.settings_for(search, **overrides)
         name, values = one_input(images, features)
-        search = self.search_function(decoding.SearchSettings(
-            max_length=max_length, beam_size=beam_size, length_penalty=length_penalty,
-            temperature=temperature, num_captions=num_captions,
-            suppress_unknown=suppress_unknown, no_repeat_ngram_size=no_repeat_ngram_size))
+        function = self.search_function(settings)
         self.build_for(encoder_input_shapes({name: values}))
-        return caption_in_batches(search, name, values, batch_size, self.vocabulary,
-                                  num_captions)
+        return caption_in_batches(function, name, values, batch_size, self.vocabulary,
+                                  settings.num_captions)
+
+    def generate(self, inputs, search=None, batch_size=64, **overrides):
+        """Caption strings, one per input: keras-hub's `generate`, for images.
+
+        Args:
+            inputs: image files (paths) or encoded images (bytes), in a list;
+                a uint8 batch (N, H, W, 3) of images; or a dict holding
+                "images" or "features".
+            search, **overrides: the decoding, as in `caption` (the
+                captioner's own unless changed). With `num_captions`, still
+                the best caption of each.
+            batch_size: images decoded at once.
+
+        Returns:
+            A list of str, in the order of `inputs`.
+
+        Raises:
+            ValueError: a file that is missing or not an image, naming each.
+
+        Example:
+        >>> model = Captioner.from_preset("shapes")
+        >>> model.generate(np.zeros((1, 64, 64, 3), "uint8"))[0] != ""
+        True
+        """
+        settings = self.settings_for(search, one_caption=True, **overrides)
+        name, values = generate_inputs(inputs, self.image_size)
+        return self.caption(**{name: values}, search=settings,
+                            batch_size=batch_size)["captions"]

@@ -48,7 +48,10 @@ _PRESETS = {
                   "doubly_stochastic_weight": 1.0},
         "encoder": {"name": "small_cnn", "filters": [16, 32, 64]},
         "training": {"batch_size": 64, "learning_rate": 3e-3, "epochs": 9,
-                     "image_size": 64, "max_length": 20, "num_images": 8000},
+                     "image_size": 64, "max_length": 20, "num_images": 8000,
+                     # The shipped `shapes` export's decoding: a beam of 3, whose
+                     # three best captions the caption page lists.
+                     "search": {"beam_size": 3}},
     },
     # Flickr8k on cached ResNet50 conv5_block3_out features (7x7x2048) on a CPU,
     # the recipe of the shipped saved_models/flickr8k: `examples/train_flickr8k.py`
@@ -187,9 +190,12 @@ def load_preset(directory, load_weights=True, **overrides):
 
 def merge_config(config, overrides):
     """`config` with `overrides` merged in: a dict value merges into the nested
-    config (a serialized Keras object's "config"), other values replace."""
+    config (a serialized Keras object's "config"), other values replace, and
+    None is not given (the config keeps its value)."""
     merged = dict(config)
     for key, value in overrides.items():
+        if value is None:
+            continue
         nested = merged.get(key)
         if isinstance(value, dict) and isinstance(nested, dict):
             if "class_name" in nested and "config" in nested:

@@ -7,6 +7,7 @@ import warnings
 import keras
 from keras import ops
 
+from sat_keras import checks
 from sat_keras import decoding
 from sat_keras.distribute import logs_for_multi_worker
 from sat_keras.distribute import scale_for_replicas
@@ -16,6 +17,7 @@ from sat_keras.models import presets
 from sat_keras.models.caption_batches import encoder_input_shapes
 from sat_keras.models.captioner import Captioner
 from sat_keras.models.captioner import TracedSearches
+from sat_keras.text import SPECIAL_TOKENS
 from sat_keras.text import Vocabulary
 
 BASELINES = ("caption", "per_token", "leave_one_out", "learned")
@@ -118,6 +120,9 @@ class ShowAttendTell(keras.Model, Captioner):
         reinforce_samples: location paths per caption in training (hard
             attention; at least 2 with "leave_one_out", 1 otherwise). The
             NLL and the other terms are averaged over the paths.
+        search: the model's decoding (`search_settings`), a
+            `decoding.SearchSettings` or a dict of its fields (None: greedy,
+            20 words). Saved with the model; `compile(search=...)` sets it too.
         **kwargs: `keras.Model` arguments (name, dtype, ...). The decoder's
             arguments given here (`units=768`), as 0.2 took them, still
             build the decoder but are deprecated: pass `decoder={...}`.
@@ -143,9 +148,9 @@ class ShowAttendTell(keras.Model, Captioner):
         "previous_hidden" (batch, T, units): h_{t-1}, the state each step
         attends from, which the learned baseline reads.
 
-    `predict()` decodes instead: it returns the outputs of `search` with the
-    settings of `compile(search=...)` (default greedy, 20 words), on a fresh
-    model as on a loaded one.
+    `predict()`, `caption()` and `generate()` decode instead, with the model's
+    own `search_settings` (`compile(search=...)`; default greedy, 20 words),
+    on a fresh model as on a loaded one.
 
     Example:
     >>> vocabulary = Vocabulary.build(["a red circle", "a blue square"])
@@ -167,7 +172,7 @@ class ShowAttendTell(keras.Model, Captioner):
                  doubly_stochastic_weight=None, loss_normalization="caption",
                  label_smoothing=0.0, reinforce_weight=0.1, entropy_weight=0.002,
                  baseline_decay=0.9, reinforce_baseline="per_token", reinforce_samples=1,
-                 **kwargs):
+                 search=None, **kwargs):
         aliases = {name: kwargs.pop(name) for name in decoder_arguments() & set(kwargs)}
         super().__init__(**kwargs)
         if not isinstance(vocabulary, Vocabulary):
@@ -226,8 +231,7 @@ class ShowAttendTell(keras.Model, Captioner):
                 self.baseline_head = keras.layers.Dense(
                     1, kernel_initializer="zeros", dtype="float32", name="baseline_head")
                 self.baseline_error_tracker = keras.metrics.Mean(name="baseline_error")
-        self.search_settings = decoding.SearchSettings()
-        self.search_chosen = False  # compile(search=...) given: the model's default decoding
+        self._search_settings = decoding.SearchSettings.from_value(search)
         self._traced_searches = TracedSearches()
         self.self_critical = None  # compile(self_critical=...) sets the sequence-level mode
         self._built_input_shape = None
@@ -413,11 +417,12 @@ class ShowAttendTell(keras.Model, Captioner):
         Args:
             optimizer: "auto" (default) is Adam at 1e-3 (Xu et al. trained
                 with Adam, except RMSProp on Flickr8k); anything Keras takes.
-            search: the `predict()` decoding, a `decoding.SearchSettings`
-                or a dict of its fields (default: greedy, 20 words). When
-                given, it is saved with the model as its chosen decoding,
-                which `sat-keras caption`, `evaluate` and `export` then
-                default to (`export.reload.decoding_settings`).
+            search: the model's decoding (`search_settings`), a
+                `decoding.SearchSettings` or a dict of fields merged into the
+                current one; None keeps it. Checked here; saved with the
+                model, and what `predict`, `caption`, `generate`,
+                `sat-keras caption`, `evaluate`, `export` and the servers
+                decode with unless a call overrides it.
             self_critical: a `training.self_critical.SelfCritical`: `fit`
                 then trains on its sequence-level reward, from per-image
                 batches (`data.pipeline.make_per_image_dataset`), instead
@@ -427,7 +432,8 @@ class ShowAttendTell(keras.Model, Captioner):
         """
         if isinstance(optimizer, str) and optimizer == "auto":
             optimizer = keras.optimizers.Adam(1e-3)
-        self._set_search(search, chosen=search is not None)
+        if search is not None:
+            self.search_settings = search
         if self_critical is not None:
             self_critical.check_model(self)
         self.self_critical = self_critical
@@ -435,22 +441,12 @@ class ShowAttendTell(keras.Model, Captioner):
         super().compile(optimizer=optimizer, **kwargs)
 
     def choose_search(self, search):
-        """Sets the decoding of `predict()`, which the saved model carries as its own.
+        """Sets the model's decoding without compiling: `search_settings = search`.
 
-        `compile(search=...)` does this while compiling; this keeps the
-        compiled state (the recipe sets the decoding it chose after training).
-        An uncompiled model is compiled with the defaults, since the choice
-        is saved in the compile config.
-        `search`: a `decoding.SearchSettings` or a dict of its fields.
+        `search`: a `decoding.SearchSettings`, or a dict of fields merged into
+        the current one.
         """
-        if not self.compiled:
-            self.compile(search=search)
-        self._set_search(search, chosen=True)
-
-    def _set_search(self, search, chosen):
-        self.search_settings = decoding.SearchSettings.from_value(search)
-        self.search_chosen = chosen
-        self.predict_function = None  # predict() traces the new settings
+        self.search_settings = search
 
     def fit(self, x=None, *args, **kwargs):
         """`keras.Model.fit`; in self-critical mode a fresh model is built from `x` first.
@@ -472,20 +468,12 @@ class ShowAttendTell(keras.Model, Captioner):
         if self.self_critical is not None:
             self.self_critical.reset_metrics()
 
-    def get_compile_config(self):
-        config = super().get_compile_config()
-        if config:
-            config["search"] = self.search_settings.as_kwargs()
-            config["search_chosen"] = self.search_chosen
-        return config
-
     def compile_from_config(self, config):
         config = dict(config)
+        # 0.2 and early 0.3 files kept the decoding here, not in the model's config.
         search = config.pop("search", None)
-        # Models saved before search_chosen existed carry the default greedy search.
-        chosen = config.pop("search_chosen", False)
+        config.pop("search_chosen", None)
         self.compile(search=search, **keras.saving.deserialize_keras_object(config))
-        self.search_chosen = chosen
         if self.built:
             self.optimizer.build(self.trainable_variables)  # so that its saved state loads
 
@@ -496,13 +484,12 @@ class ShowAttendTell(keras.Model, Captioner):
         return super().predict(x, *args, **kwargs)
 
     def predict_step(self, data):
-        """Decodes a batch with `self.search_settings` (set by `compile(search=...)`).
+        """Decodes a batch with the model's `search_settings`.
 
         Returns the dict of `search`: token_ids, scores, attention_weights.
         """
         inputs = data[0] if isinstance(data, tuple) else data
-        return self.search(self.encode(inputs, training=False),
-                           **self.search_settings.as_kwargs())
+        return self.search(self.encode(inputs, training=False), self.search_settings)
 
     # -- presets (`from_preset` is `Captioner`'s) --------------------------------
 
@@ -534,6 +521,7 @@ class ShowAttendTell(keras.Model, Captioner):
             "baseline_decay": self.baseline_decay,
             "reinforce_baseline": self.reinforce_baseline,
             "reinforce_samples": self.reinforce_samples,
+            "search": self.search_settings.to_config(),
         })
         return config
 
@@ -575,22 +563,22 @@ def _build_decoder(decoder, aliases, vocabulary_size):
         raise TypeError(f"decoder must be an AttentiveLSTMCell, a dict of its arguments or "
                         f"None. Received: {type(decoder).__name__}")
     arguments = {**(decoder or {}), **aliases}
-    _check_names("decoder arguments", arguments, decoder_arguments())
+    checks.check_names("decoder arguments", arguments, decoder_arguments())
     return AttentiveLSTMCell(vocabulary_size, name="decoder", **arguments)
 
 
 def check_arguments(arguments):
-    """Raises ValueError for a name in `arguments` (ShowAttendTell's, "decoder" a dict
-    of the decoder's) that the model does not take: before data is read or anything
-    built, where the arguments come from overrides (`sat-keras train --set`)."""
+    """Raises ValueError for model arguments (ShowAttendTell's, "decoder" a dict of the
+    decoder's) that the model does not take, by name or by value: before data is read
+    or anything built, where they come from presets and overrides (`sat-keras train
+    --set`). A model is made from them with a vocabulary of the special tokens and
+    no encoder; it builds no weights."""
     model_names = (set(inspect.signature(ShowAttendTell.__init__).parameters)
                    - {"self", "kwargs"}) | {"name", "dtype", "trainable"}
-    _check_names("model arguments", arguments, model_names | decoder_arguments())
+    checks.check_names("model arguments", arguments, model_names | decoder_arguments())
     if isinstance(arguments.get("decoder"), dict):
-        _check_names("decoder arguments", arguments["decoder"], decoder_arguments())
-
-
-def _check_names(kind, arguments, known):
-    unknown = sorted(set(arguments) - set(known))
-    if unknown:
-        raise ValueError(f"Unknown {kind} {unknown}. Known: {sorted(known)}")
+        checks.check_names("decoder arguments", arguments["decoder"], decoder_arguments())
+    try:
+        ShowAttendTell(Vocabulary(list(SPECIAL_TOKENS)), **arguments)
+    except TypeError as error:  # a value of the wrong type met a comparison
+        raise ValueError(f"Bad model arguments {arguments}: {error}") from None

@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from sat_keras import checks
 from sat_keras import decoding
 from sat_keras.distribute import scale_for_replicas
 from sat_keras.models import losses
@@ -68,16 +69,12 @@ class SelfCriticalSettings:
     dropout: bool = False
 
     def __post_init__(self):
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"epochs must be a positive integer. Received: {self.epochs!r}")
-        if not self.learning_rate > 0:
-            raise ValueError(
-                f"learning_rate must be positive. Received: {self.learning_rate!r}")
+        checks.fill_defaults(self)
+        checks.positive_int("epochs", self.epochs)
+        checks.positive_number("learning_rate", self.learning_rate)
         _check_sampling(self.num_samples, self.baseline)
-        if not isinstance(self.score_end, bool):
-            raise ValueError(f"score_end must be True or False. Received: {self.score_end!r}")
-        if not isinstance(self.dropout, bool):
-            raise ValueError(f"dropout must be True or False. Received: {self.dropout!r}")
+        checks.boolean("score_end", self.score_end)
+        checks.boolean("dropout", self.dropout)
 
     def objective(self, reward, max_length):
         return SelfCritical(reward, self.num_samples, self.baseline, max_length,
@@ -85,10 +82,8 @@ class SelfCriticalSettings:
 
 
 def _check_sampling(num_samples, baseline):
-    if baseline not in BASELINES:
-        raise ValueError(f"baseline must be one of {BASELINES}. Received: {baseline!r}")
-    if not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive integer. Received: {num_samples!r}")
+    checks.one_of("baseline", baseline, BASELINES)
+    checks.positive_int("num_samples", num_samples)
     if baseline == "mean" and num_samples < 2:
         raise ValueError('baseline="mean" averages the other samples of an image: '
                          f"num_samples must be 2 or more. Received: {num_samples}")

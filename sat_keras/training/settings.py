@@ -10,7 +10,10 @@ it needs:
 - `RunSettings`: where and how the run goes (run directory, seed, strategy,
   precision, backups, time budget, output).
 
-Changing one setting is `dataclasses.replace(settings, epochs=3)`; a preset's
+Each checks every field when it is built (a wrong type or value raises
+`ValueError` naming it), so a bad setting fails before any data is read or
+any step trained; None means "not given" (the field's default). Changing
+one setting is `dataclasses.replace(settings, epochs=3)`; a preset's
 values change through overrides (`presets.preset_settings(name, overrides)`,
 `sat-keras train --set training.epochs=3`).
 """
@@ -19,7 +22,16 @@ import dataclasses
 from typing import Any
 from typing import Callable
 
+import tensorflow as tf
+
+from sat_keras import checks
+from sat_keras.data.datasets import dataset_names
+from sat_keras.decoding import SearchSettings
+
 DEFAULT_ENCODER_MULTIPLIER = 0.1
+MISSING_IMAGES = ("error", "skip")
+MIXED_PRECISION = ("mixed_float16", "mixed_bfloat16")
+VERBOSITY = ("auto", 0, 1, 2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +53,14 @@ class DataSettings:
     captions_file: str | None = None
     missing: str = "error"
     features_dir: str | None = None
+
+    def __post_init__(self):
+        checks.fill_defaults(self)
+        checks.one_of("dataset", self.dataset, dataset_names())
+        checks.text("data_dir", self.data_dir)
+        checks.text("captions_file", self.captions_file, optional=True)
+        checks.one_of("missing", self.missing, MISSING_IMAGES)
+        checks.text("features_dir", self.features_dir, optional=True)
 
     @property
     def synthetic(self):
@@ -67,8 +87,10 @@ class TrainingSettings:
             best epoch kept (None: no selection, the last epoch is kept).
         select_from: with a patience, compare epochs only from this fraction
             of the schedule on (`recipes.epoch_selection`).
-        search: the decoding chosen on dev (`decoding.SearchSettings`
-            arguments), saved with the model as its default.
+        search: the decoding chosen on dev, a `decoding.SearchSettings` (or
+            a dict of its fields, checked and turned into one), which the
+            trained model is saved with as its own (None: the model's
+            default, greedy).
         clip_norm: clip each gradient to this norm.
         fine_tune_layers: fine-tune the encoder's top N weighted layers
             (needs images, not cached features).
@@ -102,7 +124,7 @@ class TrainingSettings:
     validation_images: int | None = None
     patience: int | None = None
     select_from: float = 0.0
-    search: dict | None = None
+    search: SearchSettings | None = None
     clip_norm: float | None = None
     fine_tune_layers: int | None = None
     fine_tune_from: str | None = None
@@ -113,22 +135,25 @@ class TrainingSettings:
     init_from: str | None = None
 
     def __post_init__(self):
+        checks.fill_defaults(self)
         for name in ("batch_size", "epochs", "max_length", "min_count"):
-            _check_positive_int(name, getattr(self, name))
+            checks.positive_int(name, getattr(self, name))
         for name in ("image_size", "max_vocabulary_size", "num_images", "validation_images",
                      "fine_tune_layers"):
-            if getattr(self, name) is not None:
-                _check_positive_int(name, getattr(self, name))
-        if self.patience is not None and (not isinstance(self.patience, int)
-                                          or self.patience < 0):
-            raise ValueError(f"patience must be a non-negative integer or None. "
-                             f"Received: patience={self.patience!r}")
-        if not 0.0 <= self.select_from < 1.0:
-            raise ValueError(f"select_from must be at least 0 and below 1. "
-                             f"Received: select_from={self.select_from!r}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive. "
-                             f"Received: learning_rate={self.learning_rate!r}")
+            checks.positive_int(name, getattr(self, name), optional=True)
+        checks.positive_number("learning_rate", self.learning_rate)
+        checks.non_negative_int("patience", self.patience, optional=True)
+        checks.number("select_from", self.select_from, low=0.0, high=1.0)
+        if self.search is not None:
+            object.__setattr__(self, "search", _search_settings(self.search))
+        checks.positive_number("clip_norm", self.clip_norm, optional=True)
+        checks.text("fine_tune_from", self.fine_tune_from, optional=True)
+        checks.boolean("batch_by_image", self.batch_by_image)
+        checks.positive_number("encoder_lr_multiplier", self.encoder_lr_multiplier,
+                               optional=True)
+        checks.text("encoder_weights", self.encoder_weights, optional=True)
+        checks.boolean("jit_compile", self.jit_compile)
+        checks.text("init_from", self.init_from, optional=True)
         if self.encoder_lr_multiplier is not None and not self.fine_tunes:
             raise ValueError("encoder_lr_multiplier (--encoder-lr-multiplier) applies only "
                              "when fine-tuning: set fine_tune_layers (--fine-tune-layers N) "
@@ -137,10 +162,8 @@ class TrainingSettings:
     @classmethod
     def from_dict(cls, values):
         """From a preset's "training" dict; an unknown name is an error, not ignored."""
-        names = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ValueError(f"Unknown training settings {unknown}. Known: {sorted(names)}")
+        checks.check_names("training settings", values,
+                           [field.name for field in dataclasses.fields(cls)])
         return cls(**values)
 
     def as_dict(self):
@@ -196,12 +219,30 @@ class RunSettings:
     print_fn: Callable = print
 
     def __post_init__(self):
-        _check_positive_int("backup_every_steps", self.backup_every_steps)
-        if self.mixed_precision not in (None, "mixed_float16", "mixed_bfloat16"):
-            raise ValueError(f"mixed_precision must be None, 'mixed_float16' or "
-                             f"'mixed_bfloat16'. Received: {self.mixed_precision!r}")
+        checks.fill_defaults(self)
+        checks.text("output_dir", self.output_dir, optional=True)
+        checks.non_negative_int("seed", self.seed)
+        if self.strategy is not None and not isinstance(self.strategy, tf.distribute.Strategy):
+            raise ValueError("strategy must be a tf.distribute.Strategy or None (see "
+                             f"distribute.make_strategy). Received: strategy={self.strategy!r}")
+        checks.one_of("mixed_precision", self.mixed_precision, MIXED_PRECISION, optional=True)
+        checks.positive_int("backup_every_steps", self.backup_every_steps)
+        checks.positive_number("max_minutes", self.max_minutes, optional=True)
+        checks.boolean("keep_epoch_weights", self.keep_epoch_weights)
+        checks.boolean("terminate_on_nan", self.terminate_on_nan)
+        if self.verbose not in VERBOSITY or isinstance(self.verbose, bool):
+            raise ValueError(f"verbose must be one of {list(VERBOSITY)}. "
+                             f"Received: verbose={self.verbose!r}")
+        if not callable(self.print_fn):
+            raise ValueError(f"print_fn must be callable. Received: print_fn={self.print_fn!r}")
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+def _search_settings(value):
+    """A `SearchSettings` from one or a dict of its fields; anything else is refused."""
+    if not isinstance(value, (SearchSettings, dict)):
+        raise ValueError(f"search must be a SearchSettings, a dict of its fields or None. "
+                         f"Received: search={value!r}")
+    try:
+        return SearchSettings.from_value(value)
+    except ValueError as error:
+        raise ValueError(f"search: {error}") from None

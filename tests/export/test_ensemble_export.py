@@ -126,7 +126,7 @@ def test_an_ensemble_export_reloads_as_the_ensemble_with_its_decoding(members, t
     loaded = load_captioner(str(base))
     assert isinstance(loaded, CaptionEnsemble) and len(loaded.models) == 3
     assert loaded.encoder_owners() == (0, 0, 0)
-    assert loaded.search_chosen and loaded.search_settings.beam_size == 3
+    assert loaded.search_settings.beam_size == 3
     assert loaded.search_settings.no_repeat_ngram_size == 2
     search = loaded.search_settings.as_kwargs()
     assert_same_outputs(
@@ -189,7 +189,8 @@ def test_the_cli_exports_the_ensemble_of_several_models(members, tmp_path, capsy
     with open(output / "assets.extra" / "export_config.json") as file:
         exported = json.load(file)
     # The first model's decoding, as no flag gave one.
-    assert (exported["models"], exported["beam_size"], exported["length_penalty"]) == (2, 2, 1.0)
+    assert (exported["models"], exported["search"]["beam_size"],
+            exported["search"]["length_penalty"]) == (2, 2, 1.0)
     _, served = serve(str(output))
     expected = python_captions(CaptionEnsemble([first, second]), IMAGES, tmp_path,
                                beam_size=2, length_penalty=1.0)

@@ -14,9 +14,9 @@ from sat_keras import cli
 from sat_keras import metrics
 from sat_keras.decoding import SearchSettings
 from sat_keras.export import export_captioner
-from sat_keras.export.reload import decoding_settings
 from sat_keras.export.reload import read_export_config
 from sat_keras.export.saved_model import MODEL_CONFIG_FILE
+from sat_keras.export.saved_model import export_search
 from sat_keras.models.saving import load_captioner
 from sat_keras.text import UNK_ID
 
@@ -104,8 +104,7 @@ def test_an_export_loads_back_as_the_keras_model(exports, dtype, tmp_path):
     assert isinstance(loaded, ShowAttendTell)
     assert loaded.vocabulary == model.vocabulary and loaded.decoder.units == model.decoder.units
     assert read_export_config(bases[dtype])["weights_dtype"] == dtype
-    # The export's decoding comes back as the model's chosen search.
-    assert loaded.search_chosen
+    # The export's decoding comes back as the model's own.
     assert loaded.search_settings == SearchSettings(beam_size=2, max_length=6)
     tolerance = 0.0 if dtype == "float32" else 1e-3
     for original, again in zip(model.variables, loaded.variables):
@@ -139,9 +138,8 @@ def test_export_and_caption_default_to_a_trained_models_chosen_decoding(tmp_path
         output = str(tmp_path / f"export{len(flags)}" / "1")
         assert cli.main(["export", "--model", str(tmp_path / "model.keras"),
                          "--output", output, *flags]) == 0
-        exported = read_export_config(output)
-        exported.setdefault("suppress_unknown", False)  # recorded only when True
-        assert {name: exported[name] for name in chosen} == expected
+        exported = read_export_config(output)["search"]  # every field, in one object
+        assert exported == SearchSettings(**expected).to_config()
     path = tmp_path / "photo.jpg"
     path.write_bytes(IMAGES[0])
     capsys.readouterr()
@@ -162,7 +160,7 @@ def test_an_export_blocks_repeated_ngrams_in_its_graph_and_reloads_the_setting(t
     assert cli.main(["export", "--model", str(tmp_path / "model.keras"), "--output",
                      os.path.join(base, "1"), "--beam-size", "1", "--max-length", "12",
                      "--no-repeat-ngram-size", "2"]) == 0
-    assert read_export_config(base)["no_repeat_ngram_size"] == 2
+    assert read_export_config(base)["search"]["no_repeat_ngram_size"] == 2
     served = [caption.decode() for caption in
               serve(base, IMAGES)["captions"].numpy().tolist()]
     blocked = python_captions(model, IMAGES, tmp_path, beam_size=1, max_length=12,
@@ -208,22 +206,35 @@ def test_bad_weights_dtype_is_refused(exports, tmp_path):
         export_captioner(model, str(tmp_path / "m" / "1"), weights_dtype="int4")
 
 
-def test_decoding_settings_come_from_the_models_chosen_search_unless_given():
-    class Loaded:
-        search_chosen = True
-        search_settings = SearchSettings(beam_size=2, max_length=6, length_penalty=1.0,
-                                         suppress_unknown=True)
-
-    assert decoding_settings(Loaded()) == SearchSettings(
-        max_length=6, beam_size=2, length_penalty=1.0, suppress_unknown=True)
-    # An explicit 0 or False wins.
-    given = decoding_settings(Loaded(), {"beam_size": 4, "max_length": 9,
-                                         "length_penalty": 0.0, "suppress_unknown": False})
-    assert given == SearchSettings(max_length=9, beam_size=4)
-    assert decoding_settings(Loaded(), {"beam_size": None}).beam_size == 2  # None: not given
+def test_an_exports_search_is_one_object_and_older_exports_flat_fields_still_read(exports):
+    _, bases = exports
+    config = read_export_config(bases["float32"])
+    assert config["search"] == SearchSettings(beam_size=2, max_length=6).to_config()
+    assert export_search(config) == SearchSettings(beam_size=2, max_length=6)
+    shipped = {"max_length": 20, "beam_size": 5, "length_penalty": 1.0,
+               "suppress_unknown": True, "no_repeat_ngram_size": 2, "num_captions": 3,
+               "image_size": 224, "weights_dtype": "int8"}  # saved_models/flickr8k/4's
+    assert export_search(shipped) == SearchSettings(
+        beam_size=5, length_penalty=1.0, suppress_unknown=True, no_repeat_ngram_size=2,
+        num_captions=3)
+    assert export_search({"max_length": 6, "beam_size": 2}) == SearchSettings(
+        beam_size=2, max_length=6)  # 0.2's: no length penalty, nothing else recorded
     with pytest.raises(ValueError, match=r"Unknown decoding settings \['beam'\]"):
-        decoding_settings(Loaded(), {"beam": 4})
-    assert decoding_settings(object(), default_beam_size=3) == SearchSettings(beam_size=3)
+        export_search({"search": {"beam": 4}})
+
+
+def test_an_export_takes_the_models_decoding_with_the_changes_given(tmp_path):
+    model = tiny_image_model()
+    model.choose_search({"beam_size": 3, "suppress_unknown": True})
+    export_captioner(model, str(tmp_path / "own" / "1"))
+    assert export_search(read_export_config(str(tmp_path / "own"))) == model.search_settings
+    export_captioner(model, str(tmp_path / "changed" / "1"), beam_size=2, num_captions=2)
+    assert export_search(read_export_config(str(tmp_path / "changed"))) == (
+        model.search_settings.replace(beam_size=2, num_captions=2))
+    with pytest.raises(ValueError, match="temperature"):
+        export_captioner(model, str(tmp_path / "sampled" / "1"), search=SearchSettings(
+            temperature=0.7))
+    assert not (tmp_path / "sampled").exists()
 
 
 def test_suppress_unknown_keeps_unk_out_of_python_exported_and_cli_captions(tmp_path, capsys):

@@ -122,7 +122,8 @@ def test_export_config_and_vocabulary_travel_with_the_model(exported_model):
     extra = os.path.join(base, "1", "assets.extra")
     with open(os.path.join(extra, "export_config.json")) as file:
         config = json.load(file)
-    assert config["beam_size"] == 2 and config["max_length"] == 6 and config["image_size"] == 32
+    assert config["search"]["beam_size"] == 2 and config["search"]["max_length"] == 6
+    assert config["image_size"] == 32
     assert sorted(os.listdir(extra)) == ["export_config.json", "model_config.json"]
     with open(os.path.join(extra, "model_config.json")) as file:
         assert "vocabulary" not in json.load(file)["config"]  # the asset is its one copy
@@ -221,7 +222,7 @@ def test_the_n_best_export_adds_the_beams_best_and_keeps_the_default_outputs(
     from_images = signatures["serving_default"](image_bytes=tf.constant(IMAGES[:2]))
     assert from_images["nbest_attention_weights"].shape == (2, 3, 6, 64)
     with open(os.path.join(path, "assets.extra", "export_config.json")) as file:
-        assert json.load(file)["num_captions"] == 3
+        assert json.load(file)["search"]["num_captions"] == 3
     with pytest.raises(ValueError, match="num_captions"):
         export_captioner(model, str(tmp_path / "bad" / "1"), beam_size=2, num_captions=3)
 

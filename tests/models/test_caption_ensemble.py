@@ -8,6 +8,7 @@ from sat_keras import CaptionEnsemble
 from sat_keras import ShowAttendTell
 from sat_keras import SmallCNNEncoder
 from sat_keras import Vocabulary
+from sat_keras.decoding import SearchSettings
 from sat_keras.models.captioner import Captioner
 from sat_keras.text import END_ID
 from sat_keras.text import START_ID
@@ -212,11 +213,15 @@ def test_encoder_owners_given_must_point_to_earlier_models(two_models):
             CaptionEnsemble(two_models, encoder_owners=owners)
 
 
-def test_the_ensemble_decodes_as_its_first_model_was_chosen_to(two_models):
+def test_the_ensemble_decodes_as_its_first_model_until_given_its_own(two_models, features):
     first, second = two_models
-    assert not CaptionEnsemble([first, second]).search_chosen
+    assert CaptionEnsemble([first, second]).search_settings == SearchSettings()
     first.choose_search({"beam_size": 3, "length_penalty": 1.0})
     ensemble = CaptionEnsemble([first, second])
-    assert ensemble.search_chosen and ensemble.search_settings.beam_size == 3
-    ensemble.choose_search({"beam_size": 2})
-    assert ensemble.search_settings.beam_size == 2 and first.search_settings.beam_size == 3
+    assert ensemble.search_settings == first.search_settings
+    np.testing.assert_array_equal(
+        ensemble.caption(features=features)["token_ids"],
+        ensemble.caption(features=features, search=first.search_settings)["token_ids"])
+    ensemble.choose_search({"beam_size": 2})  # merged into its own
+    assert ensemble.search_settings == SearchSettings(beam_size=2, length_penalty=1.0)
+    assert first.search_settings.beam_size == 3

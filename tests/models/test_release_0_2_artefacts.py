@@ -16,7 +16,6 @@ import pytest
 
 from sat_keras import ShowAttendTell
 from sat_keras.decoding import SearchSettings
-from sat_keras.export.reload import decoding_settings
 from sat_keras.models.saving import load_captioner
 
 RELEASE = pathlib.Path(__file__).resolve().parent.parent / "data" / "release_0_2"
@@ -34,7 +33,7 @@ def test_a_0_2_artefact_captions_as_0_2_did(artefact, expected):
     assert expected["sat_keras_version"] == "0.2.0"
     model = ShowAttendTell.from_preset(str(RELEASE / artefact))
     images = np.load(RELEASE / "images.npy")
-    result = model.caption(images=images, **CHOSEN.as_kwargs())
+    result = model.caption(images=images, search=CHOSEN)
     assert result["captions"] == expected["captions"]
     np.testing.assert_array_equal(result["token_ids"], expected["token_ids"])
     # The export stores float16 weights; the others are exact.
@@ -43,7 +42,14 @@ def test_a_0_2_artefact_captions_as_0_2_did(artefact, expected):
 
 
 @pytest.mark.parametrize("artefact, search", [
-    ("model.keras", CHOSEN), ("export", SearchSettings(beam_size=2, max_length=6))])
+    ("model.keras", CHOSEN), ("export", SearchSettings(beam_size=2, max_length=6)),
+    ("preset", CHOSEN)])
 def test_a_0_2_artefact_keeps_its_decoding(artefact, search):
     model = load_captioner(str(RELEASE / artefact))
-    assert decoding_settings(model) == search
+    assert model.search_settings == search
+
+
+@pytest.mark.parametrize("artefact", ["model.keras", "preset"])
+def test_a_0_2_model_captions_by_default_as_0_2_did_with_its_chosen_search(artefact, expected):
+    model = load_captioner(str(RELEASE / artefact))
+    assert model.generate(np.load(RELEASE / "images.npy")) == expected["captions"]

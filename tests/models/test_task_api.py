@@ -7,7 +7,6 @@ import tensorflow as tf
 
 from sat_keras import ShowAttendTell
 from sat_keras.decoding import SearchSettings
-from sat_keras.export.reload import decoding_settings
 
 
 def _features(batch_size=3, seed=0):
@@ -40,58 +39,100 @@ def test_predict_uses_the_compiled_search_and_survives_loading(make_model, tmp_p
     features = _features()
     model.compile(search={"beam_size": 3, "max_length": 6, "length_penalty": 0.5})
     predicted = model.predict({"features": features}, verbose=0)
-    beam = model.caption(features=features, beam_size=3, max_length=6, length_penalty=0.5)
+    beam = model.caption(features=features, search=SearchSettings(
+        beam_size=3, max_length=6, length_penalty=0.5))
     np.testing.assert_array_equal(predicted["token_ids"], beam["token_ids"])
     np.testing.assert_allclose(predicted["scores"], beam["scores"], rtol=1e-5)
-    greedy = model.caption(features=features, max_length=6)
+    greedy = model.caption(features=features, beam_size=1)
     assert not np.array_equal(beam["scores"], greedy["scores"])  # the settings did matter
 
     model.save(tmp_path / "model.keras")
     loaded = keras.models.load_model(tmp_path / "model.keras")
     assert loaded.search_settings == SearchSettings(beam_size=3, max_length=6,
                                                     length_penalty=0.5)
-    assert loaded.search_chosen  # so sat-keras caption / evaluate / export default to it
     reloaded = loaded.predict({"features": features}, verbose=0)
     np.testing.assert_array_equal(reloaded["token_ids"], predicted["token_ids"])
     np.testing.assert_allclose(reloaded["scores"], predicted["scores"], rtol=1e-5)
 
 
-def test_the_chosen_search_is_the_saved_models_default_decoding(make_model, tmp_path):
+def test_the_models_decoding_travels_with_it_and_is_every_calls_default(make_model, tmp_path):
     model = make_model()
     model.build({"features": (None, 4, 8)})
     model.compile()
     model.save(tmp_path / "plain.keras")
-    plain = keras.models.load_model(tmp_path / "plain.keras")
-    assert not plain.search_chosen
-    assert decoding_settings(plain, default_beam_size=3) == SearchSettings(beam_size=3)
+    assert keras.models.load_model(tmp_path / "plain.keras").search_settings == SearchSettings()
 
     optimizer = model.optimizer
-    model.choose_search({"beam_size": 4, "max_length": 7, "length_penalty": 1.0,
-                         "suppress_unknown": True})
-    assert model.optimizer is optimizer  # compiled state kept
-    predicted = model.predict({"features": _features()}, verbose=0)
-    assert predicted["token_ids"].shape[1] == 7
-    model.save(tmp_path / "chosen.keras")
-    chosen = keras.models.load_model(tmp_path / "chosen.keras")
-    assert chosen.search_chosen
     choice = SearchSettings(max_length=7, beam_size=4, length_penalty=1.0, suppress_unknown=True)
-    assert decoding_settings(chosen, default_beam_size=3) == choice
-    given = decoding_settings(chosen, {"beam_size": 1, "max_length": 5, "length_penalty": 0.0,
-                                       "suppress_unknown": False})  # given wins
-    assert given == SearchSettings(max_length=5, beam_size=1)
+    model.choose_search(choice)
+    assert model.optimizer is optimizer  # compiled state kept
+    features = _features()
+    predicted = model.predict({"features": features}, verbose=0)
+    assert predicted["token_ids"].shape[1] == 7
+    np.testing.assert_array_equal(model.caption(features=features)["token_ids"],
+                                  predicted["token_ids"])  # caption() decodes as predict()
+    assert model.generate({"features": features}) == model.caption(features=features,
+                                                                   search=choice)["captions"]
+    model.save(tmp_path / "chosen.keras")
+    assert keras.models.load_model(tmp_path / "chosen.keras").search_settings == choice
     model.save_to_preset(str(tmp_path / "preset"))  # a preset directory carries it too
-    from_preset = ShowAttendTell.from_preset(str(tmp_path / "preset"))
-    assert decoding_settings(from_preset, default_beam_size=3) == choice
+    assert ShowAttendTell.from_preset(str(tmp_path / "preset")).search_settings == choice
+    assert ShowAttendTell.from_config(model.get_config()).search_settings == choice
 
-    chosen.compile()  # compiling again without a search drops the choice
-    assert not chosen.search_chosen and chosen.search_settings == SearchSettings()
+    model.compile()  # compiling again without a search keeps it: None is not given
+    assert model.search_settings == choice
 
-    uncompiled = make_model()  # the choice lives in the compile config: it compiles
+    uncompiled = make_model()  # the decoding is in the model's config: no compile needed
     uncompiled.build({"features": (None, 4, 8)})
     uncompiled.choose_search({"beam_size": 2})
     uncompiled.save(tmp_path / "uncompiled.keras")
     reloaded = keras.models.load_model(tmp_path / "uncompiled.keras")
-    assert decoding_settings(reloaded, default_beam_size=3) == SearchSettings(beam_size=2)
+    assert reloaded.search_settings == SearchSettings(beam_size=2)
+
+
+def test_a_call_changes_fields_of_the_models_decoding_or_replaces_it(make_model):
+    model = make_model()
+    model.compile(search=SearchSettings(beam_size=3, max_length=6, suppress_unknown=True))
+    own = model.search_settings
+    assert model.settings_for() is own
+    assert model.settings_for(beam_size=2) == own.replace(beam_size=2)
+    assert model.settings_for(beam_size=None) is own  # None: not given
+    assert model.settings_for({"length_penalty": 1.0}) == own.replace(length_penalty=1.0)
+    assert model.settings_for(SearchSettings()) == SearchSettings()  # the whole decoding
+    assert model.settings_for(SearchSettings(), max_length=5) == SearchSettings(max_length=5)
+    with pytest.raises(ValueError, match=r"Unknown decoding settings \['beams'\]"):
+        model.caption(features=_features(), beams=2)
+    with pytest.raises(ValueError, match="beam_size must be a positive integer"):
+        model.caption(features=_features(), beam_size=0)
+    model.search_settings = {"beam_size": 2}  # a dict merges into the model's own
+    assert model.search_settings == own.replace(beam_size=2)
+
+
+def test_generate_takes_files_bytes_arrays_and_dicts(make_model, tmp_path):
+    from helpers import encode_image
+
+    model = make_model(with_encoder=True)
+    model.choose_search({"beam_size": 2, "max_length": 6, "num_captions": 2})
+    photos = [tmp_path / "a.jpg", tmp_path / "b.png"]
+    photos[0].write_bytes(encode_image("jpeg", 40, 50, seed=1))
+    photos[1].write_bytes(encode_image("png", 32, 32, seed=2))
+    from sat_keras.data import load_image_files
+
+    images, _, _ = load_image_files([str(p) for p in photos], model.image_size)
+    expected = [best[0] for best in model.caption(images=images)["captions"]]
+    assert model.generate(photos) == expected  # path-likes; the best of the n best
+    assert model.generate([str(p) for p in photos]) == expected
+    assert model.generate([p.read_bytes() for p in photos]) == expected
+    assert model.generate(images) == expected
+    assert model.generate({"images": images}) == expected
+    greedy = model.search_settings.one_caption_each().replace(beam_size=1)
+    assert model.generate(images, beam_size=1) == model.caption(images=images,
+                                                                search=greedy)["captions"]
+    with pytest.raises(ValueError, match=r"missing\.jpg: file not found; inputs\[2\]: "
+                                         "not a decodable image"):
+        model.generate([photos[0], str(tmp_path / "missing.jpg"), b"not an image"])
+    with pytest.raises(ValueError, match="generate takes image files or bytes"):
+        model.generate(np.zeros((2, 32, 32), "float32"))
 
 
 def test_predict_on_a_loaded_model_that_was_never_compiled(make_model, tmp_path):

@@ -72,4 +72,4 @@ def test_the_example_script_saves_the_averaged_model_of_a_run(tmp_path):
     averaged = load_captioner(str(tmp_path / "averaged"))
     for value, expected in zip(averaged.get_weights(), original):
         np.testing.assert_allclose(value, expected * 2, rtol=1e-6)  # (1 + 3) / 2
-    assert averaged.search_chosen and averaged.search_settings.beam_size == 3
+    assert averaged.search_settings.beam_size == 3

@@ -282,7 +282,7 @@ def test_the_recipe_settings_check_themselves_and_build_the_objective():
     assert SelfCriticalSettings(1).objective(lambda *_: None, max_length=9).dropout is False
     with pytest.raises(ValueError, match="epochs must be a positive integer"):
         SelfCriticalSettings(0)
-    with pytest.raises(ValueError, match="learning_rate must be positive"):
+    with pytest.raises(ValueError, match="learning_rate must be a positive number"):
         SelfCriticalSettings(1, learning_rate=0.0)
     with pytest.raises(ValueError, match="num_samples must be 2 or more"):
         SelfCriticalSettings(1, num_samples=1)

@@ -1,4 +1,5 @@
-"""No repeated n-grams (`decoding.block_repeated_ngrams`) in every search."""
+"""The constraints of `decoding.constraints` in every search: no repeated n-grams
+(`block_repeated_ngrams`)."""
 
 import keras
 import numpy as np
@@ -34,10 +35,11 @@ def bigram_step(logits):
     return step
 
 
-def run(logits, batch=3, **settings):
+def run(logits, batch=3, seed=None, **settings):
     memory = np.zeros((batch, 2, 4), "float32")
     outputs = search(bigram_step(logits), ops.zeros((batch,), "int32"), memory,
-                     num_locations=2, max_length=MAX_LENGTH, **settings)
+                     num_locations=2, settings=SearchSettings(max_length=MAX_LENGTH, **settings),
+                     seed=seed)
     return ops.convert_to_numpy(outputs["token_ids"])
 
 
@@ -100,7 +102,7 @@ def test_zero_turns_blocking_off_and_bad_sizes_are_refused():
     logits = bigram_logits(0)
     np.testing.assert_array_equal(run(logits, beam_size=3, no_repeat_ngram_size=0),
                                   run(logits, beam_size=3))
-    assert SearchSettings(no_repeat_ngram_size=2).as_kwargs()["no_repeat_ngram_size"] == 2
+    assert SearchSettings(no_repeat_ngram_size=2).to_config()["no_repeat_ngram_size"] == 2
     for bad in (-1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="no_repeat_ngram_size must be a non-negative"):
             SearchSettings(no_repeat_ngram_size=bad)

@@ -235,6 +235,6 @@ def test_sampling_never_draws_a_suppressed_token():
 
 
 def test_suppress_unknown_must_be_a_bool():
-    assert SearchSettings(suppress_unknown=True).as_kwargs()["suppress_unknown"] is True
+    assert SearchSettings(suppress_unknown=True).to_config()["suppress_unknown"] is True
     with pytest.raises(ValueError, match="suppress_unknown must be True or False"):
         SearchSettings(suppress_unknown="yes")
