@@ -12,7 +12,7 @@ share its memory instead of reading `beam_size` copies of it.
 - `word_by_word`: `greedy_search`, `sample_search`;
 - `beam_search`: the batched `beam_search`;
 - `constraints`: step wrappers that forbid words (`suppress_tokens`,
-  `block_repeated_ngrams`);
+  `block_repeated_ngrams`, `require_min_length`);
 - `search_settings`: `SearchSettings`, the decoding object, and `search`,
   which runs the search and constraints it chooses.
 """
@@ -22,6 +22,7 @@ from sat_keras.decoding.beam_search import check_num_captions
 from sat_keras.decoding.beam_search import length_normalizer
 from sat_keras.decoding.constraints import NEGATIVE_INFINITY
 from sat_keras.decoding.constraints import block_repeated_ngrams
+from sat_keras.decoding.constraints import require_min_length
 from sat_keras.decoding.constraints import suppress_tokens
 from sat_keras.decoding.search_settings import SearchSettings
 from sat_keras.decoding.search_settings import search
@@ -36,6 +37,7 @@ __all__ = [
     "check_num_captions",
     "greedy_search",
     "length_normalizer",
+    "require_min_length",
     "sample_search",
     "search",
     "suppress_tokens",

@@ -10,6 +10,7 @@ carries it in the decoder state, so beam search reorders it with the beams.
 from keras import ops
 
 from sat_keras.decoding.word_by_word import batch_size_of
+from sat_keras.text import END_ID
 
 NEGATIVE_INFINITY = -1.0e9
 
@@ -87,3 +88,32 @@ def _completing_words(history, length, n, vocabulary_size):
     indices = ops.reshape(ops.stack([row_ids, windows[:, :, n - 1]], axis=-1), (-1, 2))
     counts = ops.scatter(indices, ops.reshape(matches, (-1,)), (rows, vocabulary_size))
     return counts > 0
+
+
+def require_min_length(step, initial_state, memory, min_length, end_id=END_ID):
+    """The step function with no `<end>` before `min_length` words, and its initial state.
+
+    While a caption holds fewer than `min_length` words, `<end>` gets the
+    logit -1e9, as fairseq's `min_len` and Hugging Face's `min_new_tokens`
+    do: a search then writes at least `min_length` words (where
+    `max_length` leaves room). The number of words written travels in the
+    state, `(state, words (rows,) int32)`; every row of a search is at the
+    same step, so beam search's reordering keeps it right.
+
+    Returns:
+        `(step, initial_state)`: the wrapped step and its initial state.
+    """
+    if isinstance(min_length, bool) or not isinstance(min_length, int) or min_length < 1:
+        raise ValueError(f"min_length must be a positive integer. Received: {min_length!r}")
+    state = (initial_state, ops.zeros((batch_size_of(memory),), "int32"))
+
+    def at_least(previous, state, memory):
+        inner, words = state
+        logits, inner, alpha = step(previous, inner, memory)  # (rows, V), ., (rows, L)
+        early = ops.expand_dims(words < min_length, 1)  # (rows, 1)
+        is_end = ops.expand_dims(ops.arange(ops.shape(logits)[-1]) == end_id, 0)  # (1, V)
+        logits = ops.where(ops.logical_and(early, is_end),
+                           ops.cast(NEGATIVE_INFINITY, logits.dtype), logits)  # (rows, V)
+        return logits, (inner, words + 1), alpha
+
+    return at_least, state

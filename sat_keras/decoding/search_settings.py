@@ -15,6 +15,7 @@ from sat_keras import checks
 from sat_keras.decoding.beam_search import beam_search
 from sat_keras.decoding.beam_search import check_num_captions
 from sat_keras.decoding.constraints import block_repeated_ngrams
+from sat_keras.decoding.constraints import require_min_length
 from sat_keras.decoding.constraints import suppress_tokens
 from sat_keras.decoding.word_by_word import greedy_search
 from sat_keras.decoding.word_by_word import sample_search
@@ -40,7 +41,8 @@ class SearchSettings:
     False: the model's own distribution, as the authors decode).
     `no_repeat_ngram_size` n > 0 never repeats an n-gram within a caption
     (`block_repeated_ngrams`; 0, the default: no blocking, as the authors
-    decode).
+    decode). `min_length` n > 0 writes no `<end>` before n words
+    (`require_min_length`; 0: none).
 
     Built, it is checked: a wrong type or value raises `ValueError`, and
     None means "not given" (the field's default). Frozen and hashable: a
@@ -64,6 +66,7 @@ class SearchSettings:
     suppress_unknown: bool = _option(False, "never write <unk>")
     no_repeat_ngram_size: int = _option(
         0, "never repeat an N-word phrase within a caption (0: allow)", metavar="N")
+    min_length: int = _option(0, "write no <end> before N words (0: no minimum)", metavar="N")
 
     def __post_init__(self):
         checks.fill_defaults(self)
@@ -74,6 +77,10 @@ class SearchSettings:
         check_num_captions(self.num_captions, self.beam_size)
         checks.boolean("suppress_unknown", self.suppress_unknown)
         checks.non_negative_int("no_repeat_ngram_size", self.no_repeat_ngram_size)
+        checks.non_negative_int("min_length", self.min_length)
+        if self.min_length >= self.max_length:
+            raise ValueError(f"min_length must be below max_length ({self.max_length}), which "
+                             f"counts <end>. Received: min_length={self.min_length!r}")
         if self.num_captions is not None and self.temperature is not None:
             raise ValueError("num_captions comes from beam search; it does not combine with "
                              "temperature sampling.")
@@ -137,6 +144,8 @@ class SearchSettings:
             words.append("<unk> suppressed")
         if self.no_repeat_ngram_size:
             words.append(f"no repeated {self.no_repeat_ngram_size}-grams")
+        if self.min_length:
+            words.append(f"at least {self.min_length} words")
         return ", ".join(words)
 
     def as_kwargs(self):
@@ -154,7 +163,8 @@ def search(step, initial_state, memory, num_locations, settings=None, seed=None)
     `greedy_search` for beam size 1 and one caption each, `beam_search`
     for the rest. The step is first wrapped in the constraints the settings
     ask for: `suppress_tokens` for `suppress_unknown`,
-    `block_repeated_ngrams` for `no_repeat_ngram_size`. Returns that search's dict.
+    `block_repeated_ngrams` for `no_repeat_ngram_size`,
+    `require_min_length` for `min_length`. Returns that search's dict.
     """
     settings = SearchSettings.from_value(settings)
     if settings.suppress_unknown:
@@ -163,6 +173,9 @@ def search(step, initial_state, memory, num_locations, settings=None, seed=None)
         step, initial_state = block_repeated_ngrams(step, initial_state, memory,
                                                     settings.no_repeat_ngram_size,
                                                     settings.max_length)
+    if settings.min_length:
+        step, initial_state = require_min_length(step, initial_state, memory,
+                                                 settings.min_length)
     common = dict(num_locations=num_locations, max_length=settings.max_length)
     if settings.temperature is not None:
         return sample_search(step, initial_state, memory, temperature=settings.temperature,

@@ -1,5 +1,5 @@
 """The constraints of `decoding.constraints` in every search: no repeated n-grams
-(`block_repeated_ngrams`)."""
+(`block_repeated_ngrams`), no `<end>` before a minimum length (`require_min_length`)."""
 
 import keras
 import numpy as np
@@ -106,3 +106,60 @@ def test_zero_turns_blocking_off_and_bad_sizes_are_refused():
     for bad in (-1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="no_repeat_ngram_size must be a non-negative"):
             SearchSettings(no_repeat_ngram_size=bad)
+
+
+def ending_logits(seed):
+    """A fake language model that ends early: `<end>` is likely after every word."""
+    logits = bigram_logits(seed)
+    logits[:, END_ID] = 6.0
+    return logits
+
+
+def reference_min_length(logits, min_length):
+    """Greedy search with no `<end>` before `min_length` words, in plain Python."""
+    caption = [START_ID]
+    while len(caption) <= MAX_LENGTH:
+        scores = logits[caption[-1]].copy()
+        if len(caption) - 1 < min_length:
+            scores[END_ID] = -np.inf
+        caption.append(int(np.argmax(scores)))
+        if caption[-1] == END_ID:
+            break
+    return caption[1:]
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("min_length", [1, 4])
+def test_greedy_min_length_equals_a_word_by_word_reference(seed, min_length):
+    logits = ending_logits(seed)
+    assert all(len(words(row)) < min_length for row in run(logits))  # it ends too soon
+    expected = reference_min_length(logits, min_length)
+    for row in run(logits, min_length=min_length):
+        assert [int(t) for t in row[:len(expected)]] == expected
+        assert len(words(row)) >= min_length
+
+
+@pytest.mark.parametrize("settings", [
+    {"beam_size": 3}, {"beam_size": 4, "length_penalty": 1.0},
+    {"beam_size": 3, "num_captions": 3}, {"temperature": 1.0},
+    {"beam_size": 3, "no_repeat_ngram_size": 2}])
+def test_no_search_ends_before_the_minimum(settings):
+    for seed in range(3):
+        logits = ending_logits(seed)
+        plain = run(logits, batch=4, seed=keras.random.SeedGenerator(seed), **settings)
+        assert any(len(words(row)) < 5 for row in plain.reshape(-1, MAX_LENGTH))
+        tokens = run(logits, batch=4, min_length=5, seed=keras.random.SeedGenerator(seed),
+                     **settings)
+        for row in tokens.reshape(-1, MAX_LENGTH):
+            assert len(words(row)) >= 5 and END_ID in row, row  # and it still ends
+
+
+def test_min_length_zero_changes_nothing_and_bad_values_are_refused():
+    logits = ending_logits(0)
+    np.testing.assert_array_equal(run(logits, beam_size=3, min_length=0),
+                                  run(logits, beam_size=3))
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="min_length must be a non-negative integer"):
+            SearchSettings(min_length=bad)
+    with pytest.raises(ValueError, match=r"min_length must be below max_length \(12\)"):
+        SearchSettings(min_length=12, max_length=12)

@@ -12,7 +12,7 @@ INF = float("inf")
 BAD_VALUES = {
     "max_length": ("20", 0), "beam_size": (2.0, 0), "length_penalty": ("1", INF),
     "temperature": ("hot", 0.0), "num_captions": ("1", 9), "suppress_unknown": ("yes", 1),
-    "no_repeat_ngram_size": (2.5, -1)}
+    "no_repeat_ngram_size": (2.5, -1), "min_length": ("2", 20)}
 SHIPPED = SearchSettings(beam_size=5, length_penalty=1.0, suppress_unknown=True,
                          no_repeat_ngram_size=2)
 
@@ -32,8 +32,8 @@ def test_a_bad_value_is_refused_when_the_settings_are_built(name, value):
 
 
 def test_replace_changes_the_fields_given_and_keeps_the_rest():
-    changed = SHIPPED.replace(beam_size=3, max_length=12)
-    assert changed == dataclasses.replace(SHIPPED, beam_size=3, max_length=12)
+    changed = SHIPPED.replace(beam_size=3, min_length=2)
+    assert changed == dataclasses.replace(SHIPPED, beam_size=3, min_length=2)
     assert SHIPPED.beam_size == 5  # frozen: a new object
     assert SHIPPED.replace(beam_size=None, length_penalty=None) is SHIPPED  # None: not given
     assert SHIPPED.replace() is SHIPPED
@@ -61,8 +61,8 @@ def test_a_changed_value_is_checked():
 
 def test_none_means_not_given_when_built():
     assert SearchSettings(max_length=None, beam_size=None, length_penalty=None,
-                          suppress_unknown=None,
-                          no_repeat_ngram_size=None) == SearchSettings()
+                          suppress_unknown=None, no_repeat_ngram_size=None,
+                          min_length=None) == SearchSettings()
 
 
 def test_the_config_round_trips_through_json():
@@ -88,13 +88,14 @@ def test_describe_names_what_differs_from_plain_search():
     assert SearchSettings().describe() == "beam 1"
     assert SHIPPED.describe() == ("beam 5, length penalty 1, <unk> suppressed, "
                                   "no repeated 2-grams")
+    assert SHIPPED.replace(min_length=3).describe().endswith(", at least 3 words")
     assert SearchSettings(temperature=0.7).describe() == "sampled at temperature 0.7"
 
 
 def test_the_command_line_flags_are_the_fields_marked_for_it():
     names = [field.name for field in SearchSettings.flags()]
     assert names == ["max_length", "beam_size", "length_penalty", "suppress_unknown",
-                     "no_repeat_ngram_size"]
+                     "no_repeat_ngram_size", "min_length"]
     assert all(field.metadata["help"] for field in SearchSettings.flags())
 
 
