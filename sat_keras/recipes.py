@@ -147,8 +147,9 @@ def train_recipe(data, run, preset=None, overrides=None, self_critical=None):
     training = TrainingSettings.from_dict(settings["training"])
     check_settings(data, training, settings["encoder"])
     check_model_arguments(settings["model"])
-    config = {"dataset": data.dataset, "preset": preset, "features_dir": data.features_dir,
-              "seed": run.seed, **settings, "training": training.as_dict(),
+    config = {"dataset": data.dataset, "data_dir": data.data_dir,
+              "captions_file": data.captions_file, "features_dir": data.features_dir,
+              "preset": preset, "seed": run.seed, **settings, "training": training.as_dict(),
               "self_critical": dataclasses.asdict(self_critical) if self_critical else None}
     keras.utils.set_random_seed(run.seed)
     records = _read_records(data, training, run)

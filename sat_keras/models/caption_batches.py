@@ -48,8 +48,7 @@ def generate_inputs(inputs, image_size):
                              "resized for it: pass a uint8 batch of images.")
         images, _, errors = load_image_files(list(inputs), image_size)
         if errors:
-            raise ValueError("Not captioned: " + "; ".join(
-                f"{_name(item, inputs)}: {message}" for item, message in errors))
+            raise ValueError("Not captioned: " + "; ".join(_failures(inputs, errors)))
         return "images", images
     images = np.asarray(inputs)
     if images.ndim != 4 or images.dtype != np.uint8:
@@ -59,11 +58,14 @@ def generate_inputs(inputs, image_size):
     return "images", images
 
 
-def _name(item, inputs):
-    """How an error names an input: its path, or inputs[i] for bytes."""
-    if isinstance(item, bytes):
-        return f"inputs[{next(i for i, x in enumerate(inputs) if x is item)}]"
-    return os.fspath(item)
+def _failures(inputs, errors):
+    """ "PATH: message" (or "inputs[i]: message" for bytes) per input that failed;
+    `errors` are (input, message) in the order of `inputs`."""
+    pending = list(errors)
+    for position, item in enumerate(inputs):
+        if pending and pending[0][0] is item:
+            name = f"inputs[{position}]" if isinstance(item, bytes) else os.fspath(item)
+            yield f"{name}: {pending.pop(0)[1]}"
 
 
 def caption_in_batches(search, name, values, batch_size, vocabulary, num_captions=None):

@@ -127,7 +127,7 @@ class Captioner:
             **overrides: fields merged in last (`beam_size=3`); None is not
                 given. An unknown field raises ValueError naming the known ones.
         """
-        own = getattr(self, "_search_settings", None) or decoding.SearchSettings()
+        own = self.search_settings
         if isinstance(search, dict):
             overrides = {**search, **overrides}
         elif search is not None:

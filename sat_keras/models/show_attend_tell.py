@@ -576,9 +576,7 @@ def check_arguments(arguments):
     model_names = (set(inspect.signature(ShowAttendTell.__init__).parameters)
                    - {"self", "kwargs"}) | {"name", "dtype", "trainable"}
     checks.check_names("model arguments", arguments, model_names | decoder_arguments())
-    if isinstance(arguments.get("decoder"), dict):
-        checks.check_names("decoder arguments", arguments["decoder"], decoder_arguments())
-    try:
+    try:  # the decoder's arguments are checked by name and value as it is built
         ShowAttendTell(Vocabulary(list(SPECIAL_TOKENS)), **arguments)
     except TypeError as error:  # a value of the wrong type met a comparison
         raise ValueError(f"Bad model arguments {arguments}: {error}") from None
