@@ -106,10 +106,10 @@ def test_the_notebook_runs_top_to_bottom_on_synthetic_data(tmp_path):
     photo.write_bytes(encode_image("jpeg", height=80, width=100))
     work_dir = tmp_path / "run"
     text = run_notebook(tmp_path, DATASET="synthetic", WORK_DIR=str(work_dir),
-                        MAX_IMAGES=200, PHOTO=str(photo))
-    assert "preset synthetic: 160 train and 20 dev images" in text
+                        MAX_IMAGES=60, PHOTO=str(photo))
+    assert "preset synthetic: 48 train and 6 dev images" in text
     assert "'batch_size': 64," in text and "'epochs': 9," in text  # the preset's
-    assert re.search(r"dev \(20 images\), beam 3, \w+ tokenization:\nBLEU-1 0\.\d+, BLEU-2 .*"
+    assert re.search(r"dev \(6 images\), beam 3, \w+ tokenization:\nBLEU-1 0\.\d+, BLEU-2 .*"
                      r"BLEU-4 0\.\d+", text)
     assert_the_results_were_written(work_dir)
     rest, python = rest_and_python_captions(text)

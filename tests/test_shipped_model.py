@@ -61,11 +61,13 @@ def keras_image(path):
     return load_image(path, 224)
 
 
+@pytest.mark.slow
 @needs_photos
 def test_every_door_gives_a_photo_the_same_caption(dev_photos, shipped, capsys):
     """Python's `generate`, `sat-keras caption`, the SavedModel's `serving_default` in
     plain TensorFlow, and the in-process servers (REST and gRPC), on 20 real photos,
-    each with its own default decoding: the model's."""
+    each with its own default decoding: the model's. (Slow: the real model loads
+    four times, about 30 s on 2 cores.)"""
     photos = [record.image_path for record in dev_photos[:20]]
     in_python = shipped.generate(photos)
 

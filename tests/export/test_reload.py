@@ -225,9 +225,8 @@ def test_an_exports_search_is_one_object_and_older_exports_flat_fields_still_rea
 
 def test_an_export_takes_the_models_decoding_with_the_changes_given(tmp_path):
     model = tiny_image_model()
-    model.choose_search({"beam_size": 3, "suppress_unknown": True})
-    export_captioner(model, str(tmp_path / "own" / "1"))
-    assert export_search(read_export_config(str(tmp_path / "own"))) == model.search_settings
+    model.choose_search({"beam_size": 3, "suppress_unknown": True})  # the CLI's own-decoding
+    # export: test_export_and_caption_default_to_a_trained_models_chosen_decoding
     export_captioner(model, str(tmp_path / "changed" / "1"), beam_size=2, num_captions=2)
     assert export_search(read_export_config(str(tmp_path / "changed"))) == (
         model.search_settings.replace(beam_size=2, num_captions=2))
