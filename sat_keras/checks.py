@@ -24,22 +24,25 @@ def _is_number(value):
             and math.isfinite(value))
 
 
+def _require(name, value, valid, expected, optional):
+    """Fails unless `valid(value)`, or `value` is None and `optional`."""
+    if not (optional and value is None) and not valid(value):
+        _fail(name, expected + (" or None" if optional else ""), value)
+
+
 def positive_int(name, value, optional=False):
     """An integer of at least 1 (or None when `optional`)."""
-    if not (optional and value is None) and not (_is_int(value) and value >= 1):
-        _fail(name, "a positive integer" + (" or None" if optional else ""), value)
+    _require(name, value, lambda v: _is_int(v) and v >= 1, "a positive integer", optional)
 
 
 def non_negative_int(name, value, optional=False):
     """An integer of at least 0 (or None when `optional`)."""
-    if not (optional and value is None) and not (_is_int(value) and value >= 0):
-        _fail(name, "a non-negative integer" + (" or None" if optional else ""), value)
+    _require(name, value, lambda v: _is_int(v) and v >= 0, "a non-negative integer", optional)
 
 
 def positive_number(name, value, optional=False):
     """A finite number above 0 (or None when `optional`)."""
-    if not (optional and value is None) and not (_is_number(value) and value > 0):
-        _fail(name, "a positive number" + (" or None" if optional else ""), value)
+    _require(name, value, lambda v: _is_number(v) and v > 0, "a positive number", optional)
 
 
 def number(name, value, low=None, high=None):
@@ -62,15 +65,14 @@ def boolean(name, value):
 
 def one_of(name, value, choices, optional=False):
     """One of `choices` (or None when `optional`)."""
-    if not (optional and value is None) and (
-            not isinstance(value, (str, int, float)) or value not in choices):
-        _fail(name, f"one of {list(choices)}" + (" or None" if optional else ""), value)
+    _require(name, value, lambda v: isinstance(v, (str, int, float)) and v in choices,
+             f"one of {list(choices)}", optional)
 
 
 def text(name, value, optional=False):
     """A non-empty string (or None when `optional`): a path, a name."""
-    if not (optional and value is None) and not (isinstance(value, str) and value):
-        _fail(name, "a non-empty string" + (" or None" if optional else ""), value)
+    _require(name, value, lambda v: isinstance(v, str) and bool(v), "a non-empty string",
+             optional)
 
 
 def fill_defaults(settings):
